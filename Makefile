@@ -1,0 +1,39 @@
+# luatorch_port: `make demo` (set-up + the whole report on the embedded sample data), `make test`.
+PYTHON ?= python3
+TORCH_PIN := torch==2.13.0
+
+ifdef VIRTUAL_ENV
+  PY := python
+  STAMP := $(VIRTUAL_ENV)/.luatorch_port-installed
+else
+  PY := .venv/bin/python
+  STAMP := .venv/.luatorch_port-installed
+endif
+A2 := $(PY) -m luatorch_port
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+# torch is pinned and installed first: an unpinned torch pulls a multi-GB CUDA build.
+$(STAMP): setup.cfg pyproject.toml
+ifndef VIRTUAL_ENV
+	test -x .venv/bin/python || $(PYTHON) -m venv .venv
+endif
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH_PIN)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q -ra tests
+
+demo: install
+	$(A2) data sample data/sample
+	$(A2) report data/sample --out report --budget quick
+
+bench: install
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .hypothesis report bench-out
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,58 @@
+"""`a2`: the command line. One module per group; each command calls one library function."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import A2Error
+from ..t7 import T7FormatError, T7WriteError
+
+# Errors that mean "bad input": printed as one line, exit status 1, no traceback.
+USER_ERRORS = (A2Error, T7FormatError, T7WriteError, FileNotFoundError, IsADirectoryError,
+               NotADirectoryError, PermissionError)
+
+
+class A2Group(click.Group):
+    """The top-level group: turns library errors into one-line click errors."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as err:
+            raise click.ClickException(_one_line(err)) from None
+
+
+def _one_line(err) -> str:
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror or err}"
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+
+
+@click.group(cls=A2Group, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="a2")
+def cli():
+    """Port of a Lua Torch7 solution to NYU DS-GA 1008 (2016) Assignment 2: STL-10
+    semi-supervised image recognition. Commands follow the report's sections."""
+
+
+def _register():
+    from . import t7 as t7_cmds
+    cli.add_command(t7_cmds.group)
+
+
+_register()
+
+
+def main(argv=None):
+    """Console-script entry point."""
+    return cli.main(args=argv, prog_name="a2")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

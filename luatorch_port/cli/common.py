@@ -1,0 +1,79 @@
+"""Options and helpers every `a2` command shares: seed, device, progress, errors."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import click
+import numpy as np
+import torch
+
+
+def seed_option(default=1):
+    return click.option("--seed", type=int, default=default, show_default=True,
+                        help="Random seed (torch, numpy, random); recorded in the run's JSON.")
+
+
+def device_option():
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                        show_default=True, help="auto = cuda when available, else cpu.")
+
+
+def quiet_option():
+    return click.option("--quiet", is_flag=True, help="No progress bars.")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto|cpu|cuda`` -> a ``torch.device``; asking for cuda without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise click.ClickException("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, quiet: bool = False) -> torch.Generator:
+    """Seed torch, numpy and random (the CLI is the only place that seeds globally).
+
+    Returns a CPU ``torch.Generator`` seeded with ``seed`` for library functions.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if not quiet:
+        click.echo(f"seed: {seed}", err=True)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
+def progress(iterable=None, *, length=None, label="", quiet=False):
+    """A click progress bar on stderr (a silent pass-through with ``quiet``)."""
+    if quiet:
+        return _Silent(iterable, length)
+    return click.progressbar(iterable, length=length, label=label, file=click.get_text_stream("stderr"),
+                             show_eta=True, show_percent=True, item_show_func=None)
+
+
+class _Silent:
+    def __init__(self, iterable, length):
+        self.iterable = iterable if iterable is not None else range(length or 0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def update(self, n, current_item=None):
+        pass
+
+
+def ensure_parent(path) -> None:
+    """Create the folder that will hold ``path``."""
+    parent = os.path.dirname(os.path.abspath(os.fspath(path)))
+    os.makedirs(parent, exist_ok=True)

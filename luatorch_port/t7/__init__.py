@@ -1,0 +1,12 @@
+"""Lua Torch7's t7 file format: ``load`` (binary and ascii) and ``save`` (binary).
+
+Everything Lua-specific about files lives here: 1-based table keys, long width, class
+names and versions. See :func:`load` and :func:`save`.
+"""
+
+from .reader import T7FormatError, load
+from .types import LuaFunction, LuaObject, Storage, TableKey
+from .writer import T7WriteError, atomic_output, dumps, save
+
+__all__ = ["load", "save", "dumps", "T7FormatError", "T7WriteError", "LuaObject",
+           "LuaFunction", "Storage", "TableKey", "atomic_output"]

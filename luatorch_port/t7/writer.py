@@ -1,0 +1,226 @@
+"""Writer for Lua Torch7's binary serialization format (8-byte long).
+
+Port of torch7's ``File.lua`` ``writeObject`` and ``Tensor.c``/``Storage.c`` ``write``
+(torch7 814ea4a): each table, torch object and function gets a reference index (the first
+object is 1), an object met again is written as its tag and index only, tensors write
+nDimension, sizes, strides, storageOffset+1 and then their whole storage as an object.
+
+Deviations: Python has no Lua table order, so a dict's keys are written in insertion
+order (Lua's ``pairs`` order is hash-seeded per process: byte-exact output is only defined
+for tables with at most one string key). A 0-dim tensor is written as a 1-element 1-D
+tensor and a bool tensor as a ByteTensor (Torch7 has neither).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import struct
+import tempfile
+
+import numpy as np
+import torch
+
+from .reader import (TYPE_BOOLEAN, TYPE_NIL, TYPE_NUMBER, TYPE_STRING, TYPE_TABLE,
+                     TYPE_TORCH)
+from .types import DTYPE_TENSOR_CLASS, LuaFunction, LuaObject, Storage, TableKey
+
+_CHUNK = 1 << 24  # bytes per write() of a large storage
+
+
+class T7WriteError(ValueError):
+    """An object cannot be written as t7; the message names its path (``root.data[3]``)."""
+
+
+class Writer:
+    """Serializes one object graph to a binary file object."""
+
+    def __init__(self, f):
+        self.f = f
+        self.index = {}  # identity key -> reference index
+        self.next_index = 1
+        self.alive = []  # keeps keyed objects alive so their id() is not reused
+
+    def _i32(self, v):
+        self.f.write(struct.pack("<i", v))
+
+    def _i64s(self, values):
+        self.f.write(struct.pack(f"<{len(values)}q", *values))
+
+    def _chars(self, b: bytes):
+        self._i32(len(b))
+        self.f.write(b)
+
+    def _reference(self, tag, key, obj=None):
+        """Write tag + index; True if the object was already written (nothing more to do)."""
+        self._i32(tag)
+        self.alive.append(obj)
+        if key in self.index:
+            self._i32(self.index[key])
+            return True
+        self.index[key] = self.next_index
+        self._i32(self.next_index)
+        self.next_index += 1
+        return False
+
+    def _torch_header(self, class_name, version=1):
+        self._chars(f"V {version}".encode())
+        self._chars(class_name.encode())
+
+    def write(self, obj, path="root"):
+        if obj is None:
+            self._i32(TYPE_NIL)
+        elif isinstance(obj, (bool, np.bool_)):
+            self._i32(TYPE_BOOLEAN)
+            self._i32(1 if obj else 0)
+        elif isinstance(obj, (int, float, np.integer, np.floating)):
+            self._i32(TYPE_NUMBER)
+            self.f.write(struct.pack("<d", float(obj)))
+        elif isinstance(obj, (str, bytes)):
+            self._i32(TYPE_STRING)
+            self._chars(obj if isinstance(obj, bytes) else obj.encode("utf-8", "surrogateescape"))
+        elif isinstance(obj, np.ndarray):
+            self.write(torch.from_numpy(np.ascontiguousarray(obj)), path)
+        elif isinstance(obj, torch.Tensor):
+            self._write_tensor(obj, path)
+        elif isinstance(obj, Storage):
+            self._write_storage(obj.tensor, path)
+        elif isinstance(obj, (list, tuple)):
+            if self._reference(TYPE_TABLE, ("t", id(obj)), obj):
+                return
+            self._i32(len(obj))
+            for i, v in enumerate(obj, start=1):
+                self.write(i)
+                self.write(v, f"{path}[{i}]")
+        elif isinstance(obj, dict):
+            if self._reference(TYPE_TABLE, ("t", id(obj)), obj):
+                return
+            self._i32(len(obj))
+            for k, v in obj.items():
+                self._write_key(k, path)
+                self.write(v, f"{path}.{k}" if isinstance(k, str) else f"{path}[{k!r}]")
+        elif isinstance(obj, LuaObject):
+            if self._reference(TYPE_TORCH, ("o", id(obj)), obj):
+                return
+            self._torch_header(obj.class_name, obj.version)
+            self.write(obj.fields, path)
+        elif isinstance(obj, LuaFunction):
+            if self._reference(obj.type_tag, ("f", id(obj)), obj):
+                return
+            self._chars(obj.dumped)
+            self.write(obj.upvalues, f"{path}.<upvalues>")
+        else:
+            raise T7WriteError(f"Unwritable object <{type(obj).__name__}> at {path}")
+
+    def _write_key(self, key, path):
+        if isinstance(key, TableKey):
+            self.write(key.value, f"{path}.<key>")
+        elif isinstance(key, float) and math.isnan(key):
+            raise T7WriteError(f"a table key cannot be NaN at {path}")
+        else:
+            self.write(key, f"{path}.<key>")
+
+    def _write_tensor(self, t, path):
+        if t.dtype not in DTYPE_TENSOR_CLASS:
+            raise T7WriteError(f"Unwritable tensor dtype {t.dtype} at {path}")
+        if self._reference(TYPE_TORCH, ("T", id(t)), t):
+            return
+        t = t.detach()
+        if t.device.type != "cpu" or t.is_conj() or t.is_neg():
+            t = t.resolve_conj().resolve_neg().cpu()
+        if t.dtype == torch.bool:
+            t = t.to(torch.uint8)
+        self._torch_header(DTYPE_TENSOR_CLASS[t.dtype])
+        if t.numel() == 0:  # torch7's empty tensor: no dimensions, nil storage
+            self._i32(0)
+            self._i64s([])
+            self._i64s([])
+            self._i64s([1])
+            self._i32(TYPE_NIL)
+            return
+        if t.dim() == 0:
+            t = t.reshape(1)
+        self._i32(t.dim())
+        self._i64s(list(t.shape))
+        self._i64s(list(t.stride()))
+        self._i64s([t.storage_offset() + 1])
+        untyped = t.untyped_storage()
+        whole = torch.empty(0, dtype=t.dtype).set_(
+            untyped, 0, (untyped.nbytes() // t.element_size(),))
+        self._write_storage(whole, path, key=("S", untyped.data_ptr(), t.dtype, untyped.nbytes()))
+
+    def _write_storage(self, flat, path, key=None):
+        if flat.dtype not in DTYPE_TENSOR_CLASS:
+            raise T7WriteError(f"Unwritable storage dtype {flat.dtype} at {path}")
+        if flat.dtype == torch.bool:
+            flat = flat.to(torch.uint8)
+        flat = flat.detach().cpu()
+        if key is None:
+            key = ("S", flat.untyped_storage().data_ptr(), flat.dtype, flat.storage_offset(),
+                   flat.numel())
+        if self._reference(TYPE_TORCH, key, flat):
+            return
+        self._torch_header(DTYPE_TENSOR_CLASS[flat.dtype].replace("Tensor", "Storage"))
+        self._i64s([flat.numel()])
+        data = flat.contiguous().numpy().view(np.uint8).reshape(-1)
+        for start in range(0, data.size, _CHUNK):
+            self.f.write(memoryview(data[start:start + _CHUNK]))
+
+
+def dumps(obj) -> bytes:
+    """The t7 bytes of ``obj`` (see :func:`save`)."""
+    buf = io.BytesIO()
+    Writer(buf).write(obj)
+    return buf.getvalue()
+
+
+def save(obj, path_or_file):
+    """Write ``obj`` as a binary t7 file that Lua Torch7's ``torch.load`` reads.
+
+    Accepts None, bool, int/float (written as Lua numbers, i.e. doubles), str/bytes,
+    list/tuple (Lua arrays), dict (tables), ``torch.Tensor`` and numpy arrays of any
+    Torch7 dtype (non-contiguous ones too: the storage and strides are written),
+    :class:`Storage`, :class:`LuaObject` (nn modules) and :class:`LuaFunction`. An object
+    met twice is written once and referenced. A path is written atomically: a temp file
+    in the same folder, renamed into place, so an interrupted save leaves no partial file.
+
+    Raises
+    ------
+    T7WriteError
+        For an object Torch7 cannot hold; the message names its path in ``obj``.
+    """
+    if hasattr(path_or_file, "write"):
+        Writer(path_or_file).write(obj)
+        return
+    path = os.fspath(path_or_file)
+    with atomic_output(path) as f:
+        Writer(f).write(obj)
+
+
+class atomic_output:
+    """``with atomic_output(path) as f``: write to a temp file, rename over ``path`` on success."""
+
+    def __init__(self, path, mode="wb"):
+        self.path = os.fspath(path)
+        self.mode = mode
+
+    def __enter__(self):
+        folder = os.path.dirname(os.path.abspath(self.path))
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp",
+                                        dir=folder)
+        self.f = os.fdopen(fd, self.mode, **({} if "b" in self.mode else {"encoding": "utf-8"}))
+        return self.f
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.f.flush()
+                os.fsync(self.f.fileno())
+            self.f.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+        finally:
+            if os.path.exists(self.tmp):
+                os.unlink(self.tmp)
+        return False
