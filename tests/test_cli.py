@@ -1,0 +1,64 @@
+"""The CLI as a whole: every command has --help, and README's command list matches `a2 --help`."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from luatorch_port.cli import cli
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _commands(group=cli, prefix=("a2",)):
+    for name, cmd in sorted(group.commands.items()):
+        path = prefix + (name,)
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, path)
+        else:
+            yield path
+
+
+ALL = list(_commands())
+
+
+def test_there_are_commands():
+    assert ("a2", "t7", "show") in ALL
+
+
+@pytest.mark.parametrize("path", ALL, ids=[" ".join(p) for p in ALL])
+def test_help(path):
+    result = CliRunner().invoke(cli, list(path[1:]) + ["--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize("path", ALL, ids=[" ".join(p) for p in ALL])
+def test_readme_lists_command(path):
+    readme = README.read_text()
+    assert re.search(r"`" + re.escape(" ".join(path)) + r"[ `]", readme), \
+        f"README.md's command list lacks `{' '.join(path)}`"
+
+
+def test_readme_lists_no_command_that_does_not_exist():
+    listed = re.findall(r"^- `(a2 [a-z0-9 -]+?)(?: [A-Z\[-]|`)", README.read_text(), re.M)
+    known = {" ".join(p) for p in ALL}
+    assert listed, "README.md has no command list"
+    for entry in listed:
+        assert entry.strip() in known, f"README lists `{entry}`, which `a2 --help` lacks"
+
+
+def test_python_dash_m_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "luatorch_port", "--help"], capture_output=True,
+                         text=True, check=True)
+    assert "Usage:" in out.stdout
+
+
+def test_unknown_file_is_one_line_error():
+    result = CliRunner().invoke(cli, ["t7", "show", "no/such/file.t7"])
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
