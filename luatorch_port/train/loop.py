@@ -1,0 +1,406 @@
+"""Port of the starter's train.lua (jakezhaojb/ds-ga-1008-a2): the epoch loop, reusable.
+
+Per epoch, as train.lua does: the learning rate is halved when ``epoch % epoch_step == 0``
+(so epochs 1..24 use lr, 25..49 lr/2, ...); the training set is shuffled and split into
+batches of ``batch_size`` with the LAST chunk dropped (train.lua's ``indices[#indices] =
+nil``, even when that chunk is full); each batch goes through BatchFlip (half the batch
+flipped, training only), the model, CrossEntropyCriterion and one ``optim.sgd`` step, and
+into a confusion matrix; then the model is evaluated on the validation set, a row
+``{train accuracy %, val accuracy %}`` is added to ``val.log`` (optim.Logger format) and
+``model.net`` is written every ``save_every`` epochs.
+
+:func:`fit` takes already-normalised tensors (or any object with ``__len__`` and
+``get_batch(indices) -> (inputs, targets)``), a loss hook and an epoch hook, so the
+surrogate-class and pseudo-label methods reuse it.
+
+Deviations:
+- train.lua saves ``model.net`` when ``epoch % 5 == 0`` *after* its epoch counter was
+  already incremented (i.e. after epochs 4, 9, 14, ...); here it is saved after epochs
+  ``save_every``, ``2*save_every``, ... and after the last epoch.
+- The validation pass evaluates a partial last batch (train.lua's ``narrow`` would fail
+  when the set size is not a multiple of 125) and runs under ``torch.no_grad``.
+- Shuffling uses ``DistributedSampler``'s permutation (seeded once from the generator), so a
+  1-process and an N-process run see the same global batches.
+- Every epoch also writes a resumable ``checkpoint.pt`` (train.lua has no resume).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data.distributed import DistributedSampler
+
+from ..errors import A2Error
+from ..t7 import atomic_output
+from . import distributed as D
+from .batchflip import batch_flip, flip_mask
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng, save_checkpoint
+from .confusion import ConfusionMatrix
+from .logger import STARTER_NAMES, Logger
+
+MODEL_NAME = "model.net"          # train.lua: paths.concat(opt.save, 'model.net')
+LOG_NAME = "val.log"              # train.lua: optim.Logger(paths.concat(opt.save, 'val.log'))
+CONFUSION_NAME = "confusion.txt"  # train.lua writes tostring(confusion) into report.html
+
+
+@dataclass
+class TrainConfig:
+    """The starter's options; the CLI exposes them under their Lua names.
+
+    batch_size (``--batchSize``, 64), learning_rate (``--learningRate``, 1),
+    learning_rate_decay (``--learningRateDecay``, 1e-7), weight_decay (``--weightDecay``,
+    5e-4), momentum (``--momentum``, 0.9), epoch_step (``--epoch_step``, 25), max_epoch
+    (``--max_epoch``, 300).
+    """
+
+    batch_size: int = 64
+    learning_rate: float = 1.0
+    learning_rate_decay: float = 1e-7
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    epoch_step: int = 25
+    max_epoch: int = 300
+    save_every: int = 5           # train.lua: `if epoch % 5 == 0 then torch.save(model.net)`
+    checkpoint_every: int = 1
+    flip: bool = True             # nn.BatchFlip in front of the model
+    val_batch_size: int = 125     # train.lua val(): `local bs = 125`
+    channels_last: bool = True    # see docs/train.md: faster convolutions on CPU
+    n_classes: int = 10
+
+    def validate(self) -> "TrainConfig":
+        for name in ("batch_size", "epoch_step", "max_epoch", "save_every", "checkpoint_every",
+                     "val_batch_size", "n_classes"):
+            if getattr(self, name) < 1:
+                raise A2Error(f"{name}={getattr(self, name)} should be >= 1")
+        if self.learning_rate <= 0:
+            raise A2Error(f"learning_rate={self.learning_rate} should be > 0")
+        return self
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 1-based ``epoch``: halved at every multiple of ``epoch_step``."""
+        return self.learning_rate / 2 ** (epoch // self.epoch_step)
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """Passed to ``loss_fn``: 1-based ``epoch``, 0-based ``batch`` in it, 0-based ``step`` overall."""
+
+    epoch: int
+    batch: int
+    step: int
+
+
+@dataclass
+class FitResult:
+    model: torch.nn.Module
+    history: list = field(default_factory=list)
+    val_confusion: Optional[ConfusionMatrix] = None
+    train_confusion: Optional[ConfusionMatrix] = None
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+
+class TensorData:
+    """In-memory ``(inputs, targets)``; ``get_batch(indices)`` indexes both."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor):
+        if inputs.shape[0] != targets.shape[0]:
+            raise A2Error(f"{inputs.shape[0]} inputs but {targets.shape[0]} targets")
+        self.inputs, self.targets = inputs, targets
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    def get_batch(self, indices: torch.Tensor):
+        return self.inputs.index_select(0, indices), self.targets.index_select(0, indices)
+
+
+def as_data(data):
+    """A ``(inputs, targets)`` pair -> :class:`TensorData`; a data object passes through."""
+    if data is None:
+        return None
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return TensorData(*data)
+    if hasattr(data, "get_batch") and hasattr(data, "__len__"):
+        return data
+    raise A2Error(f"training data must be an (inputs, targets) pair or have __len__ and "
+                  f"get_batch(indices), got {type(data).__name__}")
+
+
+def cross_entropy(outputs, targets, info=None):
+    """nn.CrossEntropyCriterion (sizeAverage): LogSoftMax + ClassNLL, mean over the batch."""
+    return F.cross_entropy(outputs, targets)
+
+
+def lua_sgd(params, config: TrainConfig):
+    """``optim.sgd`` with the config's learning rate, decay, weight decay and momentum."""
+    from ..optim import SGD
+    return SGD(params, learningRate=config.learning_rate,
+               learningRateDecay=config.learning_rate_decay,
+               weightDecay=config.weight_decay, momentum=config.momentum)
+
+
+def set_learning_rate(optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["learningRate" if "learningRate" in group else "lr"] = lr
+
+
+def default_save_model(model, path) -> None:
+    from ..nn import save_model
+    save_model(model, path)
+
+
+def _contiguous_copy(model):
+    dup = copy.deepcopy(model)
+    return dup.to(memory_format=torch.contiguous_format)
+
+
+def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
+        generator: torch.Generator, device=None, out_dir=None,
+        loss_fn: Callable = cross_entropy, on_epoch_end: Optional[Callable] = None,
+        optimizer_fn: Callable = lua_sgd, save_model_fn: Optional[Callable] = default_save_model,
+        resume: bool = False, dist_ctx: D.DistContext = D.SINGLE, progress=None,
+        classes=None, log_names=STARTER_NAMES, echo: Optional[Callable] = None) -> FitResult:
+    """Train ``model`` as train.lua does; return a :class:`FitResult`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Outputs (N, n_classes) scores. Moved to ``device``; under torchrun wrapped in DDP.
+    train_data, val_data
+        ``(inputs float (N, C, H, W) already normalised, targets int64 (N,) 0-based)`` or an
+        object with ``__len__`` and ``get_batch(indices) -> (inputs, targets)``.
+        ``val_data`` may be None (the val column of val.log is then nan). Targets < 0 are
+        left out of the confusion matrices (a pseudo-label batch marks unlabelled rows so).
+    config : TrainConfig
+    generator : torch.Generator
+        CPU generator for the batch order seed and the flips (dropout uses torch's global
+        RNG, which the CLI seeds; both are checkpointed).
+    device : torch.device, optional
+        Default: where the model's parameters are.
+    out_dir : path, optional
+        Where ``val.log``, ``model.net``, ``confusion.txt`` and ``checkpoint.pt`` go (rank 0
+        only). None writes nothing (no resume either).
+    loss_fn : callable ``(outputs, targets, StepInfo) -> scalar loss``
+        Default nn.CrossEntropyCriterion.
+    on_epoch_end : callable ``(epoch, model, record) -> None``, optional
+        Called on every rank after validation, before the checkpoint (so anything it
+        draws from the RNGs is replayed exactly on resume).
+    optimizer_fn : callable ``(params, config) -> optimizer``
+        Default :func:`lua_sgd` (optim.sgd semantics).
+    save_model_fn : callable ``(model, path)``, optional
+        Writes ``model.net``; default ``luatorch_port.nn.save_model`` (Lua-loadable t7).
+    resume : bool
+        Continue from ``out_dir/checkpoint.pt`` (model, optimizer, epoch, RNG states, log).
+    dist_ctx : DistContext
+        From :func:`distributed.init_from_env`; the global batch is split across ranks.
+    progress : callable ``(length=, label=) -> context manager bar``, optional
+        E.g. ``functools.partial(cli.common.progress, quiet=quiet)``; bars only on rank 0.
+    echo : callable ``(str) -> None``, optional
+        Receives one summary line per epoch (rank 0 only).
+    """
+    config.validate()
+    train_data, val_data = as_data(train_data), as_data(val_data)
+    if device is None:
+        device = next(model.parameters()).device
+    device = torch.device(device)
+    main = dist_ctx.is_main
+    if out_dir is not None and main:
+        os.makedirs(out_dir, exist_ok=True)
+
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model.to(device=device, memory_format=memory_format)
+    optimizer = optimizer_fn(model.parameters(), config)
+
+    history, start_epoch = [], 0
+    ckpt_path = os.path.join(out_dir, CHECKPOINT_NAME) if out_dir is not None else None
+    if resume:
+        if ckpt_path is None:
+            raise A2Error("resume needs an output folder holding checkpoint.pt")
+        state = load_checkpoint(ckpt_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        restore_rng(state, generator)
+        history = list(state["history"])
+        start_epoch = state["epoch"]
+        sampler_seed = int(state["extra"]["sampler_seed"])
+    else:
+        sampler_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+
+    net = D.wrap_model(model, dist_ctx, device)
+    logger = None
+    if out_dir is not None and main:
+        logger = Logger(os.path.join(out_dir, LOG_NAME), log_names,
+                        rows=[[h["train_acc"], h["val_acc"]] for h in history])
+
+    n = len(train_data)
+    n_batches = math.ceil(n / config.batch_size) - 1
+    if n_batches < 1:
+        raise A2Error(f"{n} training images leave no batch of {config.batch_size} once the "
+                      f"last chunk is dropped (train.lua's rule); use a smaller --batchSize")
+    local_bs = D.local_batch_size(config.batch_size, dist_ctx)
+    sampler = DistributedSampler(range(n), num_replicas=dist_ctx.world_size,
+                                 rank=dist_ctx.rank, shuffle=True, seed=sampler_seed)
+    train_conf = ConfusionMatrix(config.n_classes, classes, device=device)
+    val_conf = ConfusionMatrix(config.n_classes, classes, device=device)
+    step = start_epoch * n_batches
+
+    for epoch in range(start_epoch + 1, config.max_epoch + 1):
+        lr = config.lr_at(epoch)
+        set_learning_rate(optimizer, lr)
+        net.train()
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(sampler), dtype=torch.int64)
+        train_conf.zero()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        tic = time.perf_counter()
+        bar = _bar(progress if main else None, n_batches, f"epoch {epoch}/{config.max_epoch}")
+        with bar:
+            for k in range(n_batches):
+                inputs, targets = train_data.get_batch(order[k * local_bs:(k + 1) * local_bs])
+                mask = flip_mask(config.batch_size, generator) if config.flip else None
+                inputs = inputs.to(device, non_blocking=True)
+                targets = targets.to(device, non_blocking=True)
+                if mask is not None:
+                    inputs = batch_flip(inputs, D.shard(mask, dist_ctx))
+                if inputs.dim() == 4:
+                    inputs = inputs.contiguous(memory_format=memory_format)
+                outputs = net(inputs)
+                loss = loss_fn(outputs, targets, StepInfo(epoch, k, step))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                train_conf.batch_add(outputs, targets)
+                loss_sum += loss.detach()
+                step += 1
+                if main and progress is not None:
+                    _update_bar(bar, k, loss_sum, train_conf, local_bs, tic)
+        seconds = time.perf_counter() - tic
+        D.all_reduce_sum_(train_conf.mat, dist_ctx)
+        D.all_reduce_sum_(loss_sum, dist_ctx)
+        train_acc = train_conf.total_valid * 100
+
+        val_acc = math.nan
+        if val_data is not None:
+            val_conf = evaluate(D.unwrap(net), val_data, config, device=device,
+                                dist_ctx=dist_ctx, classes=classes)
+            val_acc = val_conf.total_valid * 100
+        record = {"epoch": epoch, "lr": lr, "loss": float(loss_sum) / (n_batches * dist_ctx.world_size),
+                  "train_acc": train_acc, "val_acc": val_acc, "seconds": seconds,
+                  "images_per_s": n_batches * config.batch_size / max(seconds, 1e-9)}
+        history.append(record)
+        if main and echo is not None:
+            echo(f"epoch {epoch}: loss {record['loss']:.4f}  train {train_acc:.2f}%  "
+                 f"val {val_acc:.2f}%  lr {lr:g}  {record['images_per_s']:.0f} img/s")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, D.unwrap(net), record)
+
+        last = epoch == config.max_epoch
+        if out_dir is not None and main:
+            logger.add([train_acc, val_acc])
+            with atomic_output(os.path.join(out_dir, CONFUSION_NAME), "w") as f:
+                f.write(f"epoch {epoch}\ntrain:\n{train_conf}\n\nval:\n{val_conf}\n")
+            if save_model_fn is not None and (epoch % config.save_every == 0 or last):
+                save_model_fn(_contiguous_copy(D.unwrap(net)).eval(),
+                              os.path.join(out_dir, MODEL_NAME))
+            if epoch % config.checkpoint_every == 0 or last:
+                save_checkpoint(ckpt_path, model=D.unwrap(net), optimizer=optimizer, epoch=epoch,
+                                generator=generator, history=history,
+                                extra={"sampler_seed": sampler_seed, "config": asdict(config)})
+        D.barrier(dist_ctx)
+
+    return FitResult(model=D.unwrap(net), history=history, val_confusion=val_conf,
+                     train_confusion=train_conf)
+
+
+@torch.no_grad()
+def evaluate(model, data, config: TrainConfig, *, device=None, dist_ctx=D.SINGLE,
+             classes=None) -> ConfusionMatrix:
+    """Confusion matrix of ``model`` (evaluate mode) on ``data``, summed over the ranks."""
+    data = as_data(data)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.eval()
+    conf = ConfusionMatrix(config.n_classes, classes, device=device)
+    rows = torch.arange(len(data))[dist_ctx.rank::dist_ctx.world_size]
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    for start in range(0, len(rows), config.val_batch_size):
+        inputs, targets = data.get_batch(rows[start:start + config.val_batch_size])
+        inputs = inputs.to(device)
+        if inputs.dim() == 4:
+            inputs = inputs.contiguous(memory_format=memory_format)
+        conf.batch_add(model(inputs), targets.to(device))
+    D.all_reduce_sum_(conf.mat, dist_ctx)
+    return conf
+
+
+@torch.no_grad()
+def predict_scores(model, inputs: torch.Tensor, *, batch_size: int = 125, device=None,
+                   progress=None) -> torch.Tensor:
+    """(N, C) float scores of ``model`` in evaluate mode, computed in batches, on the CPU."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.eval()
+    chunks = []
+    starts = range(0, inputs.shape[0], batch_size)
+    with _bar(progress, len(starts), "predict") as bar:
+        for start in bar:
+            x = inputs[starts[start]:starts[start] + batch_size].to(device)
+            chunks.append(model(x).float().cpu())
+    if not chunks:
+        raise A2Error("no images to predict")
+    return torch.cat(chunks)
+
+
+def predict(model, inputs: torch.Tensor, *, batch_size: int = 125, device=None,
+            progress=None) -> torch.Tensor:
+    """0-based int64 class of each input (argmax of the model's scores)."""
+    return predict_scores(model, inputs, batch_size=batch_size, device=device,
+                          progress=progress).argmax(1)
+
+
+class _NoBar:
+    def __init__(self, length):
+        self.length = length
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __iter__(self):
+        return iter(range(self.length))
+
+    def update(self, n, current_item=None):
+        pass
+
+
+def _bar(progress, length, label):
+    if progress is None:
+        return _NoBar(length)
+    bar = progress(range(length), length=length, label=label)
+    if hasattr(bar, "item_show_func"):
+        bar.item_show_func = lambda item: item
+    return bar
+
+
+# Refresh the bar's loss/accuracy text every this many batches (each refresh syncs the device).
+BAR_REFRESH = 10
+
+
+def _update_bar(bar, k, loss_sum, conf, local_bs, tic):
+    text = None
+    if k % BAR_REFRESH == 0 or k == getattr(bar, "length", 0) - 1:
+        elapsed = max(time.perf_counter() - tic, 1e-9)
+        acc = conf.total_valid * 100
+        text = (f"loss {float(loss_sum) / (k + 1):.3f} acc {acc:.1f}% "
+                f"{(k + 1) * local_bs / elapsed:.0f} img/s")
+    bar.update(1, text)
