@@ -111,7 +111,30 @@ def _as_vectors(x1s, x2s, grad_outputs):
     return out
 
 
-def dag_table(x1s=DEFAULT_X1, x2s=DEFAULT_X2, grad_outputs=DEFAULT_GRAD_OUTPUT, step=PERTURBATION) -> dict:
+def load_case(obj, source="t7") -> dict:
+    """``{x1, x2, grad_output, expected: {y, dx1, dx2}}`` from a Torch7 record like
+    ``dag_backprop.t7`` (a table with 1-D ``x1``, ``x2``, ``gradOutput``, ``y``, ``dx1``, ``dx2``)."""
+    if not isinstance(obj, dict):
+        raise A2Error(f"{source}: expected a table with x1, x2, gradOutput, got {type(obj).__name__}")
+    need = ("x1", "x2", "gradOutput", "y", "dx1", "dx2")
+    missing = [k for k in need if k not in obj]
+    if missing:
+        raise A2Error(f"{source}: missing field(s) {', '.join(missing)} (keys: {', '.join(sorted(map(str, obj)))})")
+    vals = {}
+    for k in need:
+        v = obj[k]
+        if not isinstance(v, torch.Tensor) or not v.is_floating_point() or v.dim() != 1:
+            raise A2Error(f"{source}.{k}: expected a 1-D floating-point tensor, got "
+                          f"{getattr(v, 'shape', type(v).__name__)}")
+        if v.shape != obj["x1"].shape:
+            raise A2Error(f"{source}.{k}: expected {obj['x1'].numel()} values like x1, got {v.numel()}")
+        vals[k] = v.to(DTYPE).clone()
+    return {"x1": vals["x1"], "x2": vals["x2"], "grad_output": vals["gradOutput"],
+            "expected": {k: vals[k] for k in ("y", "dx1", "dx2")}}
+
+
+def dag_table(x1s=DEFAULT_X1, x2s=DEFAULT_X2, grad_outputs=DEFAULT_GRAD_OUTPUT, step=PERTURBATION,
+              expected=None) -> dict:
     """Part 1.1 check table: hand-written backward, closed form, finite differences, autograd.
 
     Parameters
@@ -120,6 +143,10 @@ def dag_table(x1s=DEFAULT_X1, x2s=DEFAULT_X2, grad_outputs=DEFAULT_GRAD_OUTPUT, 
         One row per position; a sequence of length 1 is repeated to the longest one.
     step : float
         Central-difference step.
+    expected : dict, optional
+        Torch7's ``{y, dx1, dx2}`` for these inputs (from :func:`load_case`): each row then
+        has ``torch7: {y, dx1, dx2}`` and ``max_error`` an ``oracle`` entry (max |hand -
+        torch7| over y, dx1, dx2 of every row, ties included).
 
     Returns
     -------
@@ -150,6 +177,8 @@ def dag_table(x1s=DEFAULT_X1, x2s=DEFAULT_X2, grad_outputs=DEFAULT_GRAD_OUTPUT, 
         for k, key in enumerate(("dx1", "dx2")):
             row[key] = {m: grads[m][k][i].item() for m in METHODS}
         row["sum"] = {m: grads[m][0][i].item() + grads[m][1][i].item() for m in METHODS}
+        if expected is not None:
+            row["torch7"] = {k: expected[k][i].item() for k in ("y", "dx1", "dx2")}
         rows.append(row)
     max_error, at_ties = {}, 0.0
     for m in METHODS[1:]:
@@ -162,6 +191,10 @@ def dag_table(x1s=DEFAULT_X1, x2s=DEFAULT_X2, grad_outputs=DEFAULT_GRAD_OUTPUT, 
                 err = max(err, per_input)
             err = max(err, abs(row["sum"]["hand"] - row["sum"][m]))
         max_error[m] = err
+    if expected is not None:
+        if expected["y"].numel() != x1.numel():
+            raise A2Error(f"expected values: {expected['y'].numel()} rows, but {x1.numel()} inputs")
+        max_error["oracle"] = max(float((a - expected[k]).abs().max()) for a, k in ((y, "y"), (h1, "dx1"), (h2, "dx2")))
     return {
         "formula": FORMULA,
         "typo_note": TYPO_NOTE,
@@ -176,10 +209,12 @@ def dag_table(x1s=DEFAULT_X1, x2s=DEFAULT_X2, grad_outputs=DEFAULT_GRAD_OUTPUT, 
 
 def format_table(result: dict) -> str:
     """The table ``a2 backprop dag`` prints for a :func:`dag_table` result."""
-    head = ("x1", "x2", "dE/dy", "y", "input", "hand", "closed form", "finite diff", "autograd")
+    oracle = "oracle" in result["max_error"]
+    head = ("x1", "x2", "dE/dy", "y", "input", "hand", "closed form", "finite diff", "autograd") + (
+        ("torch7 file",) if oracle else ())
     lines = [f"y = min(s1, s2) + max(s1, s2) = s1 + s2,  s_i = sigma(x_i)", result["formula"],
              f"note: {result['typo_note']}", ""]
-    fmt = "{:>9} {:>9} {:>9} {:>10}  {:<6} {:>14} {:>14} {:>14} {:>14}"
+    fmt = "{:>9} {:>9} {:>9} {:>10}  {:<6} {:>14} {:>14} {:>14} {:>14}" + (" {:>14}" if oracle else "")
     lines.append(fmt.format(*head))
     for row in result["rows"]:
         first = True
@@ -187,12 +222,17 @@ def format_table(result: dict) -> str:
             lead = ((_g(row["x1"]), _g(row["x2"]), _g(row["grad_output"]), _g(row["y"])) if first
                     else ("", "", "", ""))
             label = key + ("*" if row["tie"] and key != "sum" else "")
-            lines.append(fmt.format(*lead, label, *(_e(row[key][m]) for m in METHODS)))
+            extra = ()
+            if oracle:
+                extra = (_e(row["torch7"][key]) if key in row["torch7"] else "",)
+            lines.append(fmt.format(*lead, label, *(_e(row[key][m]) for m in METHODS), *extra))
             first = False
     lines.append("")
     errs = result["max_error"]
     lines.append("max |hand - method| (per input off ties, sum everywhere): "
                  + ", ".join(f"{m} {errs[m]:.2e}" for m in METHODS[1:]))
+    if oracle:
+        lines.append(f"max |hand - torch7 file| (y, dx1, dx2, every row): {errs['oracle']:.2e}")
     if result["n_ties"]:
         lines.append(f"* tie ({result['n_ties']} row(s)): {result['tie_rule']} "
                      f"Per-input difference at ties: {result['max_error_per_input_at_ties']:.3e}.")

@@ -73,9 +73,12 @@ def group():
 @click.option("--grad-output", "grad_output", type=FloatList(), multiple=True,
               default=[_csv(daglib.DEFAULT_GRAD_OUTPUT)], help="dE/dy values; as many as --x1, or one.")
 @click.option("--step", type=float, default=PERTURBATION, help="Central finite-difference step.")
+@click.option("--from-t7", "from_t7", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Take x1, x2, gradOutput from a Torch7 record like dag_backprop.t7 (instead of --x1, --x2, "
+                   "--grad-output) and compare with the y, dx1, dx2 Torch computed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help=OUT_HELP)
-def dag(x1, x2, grad_output, step, as_json, out):
+def dag(x1, x2, grad_output, step, from_t7, as_json, out):
     """y = min(sigma(x1), sigma(x2)) + max(sigma(x1), sigma(x2)): dE/dx1 and dE/dx2 from the
     hand-written backward (nn.Sigmoid, CMinTable, CMaxTable, CAddTable), the closed form, central
     finite differences and torch.autograd, side by side, with the largest difference.
@@ -86,9 +89,15 @@ def dag(x1, x2, grad_output, step, as_json, out):
     """
     if not step > 0:
         raise A2Error(f"--step={step} should be > 0")
-    x1, x2, go = _flatten(x1), _flatten(x2), _flatten(grad_output)
-    result = daglib.dag_table(x1, x2, go, step=step)
-    config = {"x1": x1, "x2": x2, "grad_output": go, "step": step}
+    expected = None
+    if from_t7:
+        case = daglib.load_case(t7io.load(from_t7), source=Path(from_t7).name)
+        x1, x2, go = (case[k].tolist() for k in ("x1", "x2", "grad_output"))
+        expected = case["expected"]
+    else:
+        x1, x2, go = _flatten(x1), _flatten(x2), _flatten(grad_output)
+    result = daglib.dag_table(x1, x2, go, step=step, expected=expected)
+    config = {"x1": x1, "x2": x2, "grad_output": go, "step": step, "from_t7": from_t7}
     _emit(result, daglib.format_table(result), as_json, out, "backprop dag", config)
 
 
