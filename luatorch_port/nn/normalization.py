@@ -10,8 +10,8 @@ nn.SpatialDivisiveNormalization, both with the same (in-place normalised) kernel
     s = s if s > threshold else thresval
     y = c / s
 
-Deviations: computed directly with ``F.conv2d`` instead of Lua's module tree; the result
-agrees with Torch7 to ~1e-15 in double. The gradient of sqrt at exactly 0 is taken as 0
+Deviations: computed with tensor arithmetic in Lua's accumulation order instead of Lua's
+module tree (no SpatialConvolutionMap/Replicate objects). The gradient of sqrt at exactly 0 is taken as 0
 (those entries are replaced by ``thresval`` anyway).
 """
 
@@ -43,13 +43,20 @@ class _SafeSqrt(torch.autograd.Function):
                            torch.zeros_like(g))
 
 
+def _axpy(acc, x, w):
+    # THVector cadd: acc + w*x, product rounded before the sum (no fused multiply-add)
+    return acc + x * w
+
+
 class SpatialContrastiveNormalization(LuaModule, nn.Module):
     """``SpatialContrastiveNormalization(nInputPlane=1, kernel=ones(9,9), threshold=1e-4, thresval=threshold)``.
 
     Input nInputPlane x H x W or N x nInputPlane x H x W; output the same shape.
-    ``kernel`` (1-D or 2-D) is copied and normalised to sum 1/nInputPlane... as Lua does:
-    divided by ``sum * nInputPlane`` (twice for sub- and divisive parts, which for one
-    plane is a single normalisation to sum 1).
+    ``kernel`` (1-D or 2-D) is copied and, as Lua's two constructors do in place, divided
+    by ``sum * nInputPlane`` twice, in its own dtype. The convolutions accumulate in Lua's
+    order (zero padding, then a horizontal pass over kx and a vertical pass over planes and
+    ky for a 1-D kernel; planes, ky, kx for a 2-D one), so float32 results track Torch7's
+    float32 rounding, which dominates the output in flat image regions.
     """
 
     lua_class = "nn.SpatialContrastiveNormalization"
@@ -60,30 +67,41 @@ class SpatialContrastiveNormalization(LuaModule, nn.Module):
         if kernel is None:
             kernel = torch.ones(DEFAULT_KERNEL_SIZE, DEFAULT_KERNEL_SIZE, dtype=torch.float64)
         kernel = torch.as_tensor(kernel).detach().clone()
-        if kernel.dim() not in (1, 2):
-            raise A2Error(f"SpatialContrastiveNormalization: kernel must be 1-D or 2-D, got "
-                          f"shape {tuple(kernel.shape)}")
-        if kernel.dim() == 2 and (kernel.size(0) % 2 == 0 or kernel.size(1) % 2 == 0) or \
-                kernel.dim() == 1 and kernel.size(0) % 2 == 0:
-            raise A2Error(f"SpatialContrastiveNormalization: kernel sizes must be odd, got "
-                          f"{tuple(kernel.shape)}")
-        # Subtractive then divisive __init__ each divide the shared kernel by sum*nInputPlane.
-        for _ in range(2):
-            kernel = kernel / (kernel.sum() * self.nInputPlane)
+        if not kernel.is_floating_point():
+            kernel = kernel.double()
+        if kernel.dim() not in (1, 2) or any(n % 2 == 0 for n in kernel.shape):
+            raise A2Error(f"SpatialContrastiveNormalization: kernel must be 1-D or 2-D with odd "
+                          f"sizes, got shape {tuple(kernel.shape)}")
+        for _ in range(2):  # subtractive, then divisive __init__ (same tensor)
+            total = kernel.double().sum().item() * self.nInputPlane
+            kernel = kernel / torch.tensor(total, dtype=kernel.dtype)
         self.register_buffer("kernel", kernel)
         self.threshold = float(threshold)
         self.thresval = float(threshold if thresval is None else thresval)
 
-    def _kernel2d(self, dtype, device):
-        k = self.kernel.to(dtype=dtype, device=device)
-        return torch.outer(k, k) if k.dim() == 1 else k
-
-    def _conv(self, x, k2):
-        # sum over planes of the 'same' correlation, replicated to every plane (nn.Replicate)
-        kh, kw = k2.shape
-        w = k2.expand(1, x.size(1), kh, kw)
-        y = F.conv2d(x, w, padding=(kh // 2, kw // 2))
-        return y.expand(-1, x.size(1), -1, -1)
+    def _estimate(self, x, k):
+        """meanestimator: zero padding, correlation summed over planes, replicated to every plane."""
+        n, c, h, w = x.shape
+        if k.dim() == 1:
+            ph = pw = k.numel() // 2
+            xp = F.pad(x, (pw, pw, ph, ph))
+            horiz = torch.zeros(n, c, h + 2 * ph, w, dtype=x.dtype, device=x.device)
+            for kx in range(k.numel()):
+                horiz = _axpy(horiz, xp[:, :, :, kx:kx + w], k[kx])
+            acc = torch.zeros(n, 1, h, w, dtype=x.dtype, device=x.device)
+            for p in range(c):
+                for ky in range(k.numel()):
+                    acc = _axpy(acc, horiz[:, p:p + 1, ky:ky + h, :], k[ky])
+        else:
+            kh, kw = k.shape
+            ph, pw = kh // 2, kw // 2
+            xp = F.pad(x, (pw, pw, ph, ph))
+            acc = torch.zeros(n, 1, h, w, dtype=x.dtype, device=x.device)
+            for p in range(c):
+                for ky in range(kh):
+                    for kx in range(kw):
+                        acc = _axpy(acc, xp[:, p:p + 1, ky:ky + h, kx:kx + w], k[ky, kx])
+        return acc.expand(n, c, h, w)
 
     def forward(self, x):
         batched = x.dim() == 4
@@ -95,11 +113,12 @@ class SpatialContrastiveNormalization(LuaModule, nn.Module):
         if x.size(1) != self.nInputPlane:
             raise A2Error(f"SpatialContrastiveNormalization: expected {self.nInputPlane} planes, "
                           f"got {x.size(1)}")
-        k2 = self._kernel2d(x.dtype, x.device)
-        coef = self._conv(torch.ones_like(x[:1]), k2)
-        centred = x - self._conv(x, k2) / coef
-        std = _SafeSqrt.apply(self._conv(centred * centred, k2)) / coef
-        std = torch.where(std > self.threshold, std, torch.full_like(std, self.thresval))
+        k = self.kernel.to(dtype=x.dtype, device=x.device)
+        coef = self._estimate(torch.ones_like(x[:1]), k)
+        centred = x - self._estimate(x, k) / coef
+        std = _SafeSqrt.apply(self._estimate(centred * centred, k)) / coef
+        thres = torch.tensor(self.threshold, dtype=x.dtype)
+        std = torch.where(std > thres, std, torch.full_like(std, self.thresval))
         y = centred / std
         return y if batched else y.squeeze(0)
 
