@@ -1,0 +1,181 @@
+"""Report part 3.2: a t-SNE map of images (PCA to 50 dimensions, then Barnes-Hut t-SNE).
+
+Port of the report's use of manifold.embedding.tsne (clementfarabet/manifold, which reduces its
+input with PCA before t-SNE) and manifold.draw_image_map; the t-SNE itself is scikit-learn's.
+
+Deviations: the optimiser is scikit-learn's Barnes-Hut t-SNE (perplexity 30, θ 0.5, PCA
+initialisation) rather than manifold's bhtsne binding, so coordinates differ from a Lua run
+even for the same input; only the map's structure is comparable. The embedding is scored with
+scikit-learn's trustworthiness (k = 5 neighbours) against the features given, a number the
+report did not have.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import A2Error
+
+# manifold.embedding.tsne reduces to 50 dimensions with PCA first (its `pca` option).
+PCA_DIMS = 50
+# Settings of the report's run (manifold defaults): perplexity 30, Barnes-Hut theta 0.5.
+PERPLEXITY = 30.0
+THETA = 0.5
+N_ITER = 1000
+TRUST_NEIGHBORS = 5
+
+
+@dataclass
+class Embedding:
+    """The result of :func:`embed`.
+
+    coords : float64 N×2 array; trustworthiness : float in [0, 1]; seconds : wall time per step.
+    """
+
+    coords: np.ndarray
+    trustworthiness: float
+    input_dims: int
+    pca_dims: int
+    kl_divergence: float
+    seconds: dict = field(default_factory=dict)
+
+
+def pca(x: torch.Tensor, dims: int = PCA_DIMS) -> torch.Tensor:
+    """Project the rows of ``x`` (N×D) on their first ``dims`` principal components.
+
+    Through the N×N Gram matrix when N < D (1000 images of 9,216 values: one small GEMM and
+    an eigendecomposition), else through the D×D covariance. Returns float64 N×min(dims, N, D)
+    with components in decreasing order of variance; signs are made deterministic.
+    """
+    if x.dim() != 2:
+        raise A2Error(f"pca: expected an N×D matrix, got shape {tuple(x.shape)}")
+    xc = x.to(torch.float64)
+    xc = xc - xc.mean(dim=0, keepdim=True)
+    n, d = xc.shape
+    k = min(dims, n, d)
+    if n <= d:
+        evals, evecs = torch.linalg.eigh(xc @ xc.T)
+        top = evecs[:, -k:].flip(1) * evals[-k:].flip(0).clamp_min(0).sqrt()
+    else:
+        evals, evecs = torch.linalg.eigh(xc.T @ xc)
+        top = xc @ evecs[:, -k:].flip(1)
+    # sign convention: the largest-magnitude entry of each component is positive
+    idx = top.abs().argmax(dim=0)
+    signs = torch.sign(top[idx, torch.arange(k)])
+    signs[signs == 0] = 1
+    return top * signs
+
+
+def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY, theta: float = THETA,
+          n_iter: int = N_ITER, trust_neighbors: int = TRUST_NEIGHBORS, threads: int | None = None,
+          generator: torch.Generator | None = None) -> Embedding:
+    """t-SNE of ``features`` (N×D, any float or integer dtype) into 2-D.
+
+    PCA to ``pca_dims`` (skipped when ``pca_dims`` is 0 or D is already that small), then
+    scikit-learn's Barnes-Hut t-SNE (``perplexity``, ``angle=theta``, ``max_iter=n_iter``, PCA
+    initialisation, seeded from ``generator``). Trustworthiness is computed against
+    ``features`` themselves. ``threads`` caps the OpenMP threads of the t-SNE gradient (None:
+    all cores); on a shared, busy machine one thread can be several times faster than two.
+    """
+    from sklearn.manifold import TSNE, trustworthiness
+    from threadpoolctl import threadpool_limits
+
+    x = torch.as_tensor(features)
+    if x.dim() != 2:
+        raise A2Error(f"t-SNE: expected N×D features, got shape {tuple(x.shape)}")
+    n, d = x.shape
+    if n <= 3 * perplexity:
+        raise A2Error(f"t-SNE: {n} points is too few for perplexity {perplexity} (needs more than {3 * perplexity:g})")
+    if n <= trust_neighbors * 2 + 1:
+        raise A2Error(f"t-SNE: {n} points is too few for trustworthiness with {trust_neighbors} neighbours")
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
+    seconds = {}
+    t0 = time.perf_counter()
+    x64 = x.to(torch.float64)
+    reduced = pca(x64, pca_dims) if pca_dims and d > pca_dims else x64
+    seconds["pca"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tsne = TSNE(n_components=2, perplexity=perplexity, angle=theta, max_iter=n_iter, init="pca",
+                learning_rate="auto", method="barnes_hut", random_state=seed)
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        coords = tsne.fit_transform(reduced.numpy())
+    seconds["tsne"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    trust = float(trustworthiness(x64.numpy(), coords, n_neighbors=trust_neighbors))
+    seconds["trustworthiness"] = time.perf_counter() - t0
+    return Embedding(coords=np.asarray(coords, dtype=np.float64), trustworthiness=trust, input_dims=d,
+                     pca_dims=reduced.shape[1], kl_divergence=float(tsne.kl_divergence_), seconds=seconds)
+
+
+def raw_channel_features(images: torch.Tensor, channel: int = 1) -> torch.Tensor:
+    """The report's input: channel ``channel`` (1-based, as in Lua) of each image, flattened.
+
+    ``images`` N×C×H×W (uint8 or float) -> float64 N×(H·W) on the 0..255 scale of the file.
+    """
+    if images.dim() != 4:
+        raise A2Error(f"t-SNE: expected N×C×H×W images, got shape {tuple(images.shape)}")
+    if not 1 <= channel <= images.shape[1]:
+        raise A2Error(f"--channel {channel} is out of range: the images have channels 1..{images.shape[1]}")
+    return images[:, channel - 1].reshape(images.shape[0], -1).to(torch.float64)
+
+
+def write_coords_csv(path, coords: np.ndarray, labels=None, class_names=None) -> None:
+    """``index,x,y[,label,class]`` per point (index 1-based, file order), written atomically."""
+    from .t7 import atomic_output
+
+    with atomic_output(path, "w") as f:
+        header = "index,x,y" + (",label,class" if labels is not None else "")
+        f.write(header + "\n")
+        for i, (x, y) in enumerate(coords):
+            line = f"{i + 1},{x:.6f},{y:.6f}"
+            if labels is not None:
+                lab = int(labels[i])
+                name = class_names[lab] if class_names is not None and lab < len(class_names) else str(lab + 1)
+                line += f",{lab + 1},{name}"
+            f.write(line + "\n")
+
+
+def save_scatter(path, coords: np.ndarray, labels=None, class_names=None, title: str = "",
+                 size=(7.0, 6.0), dpi: int = 100) -> tuple[int, int]:
+    """Scatter of the 2-D coordinates coloured by class (1..10 legend by name); PNG, atomic."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .viz import _save_figure
+
+    fig, ax = plt.subplots(figsize=size, dpi=dpi)
+    try:
+        if labels is None:
+            ax.scatter(coords[:, 0], coords[:, 1], s=6, c="tab:blue")
+        else:
+            labels = np.asarray(labels)
+            cmap = plt.get_cmap("tab10")
+            for lab in np.unique(labels):
+                pts = coords[labels == lab]
+                name = class_names[lab] if class_names is not None and lab < len(class_names) else str(lab + 1)
+                ax.scatter(pts[:, 0], pts[:, 1], s=6, color=cmap(int(lab) % 10), label=name)
+            ax.legend(markerscale=3, fontsize=8, loc="best")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if title:
+            ax.set_title(title, fontsize=10)
+        fig.tight_layout()
+        return _save_figure(fig, path, dpi)
+    finally:
+        plt.close(fig)
+
+
+def thumbnails(images: torch.Tensor, size: int) -> torch.Tensor:
+    """N×C×H×W (uint8 0..255 or float 0..1) -> float64 N×C×size×size in [0, 1] (area averaging)."""
+    x = images.to(torch.float64)
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = torch.nn.functional.adaptive_avg_pool2d(x, size)
+    return x

@@ -1,0 +1,85 @@
+"""t-SNE: PCA against scikit-learn, embedding shape and trustworthiness, CSV and figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from luatorch_port import tsne
+from luatorch_port.errors import A2Error
+
+
+def _blobs(n=300, d=200, k=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(k, d, generator=g) * 8
+    labels = torch.arange(n) % k
+    return centres[labels] + torch.randn(n, d, generator=g), labels
+
+
+@pytest.mark.parametrize("n,d", [(40, 300), (300, 20)])  # Gram path (N < D) and covariance path
+def test_pca_matches_sklearn(n, d):
+    from sklearn.decomposition import PCA
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64) * torch.linspace(5, 0.1, d, dtype=torch.float64)
+    got = tsne.pca(x, 10)
+    want = PCA(10, svd_solver="full").fit_transform(x.numpy())
+    assert got.shape == (n, 10)
+    # equal up to the sign of each component
+    np.testing.assert_allclose(np.abs(got.numpy()), np.abs(want), atol=1e-8)
+
+
+def test_embedding_separable_data_is_trustworthy():
+    x, labels = _blobs()
+    emb = tsne.embed(x, generator=torch.Generator().manual_seed(0), threads=1)
+    assert emb.coords.shape == (300, 2) and np.isfinite(emb.coords).all()
+    assert emb.pca_dims == 50 and emb.input_dims == 200
+    assert emb.trustworthiness > 0.8
+    # clusters come out separated: every point's nearest embedded neighbour shares its class
+    dist = ((emb.coords[:, None] - emb.coords[None]) ** 2).sum(-1)
+    np.fill_diagonal(dist, np.inf)
+    nearest = dist.argmin(1)
+    assert (labels.numpy()[nearest] == labels.numpy()).mean() > 0.95
+
+
+def test_embedding_is_deterministic_for_a_seed():
+    x, _ = _blobs(n=120, d=30)
+    a = tsne.embed(x, n_iter=250, generator=torch.Generator().manual_seed(3), threads=1)
+    b = tsne.embed(x, n_iter=250, generator=torch.Generator().manual_seed(3), threads=1)
+    np.testing.assert_array_equal(a.coords, b.coords)
+
+
+@pytest.mark.parametrize("shape,match", [((20, 5), "too few"), ((5,), "N×D")])
+def test_embed_rejects_bad_input(shape, match):
+    with pytest.raises(A2Error, match=match):
+        tsne.embed(torch.zeros(shape))
+
+
+def test_raw_channel_features():
+    imgs = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).reshape(2, 3, 4, 4)
+    f = tsne.raw_channel_features(imgs, channel=2)
+    assert f.shape == (2, 16) and f.dtype == torch.float64
+    torch.testing.assert_close(f[1], imgs[1, 1].reshape(-1).double())
+    with pytest.raises(A2Error, match="--channel 4"):
+        tsne.raw_channel_features(imgs, channel=4)
+
+
+def test_csv_and_scatter(tmp_path):
+    coords = np.array([[0.5, -1.0], [2.0, 3.25], [1.0, 1.0]])
+    tsne.write_coords_csv(tmp_path / "c.csv", coords, labels=[0, 9, 3], class_names=["a"] * 9 + ["truck"])
+    lines = (tmp_path / "c.csv").read_text().splitlines()
+    assert lines == ["index,x,y,label,class", "1,0.500000,-1.000000,1,a", "2,2.000000,3.250000,10,truck",
+                     "3,1.000000,1.000000,4,a"]
+    w, h = tsne.save_scatter(tmp_path / "s.png", coords, labels=[0, 9, 3])
+    with Image.open(tmp_path / "s.png") as im:
+        assert im.size == (w, h) == (700, 600)
+
+
+def test_thumbnails():
+    imgs = torch.full((2, 3, 8, 8), 255, dtype=torch.uint8)
+    imgs[1, :, :4] = 0
+    t = tsne.thumbnails(imgs, 4)
+    assert t.shape == (2, 3, 4, 4)
+    assert t[0].eq(1).all() and t[1, :, :2].eq(0).all() and t[1, :, 2:].eq(1).all()
