@@ -45,6 +45,9 @@ def _register():
     from . import t7 as t7_cmds
     cli.add_command(t7_cmds.group)
 
+    from . import data as data_cmds
+    cli.add_command(data_cmds.group)
+
     from . import backprop as backprop_cmds
     cli.add_command(backprop_cmds.group)
 
