@@ -16,11 +16,12 @@ reference (the outer becomes a list after its keys are known).
 
 from __future__ import annotations
 
+import io
 import math
-import mmap
 import os
 import re
 import struct
+import sys
 
 import numpy as np
 import torch
@@ -33,22 +34,30 @@ _TYPE_NAMES = {TYPE_NIL: "nil", TYPE_NUMBER: "number", TYPE_STRING: "string",
                TYPE_TABLE: "table", TYPE_TORCH: "torch object", TYPE_BOOLEAN: "boolean",
                TYPE_FUNCTION: "function", LEGACY_TYPE_RECUR_FUNCTION: "function",
                TYPE_RECUR_FUNCTION: "function"}
-MAX_DEPTH = 10_000  # nesting deeper than this is a corrupt file, not a model
+# Nesting deeper than this is a corrupt file, not a model (an nn model nests < 20 deep);
+# it also keeps the recursive reader (2-4 Python frames per level) under the recursion limit.
+MAX_DEPTH = 200
+_BUFFER = 1 << 18  # read buffer for small fields; storages bypass it with readinto
 
 
 class T7FormatError(ValueError):
     """The bytes are not a valid t7 serialization; the message names the offset."""
 
 
-class _Binary:
-    """Primitive reads from a buffer in torch7's binary (native, little-endian) format."""
+_I32 = struct.Struct("<i")
+_F64 = struct.Struct("<d")
+_LONG = {8: struct.Struct("<q"), 4: struct.Struct("<i")}
+_LONG_NP = {8: "<i8", 4: "<i4"}
 
-    def __init__(self, buf, long_size):
+
+class _Buffer:
+    """Bounds-checked primitive reads from an in-memory buffer (the base of the ascii reader)."""
+
+    def __init__(self, buf, long_size=8):
         self.buf = buf
         self.n = len(buf)
         self.pos = 0
         self.long_size = long_size
-        self._long = "<q" if long_size == 8 else "<i"
 
     def fail(self, what, at=None):
         at = self.pos if at is None else at
@@ -61,28 +70,6 @@ class _Binary:
     def remaining(self):
         return self.n - self.pos
 
-    def _unpack(self, fmt, size, what):
-        self.need(size, what)
-        value = struct.unpack_from(fmt, self.buf, self.pos)[0]
-        self.pos += size
-        return value
-
-    def int(self, what="int32"):
-        return self._unpack("<i", 4, what)
-
-    def long(self, what="long"):
-        return self._unpack(self._long, self.long_size, what)
-
-    def longs(self, count, what="longs"):
-        self.need(count * self.long_size, what)
-        out = np.frombuffer(self.buf, dtype="<i8" if self.long_size == 8 else "<i4",
-                            count=count, offset=self.pos).tolist()
-        self.pos += count * self.long_size
-        return out
-
-    def double(self, what="number"):
-        return self._unpack("<d", 8, what)
-
     def chars(self, count, what="characters"):
         self.need(count, what)
         out = bytes(self.buf[self.pos:self.pos + count])
@@ -91,29 +78,96 @@ class _Binary:
 
     def array(self, dtype, count, what, out=None):
         """``count`` elements of ``dtype`` as a new numpy array (or into ``out``, a numpy view)."""
-        itemsize = np.dtype(dtype).itemsize
-        self.need(count * itemsize, what)
-        src = np.frombuffer(self.buf, dtype=np.dtype(dtype).newbyteorder("<"),
-                            count=count, offset=self.pos)
-        self.pos += count * itemsize
+        dtype = np.dtype(dtype)
+        self.need(count * dtype.itemsize, what)
+        src = np.frombuffer(self.buf, dtype=dtype.newbyteorder("<"), count=count, offset=self.pos)
+        self.pos += count * dtype.itemsize
         if out is not None:
             out[...] = src.reshape(out.shape)
             return out
         return src.astype(dtype, copy=True)
 
 
+class _Binary:
+    """Primitive reads in torch7's binary format (little-endian) from a seekable binary file.
+
+    ``n`` is the number of bytes from the start position to the end of the file: every
+    read is checked against it before anything is allocated, so a size field larger than
+    the bytes left is an error, not an allocation. Storage data is read with ``readinto``
+    straight into its final array (no intermediate copy, no mmap pages held).
+    """
+
+    def __init__(self, f, n, long_size=8):
+        self.f = f
+        self.n = n
+        self.pos = 0
+        self.long_size = long_size
+        self._long = _LONG[long_size]
+
+    def fail(self, what, at=None):
+        at = self.pos if at is None else at
+        raise T7FormatError(f"offset {at}: expected {what}")
+
+    def need(self, nbytes, what):
+        if nbytes < 0 or self.pos + nbytes > self.n:
+            self.fail(f"{what} ({nbytes} bytes), but only {self.n - self.pos} bytes remain")
+
+    def remaining(self):
+        return self.n - self.pos
+
+    def _read(self, size, what):
+        data = self.f.read(size)
+        if len(data) != size:
+            self.fail(f"{what} ({size} bytes), but only {len(data)} bytes remain")
+        self.pos += size
+        return data
+
+    def int(self, what="int32"):
+        return _I32.unpack(self._read(4, what))[0]
+
+    def long(self, what="long"):
+        return self._long.unpack(self._read(self.long_size, what))[0]
+
+    def longs(self, count, what="longs"):
+        self.need(count * self.long_size, what)
+        data = self._read(count * self.long_size, what)
+        return np.frombuffer(data, dtype=_LONG_NP[self.long_size]).tolist()
+
+    def double(self, what="number"):
+        return _F64.unpack(self._read(8, what))[0]
+
+    def chars(self, count, what="characters"):
+        self.need(count, what)
+        return self._read(count, what)
+
+    def array(self, dtype, count, what, out=None):
+        """``count`` elements of ``dtype`` as a new numpy array (or into ``out``, a numpy array)."""
+        dtype = np.dtype(dtype)
+        nbytes = count * dtype.itemsize
+        self.need(nbytes, what)
+        target = out if out is not None and out.flags.c_contiguous and out.dtype == dtype \
+            else np.empty(count, dtype=dtype)
+        got = self.f.readinto(memoryview(target.reshape(-1)).cast("B")) if nbytes else 0
+        if got != nbytes:
+            self.fail(f"{what} ({nbytes} bytes), but only {got} bytes remain")
+        self.pos += nbytes
+        if dtype.byteorder == ">" or (dtype.byteorder == "=" and sys.byteorder == "big"):
+            target.byteswap(inplace=True)  # the file is little-endian
+        if out is not None and target is not out:
+            out[...] = target.reshape(out.shape)
+            return out
+        return target
+
+
 _TOKEN = re.compile(rb"\s*([^\s]+)")
 
 
-class _Ascii(_Binary):
+class _Ascii(_Buffer):
     """Primitive reads in torch7's ascii format (DiskFile with ``isAutoSpacing``).
 
     Numbers are whitespace-separated tokens; chars and bytes are raw; after each
     read of n > 0 items one trailing newline is consumed.
     """
-
-    def __init__(self, buf, long_size=8):
-        super().__init__(buf, 8)
 
     def _end_item(self):
         if self.pos < self.n and self.buf[self.pos:self.pos + 1] == b"\n":
@@ -178,6 +232,10 @@ def _ascii_float(token):
     return float(text)
 
 
+_NUMPY_DTYPES = {dt: torch.empty(0, dtype=dt).numpy().dtype for dt in set(STORAGE_DTYPES.values())}
+_MAX_NUMEL = 2 ** 62  # beyond any real tensor; keeps as_strided's int64 arithmetic exact
+
+
 def _lua_number(x):
     if x.is_integer() and abs(x) < 2 ** 53 and not (x == 0 and math.copysign(1, x) < 0):
         return int(x)
@@ -198,18 +256,18 @@ class Reader:
 
     # -- storages and tensors (Storage.c / Tensor.c ``read``) ------------------------------
     def read_storage_data(self, class_name, dtype, size, start):
-        arr = self.src.array(torch.empty(0, dtype=dtype).numpy().dtype, size,
-                             f"{size} elements of {class_name}")
-        return torch.from_numpy(arr)
+        """The ``size`` elements of a storage as a 1-D tensor (the source is positioned on them)."""
+        return torch.from_numpy(self.src.array(_NUMPY_DTYPES[dtype], size,
+                                               f"{size} elements of {class_name}"))
 
     def read_storage(self, class_name):
         start = self.src.pos
         size = self.src.long(f"{class_name} size")
         dtype = STORAGE_DTYPES[class_name]
-        itemsize = torch.empty(0, dtype=dtype).element_size()
+        itemsize = _NUMPY_DTYPES[dtype].itemsize
         if size < 0:
             self.src.fail(f"a storage size >= 0, got {size}", at=start)
-        if isinstance(self.src, _Ascii):
+        if isinstance(self.src, _Ascii):  # a number is a digit and a separator at least
             min_bytes = size if itemsize == 1 else size * 2 - 1
         else:
             min_bytes = size * itemsize
@@ -219,30 +277,35 @@ class Reader:
         return Storage(self.read_storage_data(class_name, dtype, size, start))
 
     def read_tensor(self, class_name):
-        start = self.src.pos
-        ndim = self.src.int(f"{class_name} nDimension")
-        if ndim < 0 or ndim * 4 > self.src.remaining():  # sizes + strides, 2 bytes each at least
-            self.src.fail(f"a tensor nDimension that fits the file, got {ndim}", at=start)
-        sizes = self.src.longs(ndim, f"{ndim} {class_name} sizes")
-        strides = self.src.longs(ndim, f"{ndim} {class_name} strides")
-        offset_at = self.src.pos
-        offset = self.src.long(f"{class_name} storageOffset") - 1  # 0-indexing
+        src = self.src
+        start = src.pos
+        ndim = src.int(f"{class_name} nDimension")
+        if ndim < 0 or ndim * 4 > src.remaining():  # sizes + strides: 2 bytes each at least
+            src.fail(f"a tensor nDimension that fits the file, got {ndim}", at=start)
+        sizes = src.longs(ndim, f"{ndim} {class_name} sizes")
+        strides = src.longs(ndim, f"{ndim} {class_name} strides")
+        offset_at = src.pos
+        offset = src.long(f"{class_name} storageOffset") - 1  # 0-indexing
         storage = self.read_object()
         dtype = TENSOR_DTYPES[class_name]
-        if ndim == 0 or storage is None:
+        if ndim == 0 or storage is None:  # torch7's empty tensor
             return torch.empty(0, dtype=dtype)
         if not isinstance(storage, Storage) or storage.dtype != dtype:
-            self.src.fail(f"a {class_name.replace('Tensor', 'Storage')} for the tensor", at=offset_at)
-        if any(s < 0 for s in sizes) or any(s < 0 for s in strides) or offset < 0:
-            self.src.fail(f"non-negative sizes/strides/offset, got {sizes}/{strides}/{offset + 1}",
-                          at=start)
-        if 0 in sizes:
+            src.fail(f"a {class_name.replace('Tensor', 'Storage')} for the tensor, got "
+                     f"{getattr(storage, 'class_name', type(storage).__name__)}", at=offset_at)
+        if min(sizes) < 0 or min(strides) < 0 or offset < 0:
+            src.fail(f"non-negative sizes/strides/offset, got {sizes}/{strides}/{offset + 1}",
+                     at=start)
+        numel = math.prod(sizes)
+        if numel >= _MAX_NUMEL or math.prod(s for s in sizes if s) >= _MAX_NUMEL:
+            src.fail(f"a tensor of fewer than 2^62 elements, got sizes {sizes}", at=start)
+        if numel == 0:
             return torch.empty(sizes, dtype=dtype)
         last = offset + sum((sz - 1) * st for sz, st in zip(sizes, strides))
         if last >= len(storage):
-            self.src.fail(f"a tensor inside its storage: sizes {sizes} strides {strides} offset "
-                          f"{offset + 1} reach element {last + 1} of a storage of {len(storage)}",
-                          at=start)
+            src.fail(f"a tensor inside its storage: sizes {sizes} strides {strides} offset "
+                     f"{offset + 1} reach element {last + 1} of a storage of {len(storage)}",
+                     at=start)
         return torch.as_strided(storage.tensor, sizes, strides, offset)
 
     # -- File.lua readObject -----------------------------------------------------------------
@@ -261,21 +324,26 @@ class Reader:
             return value == 1
         if tag == TYPE_STRING:
             return self._read_string().decode("utf-8", "surrogateescape")
-        if tag not in (TYPE_TABLE, TYPE_TORCH, TYPE_FUNCTION, TYPE_RECUR_FUNCTION,
-                       LEGACY_TYPE_RECUR_FUNCTION):
+        if tag == TYPE_FUNCTION:  # File.lua's oldest function format: no reference index
+            return self._guarded(at, self._read_function, None, tag)
+        if tag not in (TYPE_TABLE, TYPE_TORCH, TYPE_RECUR_FUNCTION, LEGACY_TYPE_RECUR_FUNCTION):
             src.fail(f"a type tag 0..8, got {tag}", at=at)
         index = src.int("an object reference index")
         if index in self.objects:
             return self.objects[index]
+        if tag == TYPE_TORCH:
+            return self._guarded(at, self._read_torch, index)
+        if tag == TYPE_TABLE:
+            return self._guarded(at, self._read_table, index)
+        return self._guarded(at, self._read_function, index, tag)
+
+    def _guarded(self, at, read, *args):
+        """``read(*args)`` one nesting level deeper, refusing files nested absurdly deep."""
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            src.fail(f"nesting at most {MAX_DEPTH} deep", at=at)
+            self.src.fail(f"nesting at most {MAX_DEPTH} deep", at=at)
         try:
-            if tag == TYPE_TORCH:
-                return self._read_torch(index)
-            if tag == TYPE_TABLE:
-                return self._read_table(index)
-            return self._read_function(index, tag)
+            return read(*args)
         finally:
             self.depth -= 1
 
@@ -355,7 +423,8 @@ class Reader:
         dumped = self.src.chars(size, f"{size} bytes of function bytecode") if size >= 0 else \
             self.src.fail(f"a bytecode size >= 0, got {size}")
         func = LuaFunction(dumped, None, tag)
-        self.objects[index] = func
+        if index is not None:
+            self.objects[index] = func
         func.upvalues = self.read_object()
         return func
 
@@ -371,39 +440,40 @@ def is_ascii(head: bytes) -> bool:
     return bool(re.match(rb"[0-8]\n", head[:2]))
 
 
-def _open_buffer(path_or_file):
-    """The file's bytes as a buffer (an mmap for paths), and a close callback."""
-    if hasattr(path_or_file, "read"):
-        data = path_or_file.read()
-        if isinstance(data, str):
-            raise TypeError("t7.load needs a binary file object, got a text one")
-        return memoryview(data), lambda: None
-    path = os.fspath(path_or_file)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            return memoryview(b""), lambda: None
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    return mm, mm.close
+def _read_all(f, long_size, reader_cls):
+    """Parse one object from the seekable binary file ``f`` (from its current position)."""
+    start = f.tell()
+    n = f.seek(0, os.SEEK_END) - start
+    f.seek(start)
+    if n <= 0:
+        raise T7FormatError("offset 0: expected a type tag (int32), but the file is empty")
+    head = f.read(2)
+    f.seek(start)
+    if is_ascii(head):  # ascii files are small: parse them from memory
+        reader = reader_cls(_Ascii(f.read()))
+        return reader.read_object()
+    if long_size not in (None, 4, 8):
+        raise ValueError(f"long_size must be None, 4 or 8, got {long_size}")
+    attempts = {}
+    for ls in [long_size] if long_size else [8, 4]:
+        f.seek(start)
+        src = _Binary(f, n, ls)
+        try:
+            obj = reader_cls(src).read_object()
+        except T7FormatError as err:
+            attempts[ls] = err
+            continue
+        if long_size or src.pos == n:
+            return obj
+        attempts[ls] = obj  # trailing bytes: a 4-byte-long file may also parse as 8; try 4
+    if 8 in attempts and 4 in attempts and not isinstance(attempts[8], T7FormatError):
+        return attempts[8]  # neither reading ends exactly at the end of the file: keep Linux's
+    raise next(iter(attempts.values()))
 
 
 def read_buffer(buf, *, long_size=None, reader_cls=Reader):
-    """Parse one object from ``buf``; ``long_size`` None tries 8 then 4 bytes."""
-    if is_ascii(bytes(buf[:2])):
-        reader = reader_cls(_Ascii(buf))
-        obj = reader.read_object()
-        return obj
-    sizes = [long_size] if long_size else [8, 4]
-    first_error = None
-    for ls in sizes:
-        if ls not in (4, 8):
-            raise ValueError(f"long_size must be 4 or 8, got {ls}")
-        reader = reader_cls(_Binary(buf, ls))
-        try:
-            return reader.read_object()
-        except T7FormatError as err:
-            first_error = first_error or err
-    raise first_error
+    """Parse one object from the bytes-like ``buf``; ``long_size`` None detects it (8 or 4)."""
+    return _read_all(io.BytesIO(bytes(buf)), long_size, reader_cls)
 
 
 def load(path_or_file, *, long_size=None, reader_cls=Reader):
@@ -411,35 +481,52 @@ def load(path_or_file, *, long_size=None, reader_cls=Reader):
 
     Parameters
     ----------
-    path_or_file : str, os.PathLike or binary file object (``BytesIO`` works)
+    path_or_file : str, os.PathLike or binary file object (``BytesIO`` works; read from its
+        current position)
     long_size : {None, 4, 8}
         Bytes in a serialized ``long``: 8 on Linux/macOS, 4 for Lua Torch on Windows.
-        None (default) tries 8 and falls back to 4.
+        None (default) detects it: 8, unless the file only parses (or only parses to its
+        last byte) with 4.
+    reader_cls : a :class:`Reader` subclass (the data layer's streaming reader).
 
     Returns
     -------
     The root object: Lua tables with keys exactly 1..n as lists, other tables as dicts,
     tensors as ``torch.Tensor`` (views sharing memory where the file shares a storage),
-    storages as :class:`Storage`, other torch classes as :class:`LuaObject`.
+    storages as :class:`Storage`, functions as :class:`LuaFunction` (never run), other
+    torch classes as :class:`LuaObject`.
 
     Raises
     ------
     T7FormatError
-        The bytes are not a t7 serialization; the message names the byte offset.
+        The bytes are not a t7 serialization; the message names the file (when it has a
+        name), the byte offset and what was expected there.
     """
-    buf, close = _open_buffer(path_or_file)
-    name = getattr(path_or_file, "name", None) if hasattr(path_or_file, "read") \
-        else os.fspath(path_or_file)
-    try:
-        if len(buf) == 0:
-            raise T7FormatError("offset 0: expected a type tag (int32), but the file is empty")
-        return read_buffer(buf, long_size=long_size, reader_cls=reader_cls)
-    except T7FormatError as err:
-        if isinstance(name, str):
-            raise T7FormatError(f"{name}: {err}") from None
-        raise
-    finally:
+    if hasattr(path_or_file, "read"):
+        name = getattr(path_or_file, "name", None)
         try:
-            close()
-        except BufferError:
-            pass
+            if isinstance(path_or_file, io.TextIOBase):
+                raise TypeError("t7.load needs a binary file object, got a text one")
+            f = path_or_file if _seekable(path_or_file) else io.BytesIO(path_or_file.read())
+            return _read_all(f, long_size, reader_cls)
+        except T7FormatError as err:
+            if isinstance(name, str):
+                raise T7FormatError(f"{name}: {err}") from None
+            raise
+        except RecursionError:
+            raise T7FormatError(f"{name or '<file>'}: nesting too deep to read") from None
+    path = os.fspath(path_or_file)
+    try:
+        with open(path, "rb", buffering=_BUFFER) as f:
+            return _read_all(f, long_size, reader_cls)
+    except T7FormatError as err:
+        raise T7FormatError(f"{path}: {err}") from None
+    except RecursionError:
+        raise T7FormatError(f"{path}: nesting too deep to read") from None
+
+
+def _seekable(f):
+    try:
+        return f.seekable()
+    except (AttributeError, ValueError, OSError):
+        return False

@@ -22,8 +22,8 @@ import tempfile
 import numpy as np
 import torch
 
-from .reader import (TYPE_BOOLEAN, TYPE_NIL, TYPE_NUMBER, TYPE_STRING, TYPE_TABLE,
-                     TYPE_TORCH)
+from .reader import (TYPE_BOOLEAN, TYPE_FUNCTION, TYPE_NIL, TYPE_NUMBER, TYPE_STRING,
+                     TYPE_TABLE, TYPE_TORCH)
 from .types import DTYPE_TENSOR_CLASS, LuaFunction, LuaObject, Storage, TableKey
 
 _CHUNK = 1 << 24  # bytes per write() of a large storage
@@ -36,17 +36,25 @@ class T7WriteError(ValueError):
 class Writer:
     """Serializes one object graph to a binary file object."""
 
-    def __init__(self, f):
+    def __init__(self, f, long_size=8):
+        if long_size not in (4, 8):
+            raise ValueError(f"long_size must be 4 or 8, got {long_size}")
         self.f = f
         self.index = {}  # identity key -> reference index
         self.next_index = 1
         self.alive = []  # keeps keyed objects alive so their id() is not reused
+        self._long_code = "q" if long_size == 8 else "i"
 
     def _i32(self, v):
         self.f.write(struct.pack("<i", v))
 
     def _i64s(self, values):
-        self.f.write(struct.pack(f"<{len(values)}q", *values))
+        """Torch ``long`` values (sizes, strides, offsets): int64, or int32 with long_size=4."""
+        try:
+            self.f.write(struct.pack(f"<{len(values)}{self._long_code}", *values))
+        except struct.error:
+            raise T7WriteError(f"a long value out of range for {self._long_code!r}: {values}") \
+                from None
 
     def _chars(self, b: bytes):
         self._i32(len(b))
@@ -75,8 +83,13 @@ class Writer:
             self._i32(TYPE_BOOLEAN)
             self._i32(1 if obj else 0)
         elif isinstance(obj, (int, float, np.integer, np.floating)):
+            try:
+                value = struct.pack("<d", float(obj))
+            except OverflowError:
+                raise T7WriteError(f"a number too large for a Lua number (a double) at {path}") \
+                    from None
             self._i32(TYPE_NUMBER)
-            self.f.write(struct.pack("<d", float(obj)))
+            self.f.write(value)
         elif isinstance(obj, (str, bytes)):
             self._i32(TYPE_STRING)
             self._chars(obj if isinstance(obj, bytes) else obj.encode("utf-8", "surrogateescape"))
@@ -106,7 +119,9 @@ class Writer:
             self._torch_header(obj.class_name, obj.version)
             self.write(obj.fields, path)
         elif isinstance(obj, LuaFunction):
-            if self._reference(obj.type_tag, ("f", id(obj)), obj):
+            if obj.type_tag == TYPE_FUNCTION:  # the oldest format carries no reference index
+                self._i32(TYPE_FUNCTION)
+            elif self._reference(obj.type_tag, ("f", id(obj)), obj):
                 return
             self._chars(obj.dumped)
             self.write(obj.upvalues, f"{path}.<upvalues>")
@@ -168,14 +183,14 @@ class Writer:
             self.f.write(memoryview(data[start:start + _CHUNK]))
 
 
-def dumps(obj) -> bytes:
+def dumps(obj, *, long_size=8) -> bytes:
     """The t7 bytes of ``obj`` (see :func:`save`)."""
     buf = io.BytesIO()
-    Writer(buf).write(obj)
+    Writer(buf, long_size).write(obj)
     return buf.getvalue()
 
 
-def save(obj, path_or_file):
+def save(obj, path_or_file, *, long_size=8):
     """Write ``obj`` as a binary t7 file that Lua Torch7's ``torch.load`` reads.
 
     Accepts None, bool, int/float (written as Lua numbers, i.e. doubles), str/bytes,
@@ -184,6 +199,7 @@ def save(obj, path_or_file):
     :class:`Storage`, :class:`LuaObject` (nn modules) and :class:`LuaFunction`. An object
     met twice is written once and referenced. A path is written atomically: a temp file
     in the same folder, renamed into place, so an interrupted save leaves no partial file.
+    ``long_size=4`` writes sizes/strides/offsets as int32, as Lua Torch on Windows does.
 
     Raises
     ------
@@ -191,11 +207,17 @@ def save(obj, path_or_file):
         For an object Torch7 cannot hold; the message names its path in ``obj``.
     """
     if hasattr(path_or_file, "write"):
-        Writer(path_or_file).write(obj)
+        Writer(path_or_file, long_size).write(obj)
         return
     path = os.fspath(path_or_file)
     with atomic_output(path) as f:
-        Writer(f).write(obj)
+        Writer(f, long_size).write(obj)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class atomic_output:
@@ -209,6 +231,7 @@ class atomic_output:
         folder = os.path.dirname(os.path.abspath(self.path))
         fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp",
                                         dir=folder)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would not
         self.f = os.fdopen(fd, self.mode, **({} if "b" in self.mode else {"encoding": "utf-8"}))
         return self.f
 
