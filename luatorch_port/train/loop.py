@@ -346,13 +346,15 @@ def evaluate(model, data, config: TrainConfig, *, device=None, dist_ctx=D.SINGLE
 def predict_scores(model, inputs: torch.Tensor, *, batch_size: int = 125, device=None,
                    progress=None) -> torch.Tensor:
     """(N, C) float scores of ``model`` in evaluate mode, computed in batches, on the CPU."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    param = next(model.parameters())
+    device = torch.device(device) if device is not None else param.device
     model.eval()
     chunks = []
     starts = range(0, inputs.shape[0], batch_size)
     with _bar(progress, len(starts), "predict") as bar:
-        for start in bar:
-            x = inputs[starts[start]:starts[start] + batch_size].to(device)
+        for k in bar:
+            # a Lua model may hold DoubleTensors: feed it its own dtype
+            x = inputs[starts[k]:starts[k] + batch_size].to(device, param.dtype)
             chunks.append(model(x).float().cpu())
     if not chunks:
         raise A2Error("no images to predict")

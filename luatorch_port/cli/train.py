@@ -1,0 +1,146 @@
+"""`a2 train`, `a2 predict`, `a2 score`: the starter's train.lua, a Kaggle CSV, its score."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import asdict
+
+import click
+
+from ..errors import A2Error
+from .common import (device_option, ensure_parent, progress, quiet_option, resolve_device,
+                     seed_everything, seed_option)
+
+RUN_RECORD = "run.json"
+
+
+@click.command("train")
+@click.option("--train", "train_path", type=click.Path(dir_okay=False), default="data/train.t7b",
+              help="Training split (course layout).")
+@click.option("--val", "val_path", type=click.Path(dir_okay=False), default="data/val.t7b",
+              help="Validation split, evaluated after every epoch.")
+@click.option("--no-val", is_flag=True, help="Skip validation (val.log's val column is nan).")
+@click.option("--model", "model_name", default="vgg_bn_drop",
+              help="sample, vgg_bn_drop or a spec such as 64c5-128c5-256c5-512f.")
+@click.option("--out", "-s", "--save", "out_dir", type=click.Path(file_okay=False), default="logs",
+              help="Run folder: val.log, model.net, norm.t7, checkpoint.pt, run.json "
+                   "(train.lua's -s/--save).")
+@click.option("--epochs", "--max_epoch", "max_epoch", type=int, default=300,
+              help="Number of epochs (train.lua's --max_epoch).")
+@click.option("-b", "--batchSize", "batch_size", type=int, default=64,
+              help="Global batch size (split across torchrun processes).")
+@click.option("-r", "--learningRate", "learning_rate", type=float, default=1.0,
+              help="optim.sgd learningRate.")
+@click.option("--learningRateDecay", "learning_rate_decay", type=float, default=1e-7,
+              help="lr / (1 + steps * learningRateDecay).")
+@click.option("--weightDecay", "weight_decay", type=float, default=5e-4, help="L2 weight decay.")
+@click.option("-m", "--momentum", "momentum", type=float, default=0.9, help="Momentum.")
+@click.option("--epoch_step", "epoch_step", type=int, default=25,
+              help="Halve the learning rate at every multiple of this epoch.")
+@click.option("--save-every", "save_every", type=int, default=5,
+              help="Write model.net every N epochs (and after the last).")
+@click.option("--flip/--no-flip", default=True, help="BatchFlip: flip half of each batch.")
+@click.option("--channels-last/--no-channels-last", default=True,
+              help="NHWC memory format (faster convolutions on CPU).")
+@click.option("--resume", is_flag=True,
+              help="Continue from RUN_DIR/checkpoint.pt (weights, optimizer, epoch, RNGs).")
+@seed_option()
+@device_option()
+@quiet_option()
+def train_cmd(train_path, val_path, no_val, model_name, out_dir, max_epoch, batch_size,
+              learning_rate, learning_rate_decay, weight_decay, momentum, epoch_step, save_every,
+              flip, channels_last, resume, seed, device, quiet):
+    """Train a model as the starter's train.lua does (SGD, BatchFlip, lr halved every
+    epoch_step epochs). Runs unchanged under `torchrun --nproc_per_node N` (DDP)."""
+    from ..provenance import write_record
+    from ..train import TrainConfig
+    from ..train import distributed as D
+    from ..train.run import run_training
+
+    config = TrainConfig(batch_size=batch_size, learning_rate=learning_rate,
+                         learning_rate_decay=learning_rate_decay, weight_decay=weight_decay,
+                         momentum=momentum, epoch_step=epoch_step, max_epoch=max_epoch,
+                         save_every=save_every, flip=flip, channels_last=channels_last)
+    dev = resolve_device(device)
+    ctx, dev = D.init_from_env(dev)
+    try:
+        generator = seed_everything(seed, quiet=quiet or not ctx.is_main)
+        echo = (lambda line: click.echo(line, err=True)) if ctx.is_main and not quiet else None
+        result = run_training(config, train_path=train_path,
+                              val_path=None if no_val else val_path, model_name=model_name,
+                              out_dir=out_dir, generator=generator, device=dev, resume=resume,
+                              dist_ctx=ctx,
+                              progress=functools.partial(progress, quiet=quiet), echo=echo)
+        if ctx.is_main:
+            final = result.final
+            write_record(os.path.join(out_dir, RUN_RECORD), "train",
+                         {**asdict(config), "model": model_name, "train": train_path,
+                          "val": None if no_val else val_path,
+                          "resume": resume, "world_size": ctx.world_size},
+                         seed=seed, device=dev, results={"final": final,
+                                                         "history": result.history})
+            click.echo(f"train accuracy {final.get('train_acc', float('nan')):.2f}%  "
+                       f"val accuracy {final.get('val_acc', float('nan')):.2f}%  -> {out_dir}")
+    finally:
+        D.shutdown()
+
+
+@click.command("predict")
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.argument("test_path", metavar="TEST", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default="predictions.csv",
+              help="Kaggle CSV: Id,Prediction (Id 1..N in TEST order, Prediction 1..10).")
+@click.option("--norm", "norm_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="U/V statistics: norm.t7 from a2 train or the starter's provider.t7 "
+                   "[default: norm.t7 beside MODEL]")
+@click.option("--batch-size", type=int, default=125, help="Images per forward pass.")
+@seed_option()
+@device_option()
+@quiet_option()
+def predict_cmd(model_path, test_path, out_path, norm_path, batch_size, seed, device, quiet):
+    """Predict the class of every image in TEST with MODEL (.t7/.net from Lua or a2, or .pt)
+    and write a Kaggle submission CSV."""
+    from ..kaggle import write_predictions
+    from ..provenance import write_record
+    from ..train.run import run_prediction
+
+    if batch_size < 1:
+        raise A2Error(f"--batch-size {batch_size} should be >= 1")
+    dev = resolve_device(device)
+    seed_everything(seed, quiet=quiet)
+    labels, used_norm = run_prediction(model_path, test_path, norm_path=norm_path, device=dev,
+                                       batch_size=batch_size,
+                                       progress=functools.partial(progress, quiet=quiet))
+    ensure_parent(out_path)
+    write_predictions(out_path, labels)
+    counts = [int((labels == c).sum()) for c in range(10)]
+    write_record(out_path + ".json", "predict",
+                 {"model": model_path, "test": test_path, "norm": used_norm,
+                  "batch_size": batch_size}, seed=seed, device=dev,
+                 results={"n": int(labels.numel()), "per_class": counts})
+    click.echo(f"{labels.numel()} predictions -> {out_path}")
+
+
+@click.command("score")
+@click.argument("csv_path", metavar="PREDICTIONS", type=click.Path(exists=True, dir_okay=False))
+@click.option("--test", "test_path", type=click.Path(dir_okay=False), default="data/test.t7b",
+              help="Labelled split whose file order the CSV's Ids follow.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write accuracy and the confusion matrix to this JSON file.")
+def score_cmd(csv_path, test_path, out_path):
+    """Accuracy and confusion matrix of a Kaggle CSV against the labels of --test."""
+    from ..data import load_split
+    from ..kaggle import read_predictions, score
+    from ..provenance import write_record
+
+    test = load_split(test_path, expect="labelled")
+    pred = read_predictions(csv_path, n_expected=len(test), n_classes=len(test.classes))
+    result = score(pred, test.labels, n_classes=len(test.classes), classes=test.classes)
+    click.echo(str(result.confusion))
+    click.echo(f"accuracy {result.accuracy * 100:.2f}% ({result.n_correct}/{result.n})")
+    if out_path is not None:
+        ensure_parent(out_path)
+        write_record(out_path, "score", {"predictions": csv_path, "test": test_path},
+                     results={"accuracy": result.accuracy, "n_correct": result.n_correct,
+                              "n": result.n, "confusion": result.confusion.mat.tolist()})
