@@ -51,6 +51,11 @@ def _register():
     from . import backprop as backprop_cmds
     cli.add_command(backprop_cmds.group)
 
+    from . import train as train_cmds
+    cli.add_command(train_cmds.train_cmd)
+    cli.add_command(train_cmds.predict_cmd)
+    cli.add_command(train_cmds.score_cmd)
+
 
 _register()
 
