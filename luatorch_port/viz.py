@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -113,13 +112,16 @@ def to_display_tensor(input, padding: int = DISPLAY_PADDING, nrow: int = DISPLAY
     raise A2Error(f"to_display_tensor: input must be H×W, K×H×W or K×3×H×W, got shape {tuple(x.shape)}")
 
 
-def _grid(x: torch.Tensor, padding: int, nrow: int) -> torch.Tensor:
-    """K×C×H×W -> C×(ymaps·(H+p))×(xmaps·(W+p)) filled with x.max(), cells placed as Lua does."""
+def _grid(x: torch.Tensor, padding: int, nrow: int, pad_value=None) -> torch.Tensor:
+    """K×C×H×W -> C×(ymaps·(H+p))×(xmaps·(W+p)), cells placed as Lua does.
+
+    The rest is ``pad_value`` (default x.max(), as Lua)."""
     nmaps, channels, h, w = x.shape
     xmaps = min(nrow, nmaps)
     ymaps = math.ceil(nmaps / xmaps)
     height, width = h + padding, w + padding
-    grid = torch.full((channels, height * ymaps, width * xmaps), x.max().item(), dtype=x.dtype)
+    fill = x.max().item() if pad_value is None else float(pad_value)
+    grid = torch.full((channels, height * ymaps, width * xmaps), fill, dtype=x.dtype)
     off = padding // 2
     for k in range(nmaps):
         y, xx = divmod(k, xmaps)
@@ -149,6 +151,20 @@ def filter_grid(weight: torch.Tensor, padding: int = 1, nrow: int | None = None)
     nrow = nrow or math.ceil(math.sqrt(len(cells)))
     grid = to_display_tensor(cells, padding=padding, nrow=nrow, scale_each=True)
     return grid if grid.dim() == 3 else grid.unsqueeze(0)
+
+
+def augmentation_grid(examples: torch.Tensor, padding: int = 2) -> torch.Tensor:
+    """The report's Figure 3.1: one row per seed, its untransformed patch first.
+
+    ``examples`` uint8 (n_seeds, 1 + per_seed, C, p, p) (from
+    ``surrogate.augmentation_examples``) -> float64 C×H×W in [0, 1]; pixel values are kept
+    (range 0..255 mapped to 0..1, not stretched), padding is white.
+    """
+    if examples.dim() != 5:
+        raise A2Error(f"augmentation_grid: expected (seeds, 1 + per_seed, C, p, p), got {tuple(examples.shape)}")
+    s, k = examples.shape[:2]
+    flat = examples.reshape(s * k, *examples.shape[2:]).to(torch.float64) / 255.0
+    return _grid(flat, padding, k, pad_value=1.0)
 
 
 def centroid_grid(centroids: torch.Tensor, patch_size: int, channels: int = 3, *,
@@ -260,27 +276,20 @@ def save_image(path, image: torch.Tensor, zoom: int = 1) -> tuple[int, int]:
 
 
 def read_logger(path) -> dict[str, list[float]]:
-    """Read an optim.Logger file (``val.log``): a tab-separated header of names, then numbers.
+    """An optim.Logger file (``val.log``) as ``{name: [value per row]}``, in file order.
 
-    Returns ``{name: [value per row]}`` in file order. A line with the wrong number of fields
-    or a non-number raises A2Error naming the file and line.
+    Parsed by :func:`luatorch_port.train.read_log`; a cell that is not a number raises A2Error
+    naming the file, line and column.
     """
-    path = Path(path)
-    lines = [ln.rstrip("\n") for ln in path.read_text(encoding="utf-8").splitlines()]
-    lines = [ln for ln in lines if ln.strip()]
-    if not lines:
-        raise A2Error(f"{path}: empty, expected an optim.Logger header line of tab-separated names")
-    names = [n.strip() for n in lines[0].split("\t") if n.strip()]
+    from .train.logger import read_log
+
+    names, rows = read_log(path)
     columns = {n: [] for n in names}
-    for lineno, line in enumerate(lines[1:], start=2):
-        fields = [f for f in line.split("\t") if f.strip()]
-        if len(fields) != len(names):
-            raise A2Error(f"{path}:{lineno}: {len(fields)} fields, expected {len(names)} ({', '.join(names)})")
-        for name, field in zip(names, fields):
-            try:
-                columns[name].append(float(field))
-            except ValueError:
-                raise A2Error(f"{path}:{lineno}: {field.strip()!r} in column {name!r} is not a number") from None
+    for lineno, row in enumerate(rows, start=2):
+        for name, value in zip(names, row):
+            if not isinstance(value, float):
+                raise A2Error(f"{path}:{lineno}: {value!r} in column {name!r} is not a number")
+            columns[name].append(value)
     return columns
 
 

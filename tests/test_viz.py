@@ -162,3 +162,13 @@ def test_read_logger_and_curves(tmp_path):
     log.write_text("a\tb\n1\tx\n")
     with pytest.raises(A2Error, match=r"val.log:2: 'x'"):
         viz.read_logger(log)
+
+
+def test_augmentation_grid_keeps_pixel_values():
+    ex = torch.zeros(2, 3, 3, 4, 4, dtype=torch.uint8)
+    ex[1, 2] = 51  # seed 2, second transformation
+    grid = viz.augmentation_grid(ex, padding=2)
+    assert grid.shape == (3, 2 * 6, 3 * 6)
+    # padding 2: one pixel before each cell; row 1, col 2 holds 51/255 = 0.2, not stretched to 1
+    torch.testing.assert_close(grid[:, 7:11, 13:17], torch.full((3, 4, 4), 0.2, dtype=torch.float64))
+    assert grid[:, 1:5, 1:5].eq(0).all() and grid[:, 0, :].eq(1).all()
