@@ -86,9 +86,8 @@ def sample(out_dir, seed, image_size, per_class, quiet):
     write_record(os.path.join(out_dir, RUN_RECORD.format("sample")), "data sample",
                  {"out_dir": out_dir, "image_size": image_size, "per_class": per_class},
                  seed=seed, results=vars(counts))
-    if not quiet:
-        click.echo(f"wrote {out_dir}: train {counts.train}, val {counts.val}, test {counts.test}, "
-                   f"extra {counts.extra} images of 3x{image_size}x{image_size}")
+    click.echo(f"wrote {out_dir}: train {counts.train}, val {counts.val}, test {counts.test}, "
+               f"extra {counts.extra} images of 3x{image_size}x{image_size}")
 
 
 @group.command("convert")
@@ -111,9 +110,8 @@ def convert(stl10_binary_dir, out_dir, seed, quiet):
     write_record(os.path.join(out_dir, RUN_RECORD.format("convert")), "data convert",
                  {"stl10_binary_dir": stl10_binary_dir, "out_dir": out_dir}, seed=seed,
                  results=vars(counts))
-    if not quiet:
-        click.echo(f"wrote {out_dir}: train {sum(counts.train)}, val {sum(counts.val)}, "
-                   f"test {sum(counts.test)}, extra {counts.extra}")
+    click.echo(f"wrote {out_dir}: train {sum(counts.train)}, val {sum(counts.val)}, "
+               f"test {sum(counts.test)}, extra {counts.extra}")
 
 
 def _parse_md5(ctx, param, values):
@@ -151,9 +149,8 @@ def fetch(out_dir, url, keep_archive, md5, seed, quiet):
     write_record(os.path.join(out_dir, RUN_RECORD.format("fetch")), "data fetch",
                  {"out_dir": out_dir, "url": url, "md5": md5s, "keep_archive": keep_archive},
                  seed=seed, results=vars(counts))
-    if not quiet:
-        click.echo(f"wrote {out_dir}: train {sum(counts.train)}, val {sum(counts.val)}, "
-                   f"test {sum(counts.test)}, extra {counts.extra}")
+    click.echo(f"wrote {out_dir}: train {sum(counts.train)}, val {sum(counts.val)}, "
+               f"test {sum(counts.test)}, extra {counts.extra}")
 
 
 @group.command("preview")

@@ -622,7 +622,7 @@ def save_split(path, images, labels=None, *, n_classes: Optional[int] = None) ->
         None writes the extra layout ``{data = {{img1, ..., imgN}}}``; otherwise images are
         grouped (stably) into class tables ``{data = {c1, ..., cK}}``.
     n_classes : int, optional
-        K; default ``max(10, max(labels) + 1)``. Every class needs at least one image.
+        K, the number of class tables; default 10 (STL-10). Every class needs an image.
     """
     images = check_images(images)
     if images.device.type != "cpu":
@@ -637,7 +637,7 @@ def save_split(path, images, labels=None, *, n_classes: Optional[int] = None) ->
                           f"{labels.dtype} {_size_str(labels.shape)}")
         labels = labels.to(torch.int64)
         lo, hi = int(labels.min()), int(labels.max())
-        k = n_classes if n_classes is not None else max(len(CLASS_NAMES), hi + 1)
+        k = n_classes if n_classes is not None else len(CLASS_NAMES)
         if lo < 0 or hi >= k:
             raise A2Error(f"labels should be in 0..{k - 1}, got values {lo}..{hi}")
         counts = torch.bincount(labels, minlength=k).tolist()
