@@ -10,10 +10,9 @@ from luatorch_port.errors import A2Error
 from luatorch_port.optim import SGD
 
 
-@pytest.fixture(scope="module")
-def sgd_oracle():
-    from tests.conftest import oracle_path
-    return t7.load(oracle_path("made", "optim_sgd.t7"))
+@pytest.fixture
+def sgd_oracle(oracle):
+    return t7.load(oracle("made", "optim_sgd.t7"))
 
 
 @pytest.mark.parametrize("run", ["a", "b", "c", "d", "e", "f"])

@@ -243,6 +243,10 @@ READERS = {
 }
 
 
+_LUA_DTYPES = {name: dt for dt, name in DTYPE_TENSOR_CLASS.items() if dt is not torch.bool}
+_LUA_DTYPES.update({"torch.CudaTensor": torch.float32, "torch.CudaDoubleTensor": torch.float64})
+
+
 def from_t7(obj, path: str = "") -> nn.Module:
     """A loaded Lua nn module (a :class:`t7.LuaObject`) -> the equivalent PyTorch module.
 
@@ -257,7 +261,13 @@ def from_t7(obj, path: str = "") -> nn.Module:
     reader = READERS.get(obj.class_name)
     if reader is None:
         raise A2Error(f"{where}: {obj.class_name} is not supported")
-    module = reader(obj, path)
+    with L.no_init():
+        module = reader(obj, path)
+    dtype = _LUA_DTYPES.get(obj.get("_type"))
+    if dtype is None and isinstance(obj.get("gradInput"), torch.Tensor):
+        dtype = obj["gradInput"].dtype
+    if dtype is not None and dtype.is_floating_point:
+        module._lua_dtype = dtype  # remembered for to_t7 of parameterless modules
     train = obj.get("train", None)
     if train is not None:
         module.training = bool(train)
@@ -271,9 +281,9 @@ def from_t7(obj, path: str = "") -> nn.Module:
 
 def _dtype_of(module) -> torch.dtype:
     for t in list(module.parameters()) + list(module.buffers()):
-        if t.is_floating_point():
+        if t.is_floating_point() and t.numel():
             return t.dtype
-    return torch.get_default_dtype()
+    return getattr(module, "_lua_dtype", torch.get_default_dtype())
 
 
 def _empty(dtype):
@@ -412,7 +422,7 @@ def _write_table_reduce(m, dtype):
 
 
 def _write_nll(m, dtype):
-    f = {"sizeAverage": bool(m.sizeAverage), "ignoreIndex": m.ignoreIndex, "output": 0,
+    f = {"sizeAverage": bool(m.sizeAverage), "ignoreIndex": m.ignoreIndex, "output": 0.0,
          "gradInput": _empty(dtype), "output_tensor": torch.zeros(1, dtype=dtype),
          "total_weight_tensor": torch.ones(1, dtype=dtype), "target": torch.zeros(1, dtype=torch.int64)}
     if m.weights is not None:
@@ -424,13 +434,74 @@ def _write_crossentropy(m, dtype):
     lsm = LuaObject("nn.LogSoftMax", {"output": _empty(dtype), "gradInput": _empty(dtype),
                                       "_type": DTYPE_TENSOR_CLASS[dtype]})
     return {"lsm": lsm, "nll": LuaObject("nn.ClassNLLCriterion", _write_nll(m.nll, dtype)),
-            "sizeAverage": bool(m.sizeAverage), "oldSizeAverage": bool(m.sizeAverage), "output": 0,
+            "sizeAverage": bool(m.sizeAverage), "oldSizeAverage": bool(m.sizeAverage), "output": 0.0,
             "gradInput": _empty(dtype)}
 
 
 def _write_mse(m, dtype):
-    return {"sizeAverage": bool(m.sizeAverage), "output": 0, "gradInput": _empty(dtype),
+    return {"sizeAverage": bool(m.sizeAverage), "output": 0.0, "gradInput": _empty(dtype),
             "output_tensor": torch.zeros(1, dtype=dtype)}
+
+
+def _lua(cls, dtype, **fields):
+    base = {"output": _empty(dtype), "gradInput": _empty(dtype), "_type": DTYPE_TENSOR_CLASS[dtype]}
+    base.update(fields)
+    return LuaObject(cls, base)
+
+
+def _estimator(kernel, n, dtype, square=False, sqrt=False):
+    """The ``meanestimator``/``stdestimator`` Sequential SpatialSubtractive/DivisiveNormalization build."""
+    mods = [_lua("nn.Square", dtype)] if square else []
+    zeros = lambda *shape: torch.zeros(*shape, dtype=dtype)  # noqa: E731
+    if kernel.dim() == 2:
+        kh, kw = kernel.shape
+        mods.append(_lua("nn.SpatialZeroPadding", dtype, pad_l=kw // 2, pad_r=kw // 2,
+                         pad_t=kh // 2, pad_b=kh // 2))
+        w = kernel.expand(1, n, kh, kw).clone()
+        mods.append(_lua("nn.SpatialConvolution", dtype, nInputPlane=n, nOutputPlane=1, kW=kw, kH=kh,
+                         dW=1, dH=1, padW=0, padH=0, weight=w, bias=zeros(1),
+                         gradWeight=torch.zeros_like(w), gradBias=zeros(1), finput=_empty(dtype),
+                         fgradInput=_empty(dtype)))
+    else:
+        k = kernel.numel()
+        mods.append(_lua("nn.SpatialZeroPadding", dtype, pad_l=k // 2, pad_r=k // 2,
+                         pad_t=k // 2, pad_b=k // 2))
+        conn = torch.arange(1, n + 1, dtype=dtype).unsqueeze(1).repeat(1, 2)  # nn.tables.oneToOne
+        wmap = kernel.reshape(1, 1, k).repeat(n, 1, 1)
+        mods.append(_lua("nn.SpatialConvolutionMap", dtype, nInputPlane=n, nOutputPlane=n, kW=k,
+                         kH=1, dW=1, dH=1, connTable=conn, weight=wmap, bias=zeros(n),
+                         gradWeight=torch.zeros_like(wmap), gradBias=zeros(n)))
+        wv = kernel.reshape(1, 1, k, 1).repeat(1, n, 1, 1)
+        mods.append(_lua("nn.SpatialConvolution", dtype, nInputPlane=n, nOutputPlane=1, kW=1, kH=k,
+                         dW=1, dH=1, padW=0, padH=0, weight=wv, bias=zeros(1),
+                         gradWeight=torch.zeros_like(wv), gradBias=zeros(1), finput=_empty(dtype),
+                         fgradInput=_empty(dtype)))
+    mods.append(_lua("nn.Replicate", dtype, nfeatures=n, dim=1, ndim=3))
+    if sqrt:
+        mods.append(_lua("nn.Sqrt", dtype, eps=0))
+    return _lua("nn.Sequential", dtype, modules=mods)
+
+
+def _write_scn(m, dtype):
+    """nn.SpatialContrastiveNormalization with the module tree its constructor builds."""
+    n, kernel = m.nInputPlane, _clone(m.kernel).to(dtype)
+    one = lambda: torch.zeros(1, 1, 1, dtype=dtype)  # noqa: E731 - Lua's torch.Tensor(1,1,1)
+    sub = _lua("nn.SpatialSubtractiveNormalization", dtype, nInputPlane=n, kernel=kernel,
+               meanestimator=_estimator(kernel, n, dtype), coef=one(),
+               subtractor=_lua("nn.CSubTable", dtype, gradInput=[]),
+               divider=_lua("nn.CDivTable", dtype, gradInput=[]))
+    div = _lua("nn.SpatialDivisiveNormalization", dtype, nInputPlane=n, kernel=kernel,
+               threshold=m.threshold, thresval=m.thresval,
+               meanestimator=_estimator(kernel, n, dtype),
+               stdestimator=_estimator(kernel, n, dtype, square=True, sqrt=True), coef=one(),
+               normalizer=_lua("nn.CDivTable", dtype, gradInput=[]),
+               divider=_lua("nn.CDivTable", dtype, gradInput=[]),
+               thresholder=_lua("nn.Threshold", dtype, threshold=m.threshold, val=m.thresval,
+                                inplace=False))
+    f = _base(m, dtype)
+    f.update(nInputPlane=n, kernel=kernel, threshold=m.threshold, thresval=m.thresval,
+             normalizer=_lua("nn.Sequential", dtype, modules=[sub, div]))
+    return f
 
 
 def to_t7(module: nn.Module, path: str = "", dtype: torch.dtype | None = None) -> LuaObject:
@@ -472,8 +543,7 @@ def to_t7(module: nn.Module, path: str = "", dtype: torch.dtype | None = None) -
     elif isinstance(m, (C.CAddTable, C.CMinTable, C.CMaxTable, C.JoinTable)):
         fields = _write_table_reduce(m, dtype)
     elif isinstance(m, SpatialContrastiveNormalization):
-        raise A2Error(f"{where}: writing nn.SpatialContrastiveNormalization to t7 is not "
-                      f"supported (its Lua module tree is not generated)")
+        fields = _write_scn(m, dtype)
     elif isinstance(m, K.ClassNLLCriterion):
         fields = _write_nll(m, dtype)
     elif isinstance(m, K.CrossEntropyCriterion):

@@ -113,7 +113,8 @@ def load_model(path) -> nn.Module:
         raise A2Error(f"{path}: not a readable .pt file ({type(err).__name__}: {err})") from None
     if not isinstance(payload, dict) or payload.get("format") != PT_FORMAT:
         raise A2Error(f"{path}: not a luatorch_port model (expected a dict with format={PT_FORMAT!r})")
-    model = from_structure(payload["structure"])
+    with L.no_init():
+        model = from_structure(payload["structure"])
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:

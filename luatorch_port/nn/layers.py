@@ -13,6 +13,7 @@ stream, not Torch7's), so the numbers differ from Lua's but the distributions ma
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -28,9 +29,18 @@ BN_MOMENTUM = 0.1
 DROPOUT_P = 0.5
 
 
-def _fmt_num(value) -> str:
-    """A Lua ``%f``-free number as Lua's ``tostring`` prints it (integers without ``.0``)."""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+_INIT = {"enabled": True}
+
+
+@contextlib.contextmanager
+def no_init():
+    """Build layers without drawing initial weights (they are about to be overwritten)."""
+    before = _INIT["enabled"]
+    _INIT["enabled"] = False
+    try:
+        yield
+    finally:
+        _INIT["enabled"] = before
 
 
 class LuaModule:
@@ -81,8 +91,13 @@ class SpatialConvolution(LuaModule, nn.Conv2d):
     padW = property(lambda self: self.padding[1])
     padH = property(lambda self: self.padding[0])
 
+    def reset_parameters(self):  # torch's own init, replaced by Lua's reset()
+        pass
+
     def reset(self, stdv=None, generator=None):
         """Lua ``reset(stdv)``: U(-stdv, stdv) for weight and bias."""
+        if not _INIT["enabled"]:
+            return self
         stdv = 1 / math.sqrt(self.kW * self.kH * self.nInputPlane) if stdv is None else stdv
         with torch.no_grad():
             self.weight.uniform_(-stdv, stdv, generator=generator)
@@ -280,7 +295,13 @@ class Linear(LuaModule, nn.Linear):
         super().__init__(int(inputSize), int(outputSize), bias=bool(bias))
         self.reset(generator=generator)
 
+    def reset_parameters(self):  # torch's own init, replaced by Lua's reset()
+        pass
+
     def reset(self, stdv=None, generator=None):
+        """Lua ``reset(stdv)``: U(-stdv, stdv), stdv = 1/sqrt(inputSize)."""
+        if not _INIT["enabled"]:
+            return self
         stdv = 1 / math.sqrt(self.in_features) if stdv is None else stdv
         with torch.no_grad():
             self.weight.uniform_(-stdv, stdv, generator=generator)

@@ -5,6 +5,9 @@ Port of the Exemplar-CNN naming of Dosovitskiy et al. (2014) as the report and t
 k//2, k//2)`` + ``ReLU`` + ``SpatialMaxPooling(2, 2, 2, 2)`` (k defaults to 5); each
 ``N f`` is ``Linear`` + ``ReLU`` + ``Dropout(0.5)``; then ``View``, and the classifier
 ``Linear(last, n_classes)`` + ``LogSoftMax``. Parameters get Lua's default ``reset()``.
+
+Deviations: the ``View`` has ``setNumInputDims(3)`` so a batch of one stays a batch (it
+prints the same as the oracle's plain ``View``).
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ def build_spec_model(spec: str, n_classes: int = 10, input_size: int = 32, in_ch
             raise A2Error(f"model spec {spec!r}: input_size={input_size} is too small for "
                           f"{sum(1 for x in layers if x.kind == 'conv')} 2x2 poolings")
     nfeat = cin * hw * hw
-    model.add(View(nfeat))
+    model.add(View(nfeat).setNumInputDims(3))
     for layer in layers:
         if layer.kind == "fc":
             model.add(Linear(nfeat, layer.width, generator=generator))

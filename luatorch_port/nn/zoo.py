@@ -6,8 +6,10 @@ the oracle's ``models/course_sample_model_width_div8.t7`` and ``full_size_specs.
 models/vgg_bn_drop.lua (szagoruyko/cifar.torch, as the course copies it for 96x96 input).
 
 Deviations: the classifier's input size is computed from ``input_size`` (the Lua files
-hard-code 96x96: ``View(256*2*2)``, ``View(512*3*3)``). ``sample`` takes a ``width_div``
-to build the oracle's narrow copy.
+hard-code 96x96: ``View(256*2*2)``, ``View(512*3*3)``). The View gets
+``setNumInputDims(3)`` so that a batch of one image stays a batch (Lua's plain View turns
+1x256x2x2 into a 1-D tensor, which the BatchNormalization after it rejects); it prints the
+same. ``sample`` takes a ``width_div`` to build the oracle's narrow copy.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def sample(n_classes=10, input_size=96, *, width_div=1, generator=None) -> Seque
         if pool:
             model.add(SpatialMaxPooling(pool, pool, pool, pool).ceil())
             hw = math.ceil(hw / pool)
-    model.add(View(cin * hw * hw))
+    model.add(View(cin * hw * hw).setNumInputDims(3))
     model.add(_classifier(cin * hw * hw, SAMPLE_HIDDEN // width_div, n_classes, generator))
     return msr_init(model, generator)
 
@@ -96,7 +98,7 @@ def vgg_bn_drop(n_classes=10, input_size=96, *, generator=None) -> Sequential:
         if pool:
             model.add(SpatialMaxPooling(2, 2, 2, 2).ceil())
             hw = math.ceil(hw / 2)
-    model.add(View(cin * hw * hw))
+    model.add(View(cin * hw * hw).setNumInputDims(3))
     model.add(_classifier(cin * hw * hw, VGG_HIDDEN, n_classes, generator))
     return msr_init(model, generator)
 
