@@ -22,3 +22,28 @@ def show(file, depth, long_size):
     """Print a readable tree of FILE (class names, dtypes, shapes, a few values)."""
     obj = t7io.load(file, long_size=None if long_size == "auto" else int(long_size))
     click.echo(describe(obj, depth=depth))
+
+
+@group.command("convert")
+@click.argument("src", metavar="IN", type=click.Path(exists=True, dir_okay=False))
+@click.argument("dst", metavar="OUT", type=click.Path(dir_okay=False))
+@click.option("--spec", default=None,
+              help="Model name/spec to record in a .pt (e.g. 64c5-128c5-256c5-512f); default: "
+                   "the one IN records, if any.")
+def convert(src, dst, spec):
+    """Convert a model between Lua Torch (.t7/.net) and PyTorch (.pt), either way.
+
+    A .pt holds a state dict plus the module structure and loads with
+    torch.load(OUT, weights_only=True); a .t7 is an nn.Sequential Lua's torch.load runs.
+    Writes OUT.json (provenance) beside OUT.
+    """
+    from ..nn.io import convert_model
+    from ..provenance import write_record
+    from .common import ensure_parent
+
+    ensure_parent(dst)
+    model = convert_model(src, dst, spec=spec)
+    nparams = sum(p.numel() for p in model.parameters())
+    write_record(f"{dst}.json", "t7 convert", {"in": src, "out": dst, "spec": spec},
+                 results={"class": model.lua_class, "parameters": nparams})
+    click.echo(f"{src} -> {dst}: {model.lua_class}, {nparams} parameters")

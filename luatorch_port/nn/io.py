@@ -128,3 +128,20 @@ def _restore_dtype(model, state):
     dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
     if len(dtypes) == 1:
         model.to(dtypes.pop())
+
+
+def convert_model(src, dst, *, spec: str | None = None) -> nn.Module:
+    """Read the model in ``src`` and write it to ``dst`` (format of each by suffix: .t7/.net <-> .pt).
+
+    Returns the model. The ``.pt`` records ``spec`` (or the one ``src`` recorded).
+    """
+    if spec is None and _kind(src) == "pt":
+        payload = torch.load(os.fspath(src), map_location="cpu", weights_only=True)
+        spec = payload.get("spec") if isinstance(payload, dict) else None
+    kind = _kind(dst)  # validate the output name before reading a large input
+    model = load_model(src)
+    if kind == "t7" or spec is not None:
+        save_model(model, dst, spec=spec)
+    else:
+        save_model(model, dst)
+    return model
