@@ -237,7 +237,7 @@ _MAX_NUMEL = 2 ** 62  # beyond any real tensor; keeps as_strided's int64 arithme
 
 
 def _lua_number(x):
-    if x.is_integer() and abs(x) < 2 ** 53 and not (x == 0 and math.copysign(1, x) < 0):
+    if x.is_integer() and abs(x) <= 2 ** 53 and not (x == 0 and math.copysign(1, x) < 0):
         return int(x)
     return x
 

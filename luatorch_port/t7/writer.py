@@ -84,10 +84,13 @@ class Writer:
             self._i32(1 if obj else 0)
         elif isinstance(obj, (int, float, np.integer, np.floating)):
             try:
-                value = struct.pack("<d", float(obj))
+                as_double = float(obj)
             except OverflowError:
-                raise T7WriteError(f"a number too large for a Lua number (a double) at {path}") \
-                    from None
+                as_double = None
+            if as_double is None or (isinstance(obj, (int, np.integer)) and as_double != obj):
+                raise T7WriteError(f"the integer {obj} is not exactly a Lua number (a double) "
+                                   f"at {path}")
+            value = struct.pack("<d", as_double)
             self._i32(TYPE_NUMBER)
             self.f.write(value)
         elif isinstance(obj, (str, bytes)):
