@@ -36,7 +36,7 @@ def test_oracle_files_load_with_their_stored_pixels(oracle, parts, layout, n, la
     assert split.images.shape == (n, 3, 96, 96) and split.images.dtype == torch.uint8
     assert torch.equal(split.images, torch.stack(flatten(t7.load(path))))
     if labels is None:
-        assert split.labels is None and split.classes == ["unlabelled"]
+        assert split.labels is None and split.classes == list(CLASS_NAMES)
     else:
         assert split.labels.tolist() == labels and split.labels.dtype == torch.int64
         assert split.classes == list(CLASS_NAMES)

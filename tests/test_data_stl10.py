@@ -192,6 +192,7 @@ def test_build_sample_small_is_deterministic_and_in_course_layout(tmp_path):
     assert test.class_counts() == [2] * 10 and test.classes[3] == "digit3"
     assert test.images.shape[1:] == (3, 16, 16)
     extra = load_split(tmp_path / "a" / "extra.t7b", expect="extra")
+    assert extra.classes == [f"digit{d}" for d in range(10)]
     hidden = t7.load(tmp_path / "a" / "extra_labels.t7")
     assert hidden.dtype == torch.int64 and len(hidden) == len(extra) == 40
     assert torch.bincount(hidden - 1, minlength=10).tolist() == [4] * 10  # 1-based, 9-2-1-2 each

@@ -57,8 +57,8 @@ class Split:
     labels : torch.Tensor or None
         int64, N, values 0..K-1 (class table index - 1); None for the extra layout.
     classes : list of str
-        K class names: STL-10's, or the lines of a ``class_names.txt`` beside the file;
-        ``["unlabelled"]`` for extra.
+        K class names: STL-10's, or the lines of a ``class_names.txt`` beside the file
+        (for extra, the classes its images come from: 10 STL-10 names by default).
     layout : str
         ``"labelled"`` or ``"extra"``.
     """
@@ -72,7 +72,7 @@ class Split:
         return self.images.shape[0]
 
     def class_counts(self) -> List[int]:
-        """Images per class (labelled) or ``[N]`` (extra)."""
+        """Images per class (labelled) or ``[N]`` (extra: one table, labels unknown)."""
         if self.labels is None:
             return [len(self)]
         return torch.bincount(self.labels, minlength=len(self.classes)).tolist()
@@ -97,16 +97,20 @@ def class_names(n_classes: int) -> List[str]:
     return [CLASS_NAMES[i] if i < len(CLASS_NAMES) else f"class{i + 1}" for i in range(n_classes)]
 
 
-def read_class_names(path, n_classes: int) -> List[str]:
-    """Names from ``class_names.txt`` beside ``path`` when it has ``n_classes`` lines, else STL-10's."""
+def read_class_names(path, n_classes: Optional[int] = None) -> List[str]:
+    """Names from ``class_names.txt`` beside ``path``, else STL-10's.
+
+    The file is used when it has ``n_classes`` lines (any number when ``n_classes`` is None,
+    as for an extra split); otherwise the STL-10 names (10 when ``n_classes`` is None).
+    """
     if isinstance(path, (str, os.PathLike)):
         names_path = os.path.join(os.path.dirname(os.path.abspath(path)), CLASS_NAMES_FILE)
         if os.path.isfile(names_path):
             with open(names_path, encoding="utf-8") as f:
                 names = [line.strip() for line in f if line.strip()]
-            if len(names) == n_classes:
+            if names and (n_classes is None or len(names) == n_classes):
                 return names
-    return class_names(n_classes)
+    return class_names(len(CLASS_NAMES) if n_classes is None else n_classes)
 
 
 def _size_str(shape):
@@ -448,7 +452,7 @@ class _CourseScanner(Reader):
         if self.images.shape[0] > self.n + self.n // 8:  # a file with shared storages
             images = images.clone()
         if self.layout == EXTRA:
-            return Split(images, None, ["unlabelled"], EXTRA)
+            return Split(images, None, class_names(len(CLASS_NAMES)), EXTRA)
         labels = torch.cat([torch.full((m,), c, dtype=torch.int64) for c, m in self.segments])
         n_classes = max(len(self.counts), max(c for c, _ in self.segments) + 1)
         return Split(images, labels, class_names(n_classes), LABELLED)
@@ -525,8 +529,7 @@ def load_split(path, limit: Optional[int] = None, *, expect: Optional[str] = Non
     if expect not in (None, LABELLED, EXTRA):
         raise ValueError(f"expect must be None, {LABELLED!r} or {EXTRA!r}, got {expect!r}")
     split = _scan(path, long_size=long_size, limit=limit, expect=expect).result()
-    if split.labels is not None:
-        split.classes = read_class_names(path, len(split.classes))
+    split.classes = read_class_names(path, None if split.labels is None else len(split.classes))
     return split
 
 
@@ -535,7 +538,7 @@ def scan_split(path, *, expect: Optional[str] = None) -> SplitInfo:
     s = _scan(path, keep_pixels=False, expect=expect)
     if s.shape is None:
         s.fail("holds no images")
-    classes = ["unlabelled"] if s.layout == EXTRA else read_class_names(path, len(s.counts))
+    classes = read_class_names(path, None if s.layout == EXTRA else len(s.counts))
     return SplitInfo(s.layout, list(s.counts), s.shape, classes)
 
 
