@@ -355,15 +355,11 @@ class Reader:
         return self.src.chars(size, f"a string of {size} bytes")
 
     def _read_torch(self, index):
-        at = self.src.pos
         version = self._read_string()
-        if version.startswith(b"V "):
-            try:
-                version_number = int(float(version[2:]))
-            except ValueError:
-                self.src.fail(f"a class version 'V <n>', got {version[:20]!r}", at=at)
+        version_number = _version_number(version)
+        if version_number is not None:
             class_name = self._read_string()
-        else:  # written before versioning
+        else:  # written before versioning: the string was the class name
             class_name, version_number = version, 0
         class_name = class_name.decode("utf-8", "replace")
         if class_name in TENSOR_DTYPES:
@@ -427,6 +423,16 @@ class Reader:
             self.objects[index] = func
         func.upvalues = self.read_object()
         return func
+
+
+def _version_number(text: bytes):
+    """File.lua's ``tonumber(string.match(version, '^V (.*)$'))`` (None when it is not one)."""
+    if not text.startswith(b"V "):
+        return None
+    try:
+        return int(float(text[2:]))
+    except (ValueError, OverflowError):
+        return None
 
 
 def _hashable(key):
