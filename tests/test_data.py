@@ -181,3 +181,20 @@ def test_save_split_rejects_bad_input(tmp_path, images, labels, message):
     with pytest.raises(A2Error, match=message):
         save_split(tmp_path / "s.t7b", images, labels, **kwargs)
     assert not list(tmp_path.iterdir())
+
+
+def test_windows_4_byte_long_files_load_through_the_fast_path(tmp_path):
+    images = imgs(6)
+    t7.save({"data": [[img.clone() for img in images[:3]], [img.clone() for img in images[3:]]]},
+            tmp_path / "w.t7b", long_size=4)
+    split = load_split(tmp_path / "w.t7b")
+    assert torch.equal(split.images, images) and split.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert torch.equal(load_split(tmp_path / "w.t7b", long_size=4).images, images)
+
+
+@pytest.mark.parametrize("long_size", [8, 4])
+def test_plain_files_take_the_fast_path_for_every_image_but_the_first(tmp_path, long_size):
+    from luatorch_port.data.layout import _scan
+    t7.save({"data": [[img.clone() for img in imgs(7)]]}, tmp_path / "e.t7b", long_size=long_size)
+    scanner = _scan(tmp_path / "e.t7b")
+    assert (scanner.n, len(scanner._fast_k), scanner.src.long_size) == (7, 6, long_size)
