@@ -15,11 +15,16 @@ def group():
 
 @group.command("show")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--depth", type=int, default=3, help="How many levels of tables to open.")
+@click.option("--depth", type=click.IntRange(min=0), default=3,
+              help="How many levels of tables and objects to open (0: the root's type only).")
 @click.option("--long-size", type=click.Choice(["auto", "4", "8"]), default="auto",
               help="Bytes per serialized long (4 for files written on Windows).")
 def show(file, depth, long_size):
-    """Print a readable tree of FILE (class names, dtypes, shapes, a few values)."""
+    """Print a readable tree of FILE (class names, dtypes, shapes, a few values).
+
+    Binary and ascii t7 files; objects met twice are marked "(same object as PATH)" and
+    tensors on one storage "(shares storage with PATH)". Lua functions are listed, never run.
+    """
     obj = t7io.load(file, long_size=None if long_size == "auto" else int(long_size))
     click.echo(describe(obj, depth=depth))
 

@@ -1,7 +1,14 @@
-"""A readable tree of a loaded t7 object, for ``a2 t7 show``."""
+"""A readable tree of a loaded t7 object, for ``a2 t7 show``.
+
+Lines read ``name: what``: tables with their entry count, torch classes by their Lua name,
+tensors as ``torch.FloatTensor 2x3 [first values]``; an object met again is printed as
+``(same object as <path>)`` and a tensor viewing a storage already shown says
+``(shares storage with <path>)``.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .types import DTYPE_TENSOR_CLASS, LuaFunction, LuaObject, Storage, TableKey
@@ -10,9 +17,16 @@ _MAX_ITEMS = 12  # children shown per table before "... N more"
 
 
 def _values(t: torch.Tensor, n=4) -> str:
-    flat = t.reshape(-1)[:n].tolist()
-    text = ", ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in flat)
+    """The first ``n`` elements in row-major order, without copying the tensor."""
+    count = min(n, t.numel())
+    index = np.unravel_index(np.arange(count), tuple(t.shape)) if t.dim() else ()
+    first = t[tuple(torch.from_numpy(i) for i in index)].tolist() if t.dim() else [t.item()]
+    text = ", ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in first)
     return f"[{text}{', ...' if t.numel() > n else ''}]"
+
+
+def _entries(n: int) -> str:
+    return f"{n} {'entry' if n == 1 else 'entries'}"
 
 
 def describe(obj, depth: int = 3) -> str:
@@ -22,7 +36,11 @@ def describe(obj, depth: int = 3) -> str:
     storages: dict[tuple, str] = {}
 
     def key_text(k):
-        return repr(k.value) if isinstance(k, TableKey) else str(k)
+        if isinstance(k, TableKey):
+            return f"<table key {seen.get(id(k.value), 'not shown')}>"
+        if isinstance(k, LuaObject):
+            return f"<{k.class_name} key {seen.get(id(k), 'not shown')}>"
+        return repr(k) if isinstance(k, str) and (not k.isidentifier()) else str(k)
 
     def walk(value, name, path, indent, level):
         pad = "  " * indent
@@ -53,11 +71,11 @@ def describe(obj, depth: int = 3) -> str:
                 else:
                     walk(fields, "<payload>", f"{path}.<payload>", indent + 1, level + 1)
         elif isinstance(value, dict):
-            lines.append(f"{pad}{name}: table ({len(value)} entries)")
+            lines.append(f"{pad}{name}: table ({_entries(len(value))})")
             if level < depth:
                 children(value, path, indent + 1, level + 1)
         elif isinstance(value, list):
-            lines.append(f"{pad}{name}: array ({len(value)} entries)")
+            lines.append(f"{pad}{name}: array ({_entries(len(value))})")
             if level < depth:
                 children({i + 1: v for i, v in enumerate(value)}, path, indent + 1, level + 1)
         elif isinstance(value, LuaFunction):
@@ -75,7 +93,8 @@ def describe(obj, depth: int = 3) -> str:
     def children(table, path, indent, level):
         items = list(table.items())
         for k, v in items[:_MAX_ITEMS]:
-            child = f"{path}[{key_text(k)}]" if not isinstance(k, str) else f"{path}.{k}"
+            child = f"{path}.{k}" if isinstance(k, str) and k.isidentifier() else \
+                f"{path}[{key_text(k)}]"
             walk(v, key_text(k), child, indent, level)
         if len(items) > _MAX_ITEMS:
             lines.append(f"{'  ' * indent}... {len(items) - _MAX_ITEMS} more")
