@@ -88,8 +88,9 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
     if x.dim() != 2:
         raise A2Error(f"t-SNE: expected N×D features, got shape {tuple(x.shape)}")
     n, d = x.shape
-    if n <= 3 * perplexity:
-        raise A2Error(f"t-SNE: {n} points is too few for perplexity {perplexity} (needs more than {3 * perplexity:g})")
+    if n <= perplexity:
+        raise A2Error(f"t-SNE: {n} points is too few for perplexity {perplexity:g} (needs more points than that; "
+                      f"lower --perplexity)")
     if n <= trust_neighbors * 2 + 1:
         raise A2Error(f"t-SNE: {n} points is too few for trustworthiness with {trust_neighbors} neighbours")
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
@@ -179,3 +180,124 @@ def thumbnails(images: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-1] != size or x.shape[-2] != size:
         x = torch.nn.functional.adaptive_avg_pool2d(x, size)
     return x
+
+
+def model_features(model: torch.nn.Module, inputs: torch.Tensor, *, batch_size: int = 100,
+                   device=None) -> torch.Tensor:
+    """The input of ``model``'s last fully connected layer (its penultimate representation).
+
+    ``inputs`` float N×C×H×W, normalised as the model was trained. Runs in eval mode, in
+    batches, on ``device`` (default: where the model is). Returns float64 N×F on the CPU.
+    """
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if not linears:
+        raise A2Error(f"model {type(model).__name__} has no fully connected layer to take features from")
+    captured = []
+    handle = linears[-1].register_forward_hook(lambda mod, args, out: captured.append(args[0].detach()))
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    out = []
+    try:
+        with torch.no_grad():
+            for lo in range(0, inputs.shape[0], batch_size):
+                captured.clear()
+                model(inputs[lo:lo + batch_size].to(device))
+                out.append(captured[-1].reshape(captured[-1].shape[0], -1).to("cpu", torch.float64))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return torch.cat(out)
+
+
+def feature_kind(spec: str) -> str:
+    """``"raw"``, ``"model"`` or ``"kmeans"`` for a ``--features`` value (raw, or a file).
+
+    ``.pt``/``.pth``/``.net`` files are models; a t7 file is a model when it holds an nn
+    object and k-means centroids when it is a table with a ``centroids`` field.
+    """
+    import os
+
+    from . import t7
+
+    if spec == "raw":
+        return "raw"
+    if not os.path.isfile(spec):
+        raise A2Error(f"--features {spec}: expected 'raw', a model file or a centroids.t7 file")
+    if spec.endswith((".pt", ".pth", ".net")):
+        return "model"
+    obj = t7.load(spec)
+    if isinstance(obj, t7.LuaObject):
+        return "model"
+    if isinstance(obj, dict) and "centroids" in obj:
+        return "kmeans"
+    raise A2Error(f"--features {spec}: neither an nn model nor a table with a 'centroids' field")
+
+
+def compute_features(spec: str, images: torch.Tensor, *, channel: int = 1, device=None,
+                     norm_path=None) -> tuple[torch.Tensor, str]:
+    """Features for ``--features spec``: ``(N×D float64, description)``.
+
+    raw: channel ``channel`` of each image (the report). A model: its penultimate layer on the
+    images normalised with ``norm_path`` (default: ``norm.t7`` beside the model; without one,
+    statistics fitted on these images). Centroids: Coates' triangle encoding, 4 quadrants.
+    """
+    kind = feature_kind(spec)
+    if kind == "raw":
+        return raw_channel_features(images, channel), f"raw channel {channel} ({images.shape[-2]}x{images.shape[-1]})"
+    if kind == "model":
+        from .nn import load_model
+        from .provider import fit_normalization, normalize
+        from .train.run import default_norm_path, load_norm
+
+        model = load_model(spec)
+        norm_path = norm_path or default_norm_path(spec)
+        stats = load_norm(norm_path) if norm_path else fit_normalization(images)
+        if device is not None:
+            model.to(device)
+        feats = model_features(model, normalize(images, stats), device=device)
+        return feats, f"penultimate layer of {spec} ({feats.shape[1]} values)"
+    from .kmeans import CoatesKMeans
+
+    km = CoatesKMeans.load(spec)
+    feats = km.transform(images).to(torch.float64)
+    return feats, f"k-means triangle features of {spec} ({feats.shape[1]} values)"
+
+
+def run_tsne(data_path, out_png, *, features: str = "raw", channel: int = 1, limit=None,
+             pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY, theta: float = THETA,
+             n_iter: int = N_ITER, threads=None, map_size: int = 1024, thumb: int = 32,
+             device=None, generator=None) -> dict:
+    """What ``a2 tsne`` does: read a t7b file, embed, write the figures and the coordinates.
+
+    Writes ``out_png`` (scatter by class), ``<stem>_map.png`` (image map), ``<stem>.csv``
+    (coordinates). Returns a dict of the numbers (paths, trustworthiness, timings, sizes).
+    """
+    import os
+
+    from .data import load_split
+    from .viz import draw_image_map, save_image
+
+    t_start = time.perf_counter()
+    split = load_split(data_path, limit=limit)
+    feats, description = compute_features(features, split.images, channel=channel, device=device)
+    emb = embed(feats, pca_dims=pca_dims, perplexity=perplexity, theta=theta, n_iter=n_iter,
+                threads=threads, generator=generator)
+    stem = os.path.splitext(os.fspath(out_png))[0]
+    labels = split.labels.numpy() if split.labels is not None else None
+    classes = split.classes if split.labels is not None else None
+    title = (f"t-SNE of {len(split)} images of {os.path.basename(os.fspath(data_path))}: {description}; "
+             f"trustworthiness {emb.trustworthiness:.3f}")
+    save_scatter(out_png, emb.coords, labels, classes, title=title)
+    # rows from -y and columns from x, so the map has the scatter's orientation (draw_image_map
+    # itself puts the first coordinate on rows, as Lua's does)
+    xy = torch.from_numpy(emb.coords)
+    canvas = draw_image_map(torch.stack([-xy[:, 1], xy[:, 0]], dim=1), thumbnails(split.images, thumb),
+                            map_size=map_size, background=1.0)
+    save_image(stem + "_map.png", canvas)
+    write_coords_csv(stem + ".csv", emb.coords, labels, classes)
+    return {"scatter": os.fspath(out_png), "image_map": stem + "_map.png", "coords_csv": stem + ".csv",
+            "n_images": len(split), "features": description, "input_dims": emb.input_dims,
+            "pca_dims": emb.pca_dims, "trustworthiness": emb.trustworthiness,
+            "kl_divergence": emb.kl_divergence, "seconds": dict(emb.seconds,
+                                                                total=time.perf_counter() - t_start)}

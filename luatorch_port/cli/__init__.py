@@ -56,6 +56,20 @@ def _register():
     cli.add_command(train_cmds.predict_cmd)
     cli.add_command(train_cmds.score_cmd)
 
+    from . import visualize as visualize_cmds
+    from . import tsne as tsne_cmds
+    cli.add_command(visualize_cmds.group)
+    cli.add_command(tsne_cmds.tsne_cmd)
+
+    from . import pseudolabel as pseudolabel_cmds
+    cli.add_command(pseudolabel_cmds.group)
+
+    from . import surrogate as surrogate_cmds
+    cli.add_command(surrogate_cmds.group)
+
+    from . import kmeans as kmeans_cmds
+    cli.add_command(kmeans_cmds.group)
+
 
 _register()
 

@@ -1,0 +1,140 @@
+"""`a2 visualize ...` (report 3.1): filters, centroids, augmentations, training curves."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..errors import A2Error
+from .common import ensure_parent, quiet_option, seed_everything, seed_option
+
+
+def _record_path(out) -> str:
+    return os.path.splitext(os.fspath(out))[0] + ".json"
+
+
+def _done(out, size):
+    click.echo(f"{out} ({size[0]}x{size[1]})")
+
+
+@click.group("visualize")
+def group():
+    """Figures of report part 3.1: filters, k-means centroids, surrogate augmentations, curves."""
+
+
+@group.command("filters")
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), default="filters.png", help="PNG to write.")
+@click.option("--padding", type=int, default=1, help="Pixels between filters (toDisplayTensor's padding).")
+@click.option("--nrow", type=int, default=0, help="Filters per row; 0 = ceil(sqrt(count)).")
+@click.option("--zoom", type=int, default=8, help="Nearest-neighbour upscaling of the PNG.")
+def filters_cmd(model_path, out, padding, nrow, zoom):
+    """The first convolution's filters of MODEL (.t7/.net from Lua or a2, or .pt) as a grid,
+    each filter min-max scaled on its own (image.toDisplayTensor{scaleeach=true})."""
+    from ..nn import load_model
+    from ..provenance import write_record
+    from ..viz import filter_grid, first_conv_weight, save_image
+
+    _check_positive(padding=(padding, 0), zoom=(zoom, 1), nrow=(nrow, 0))
+    weight = first_conv_weight(load_model(model_path))
+    grid = filter_grid(weight, padding=padding, nrow=nrow or None)
+    ensure_parent(out)
+    size = save_image(out, grid, zoom=zoom)
+    write_record(_record_path(out), "visualize filters",
+                 {"model": model_path, "padding": padding, "nrow": nrow, "zoom": zoom},
+                 results={"filters": list(weight.shape), "png": list(size)})
+    _done(out, size)
+
+
+@group.command("centroids")
+@click.argument("centroids_path", metavar="CENTROIDS", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), default="centroids.png", help="PNG to write.")
+@click.option("--space", type=click.Choice(["unwhitened", "whitened"]), default="unwhitened",
+              help="Show centroids un-whitened (image-like) or as learned (Coates' figure).")
+@click.option("--max", "max_count", type=int, default=400, help="Show at most this many centroids (0 = all).")
+@click.option("--zoom", type=int, default=4, help="Nearest-neighbour upscaling of the PNG.")
+def centroids_cmd(centroids_path, out, space, max_count, zoom):
+    """k-means centroids (centroids.t7 from `a2 kmeans fit`) as a grid, as Coates'
+    show_centroids.m: values mapped from [-1.5, 1.5], one white pixel between cells."""
+    from ..provenance import write_record
+    from ..viz import centroids_figure, save_image
+
+    _check_positive(zoom=(zoom, 1), max=(max_count, 0))
+    image, info = centroids_figure(centroids_path, space=space, max_count=max_count or None)
+    ensure_parent(out)
+    size = save_image(out, image, zoom=zoom)
+    write_record(_record_path(out), "visualize centroids",
+                 {"centroids": centroids_path, "space": space, "max": max_count, "zoom": zoom},
+                 results={**info, "png": list(size)})
+    _done(out, size)
+
+
+@group.command("augmentations")
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False), default="data/extra.t7b",
+              help="Images to draw seed patches from (extra.t7b, or any course split).")
+@click.option("--out", type=click.Path(dir_okay=False), default="augmentations.png", help="PNG to write.")
+@click.option("--seeds", "n_seeds", type=int, default=8, help="Seed patches (rows).")
+@click.option("--per-seed", type=int, default=10, help="Random transformations per seed (columns after the seed).")
+@click.option("--patch", type=int, default=32, help="Patch side in pixels.")
+@click.option("--limit", type=int, default=2000, help="Read only the first N images of --data.")
+@click.option("--no-color", is_flag=True, help="Geometric transformations only.")
+@click.option("--zoom", type=int, default=2, help="Nearest-neighbour upscaling of the PNG.")
+@seed_option()
+@quiet_option()
+def augmentations_cmd(data_path, out, n_seeds, per_seed, patch, limit, no_color, zoom, seed, quiet):
+    """Seed patches and their surrogate transformations (the report's Figure 3.1): one row
+    per seed, the untransformed patch first."""
+    from ..data import load_split
+    from ..provenance import write_record
+    from ..surrogate import TransformRanges, augmentation_examples
+    from ..surrogate.build import WINDOW
+    from ..viz import augmentation_grid, save_image
+
+    _check_positive(seeds=(n_seeds, 1), per_seed=(per_seed, 1), patch=(patch, 1), limit=(limit, 1),
+                    zoom=(zoom, 1))
+    gen = seed_everything(seed, quiet=quiet)
+    split = load_split(data_path, limit=limit)
+    ranges = TransformRanges(color=not no_color)
+    side = min(split.images.shape[-2:])
+    window = tuple(min(w, side) for w in WINDOW)  # images smaller than the default windows (tests)
+    examples = augmentation_examples(split.images, min(n_seeds, len(split)), per_seed, gen, patch=patch,
+                                     ranges=ranges, window=window)
+    ensure_parent(out)
+    size = save_image(out, augmentation_grid(examples), zoom=zoom)
+    write_record(_record_path(out), "visualize augmentations",
+                 {"data": data_path, "seeds": n_seeds, "per_seed": per_seed, "patch": patch, "limit": limit,
+                  "color": not no_color, "zoom": zoom}, seed=seed,
+                 results={"examples": list(examples.shape), "png": list(size)})
+    _done(out, size)
+
+
+@group.command("curves")
+@click.argument("run", metavar="RUN_DIR", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(dir_okay=False), default="curves.png", help="PNG to write.")
+@click.option("--title", default="", help="Figure title [default: the run folder's name].")
+def curves_cmd(run, out, title):
+    """Accuracy per epoch from RUN_DIR/val.log (optim.Logger format, written by `a2 train`);
+    RUN_DIR may also be the log file itself."""
+    from ..provenance import write_record
+    from ..viz import read_logger, save_curves
+
+    log = os.path.join(run, "val.log") if os.path.isdir(run) else run
+    if not os.path.exists(log):
+        raise A2Error(f"{run}: no val.log in this folder (written by a2 train)")
+    columns = read_logger(log)
+    if not any(columns.values()):
+        raise A2Error(f"{log}: no epochs logged yet")
+    ensure_parent(out)
+    size = save_curves(out, columns, title=title or os.path.basename(os.path.abspath(run)))
+    write_record(_record_path(out), "visualize curves", {"log": log, "title": title},
+                 results={"epochs": max(len(v) for v in columns.values()),
+                          "last": {k: (v[-1] if v else None) for k, v in columns.items()},
+                          "png": list(size)})
+    _done(out, size)
+
+
+def _check_positive(**values):
+    for name, (value, low) in values.items():
+        if value < low:
+            raise A2Error(f"--{name.replace('_', '-')} {value} should be >= {low}")
