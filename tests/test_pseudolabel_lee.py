@@ -98,3 +98,23 @@ def test_steps_unit_uses_the_global_step():
 def test_bad_config(kw, msg):
     with pytest.raises(A2Error, match=msg):
         PseudoLabelConfig(**kw).validate()
+
+
+def test_transform_is_applied_to_the_drawn_unlabelled_rows_only():
+    x = torch.zeros(6, 3, 2, 2)
+    t = torch.arange(6) % 3
+    u = torch.arange(20, dtype=torch.uint8).view(20, 1, 1, 1).expand(20, 3, 2, 2).contiguous()
+    calls = []
+
+    def transform(rows):
+        calls.append(rows.shape[0])
+        assert rows.dtype == torch.uint8
+        return rows.float() * 10 + 1000
+
+    data = MixedBatches(x, t, u, per_batch=5, seed=3, flip=False, transform=transform)
+    out, tgt = data.get_batch(torch.tensor([0, 2]))
+    assert calls == [5]
+    assert out.dtype == torch.float32 and out.shape == (7, 3, 2, 2)
+    assert torch.equal(out[:2], x[:2])
+    drawn = (out[2:, 0, 0, 0] - 1000) / 10
+    assert ((drawn >= 0) & (drawn < 20)).all() and torch.equal(drawn, drawn.round())

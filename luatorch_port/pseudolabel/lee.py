@@ -6,6 +6,10 @@ ones; an unlabelled image's target is the current network's argmax on that very 
 ``L_labelled + alpha(t) * L_unlabelled`` (Lee 2013, eq. 15), each term a mean
 cross-entropy over its rows, with alpha(t) from :func:`alpha_schedule`.
 
+The unlabelled set stays uint8 (100,000 STL-10 images are 2.8 GB as bytes, 11 GB as
+float32): :class:`MixedBatches` applies ``transform`` (the provider normalisation with the
+training set's statistics) to the drawn rows only.
+
 Deviations: the unlabelled rows of a batch are drawn with a generator seeded from the
 batch's labelled indices (so a resumed or distributed run draws the same rows); BatchFlip
 is applied to the whole mixed batch inside :class:`MixedBatches` (the loop's own flip is
@@ -59,10 +63,21 @@ class MixedBatches:
 
     ``len()`` is the labelled count, so an epoch is one pass over the labelled set (Lee's
     setting). ``set_epoch`` tells it when warm-up ends (no unlabelled rows before that).
+
+    Parameters
+    ----------
+    inputs : float (N, C, H, W), already normalised; targets : int64 (N,) 0-based.
+    unlabelled : (M, C, H, W), any dtype (uint8 for a course extra.t7b).
+    per_batch : unlabelled rows added to every batch (after warm-up).
+    seed : int, mixed with the batch's labelled indices to draw its unlabelled rows and flips.
+    flip : BatchFlip on the whole mixed batch (the loop's own flip must be off).
+    warmup : epochs 1..warmup have no unlabelled rows.
+    transform : callable ``(rows of unlabelled) -> float rows like inputs``, optional
+        Applied to the drawn rows only (e.g. ``provider.normalize`` with the train stats).
     """
 
     def __init__(self, inputs, targets, unlabelled, *, per_batch: int, seed: int,
-                 flip: bool = True, warmup: int = 0):
+                 flip: bool = True, warmup: int = 0, transform=None):
         if inputs.shape[0] != targets.shape[0]:
             raise A2Error(f"{inputs.shape[0]} labelled inputs but {targets.shape[0]} targets")
         if unlabelled.shape[0] == 0:
@@ -71,7 +86,10 @@ class MixedBatches:
             raise A2Error(f"unlabelled images are {tuple(unlabelled.shape[1:])}, labelled ones "
                           f"{tuple(inputs.shape[1:])}")
         self.inputs, self.targets, self.unlabelled = inputs, targets, unlabelled
+        if per_batch < 1:
+            raise A2Error(f"per_batch={per_batch} should be >= 1")
         self.per_batch, self.seed, self.flip, self.warmup = per_batch, seed, flip, warmup
+        self.transform = transform
         self.epoch = 1
 
     def __len__(self):
@@ -86,7 +104,10 @@ class MixedBatches:
         x, t = self.inputs.index_select(0, indices), self.targets.index_select(0, indices)
         if self.epoch > self.warmup:
             rows = torch.randint(self.unlabelled.shape[0], (self.per_batch,), generator=gen)
-            x = torch.cat([x, self.unlabelled.index_select(0, rows).to(x.dtype)])
+            extra = self.unlabelled.index_select(0, rows)
+            if self.transform is not None:
+                extra = self.transform(extra)
+            x = torch.cat([x, extra.to(x.dtype)])
             t = torch.cat([t, torch.full((self.per_batch,), UNLABELLED, dtype=t.dtype)])
         if self.flip:
             x = batch_flip(x, flip_mask(x.shape[0], gen))

@@ -1,0 +1,149 @@
+"""`a2 pseudolabel train --features cnn` (part 2.3) end to end on a tiny copy of the sample data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from luatorch_port import t7
+from luatorch_port.cli import cli
+from luatorch_port.pseudolabel.run import PL_LOG_NAMES
+from luatorch_port.train import read_log
+
+SPEC = "4c5-8f"
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory):
+    from luatorch_port.data import build_sample
+    out = tmp_path_factory.mktemp("sample")
+    build_sample(out, image_size=SIZE, per_class=18)  # 40 train / 10 val / 40 test / 90 extra
+    return out
+
+
+def _common(sample_dir, out, epochs):
+    return ["--train", str(sample_dir / "train.t7b"), "--val", str(sample_dir / "val.t7b"),
+            "--model", SPEC, "--epochs", str(epochs), "-b", "8", "--learningRate", "0.05",
+            "--out", str(out), "--device", "cpu", "--quiet"]
+
+
+def _pl(sample_dir, out, epochs, *extra_args):
+    args = ["pseudolabel", "train", *_common(sample_dir, out, epochs),
+            "--extra", str(sample_dir / "extra.t7b"), "--unlabelled-per-batch", "8",
+            "--t1", "1", "--t2", "2", *extra_args]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _weights(run_dir):
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
+
+
+def _same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def run_dir(sample_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pl") / "run"
+    _pl(sample_dir, out, 3, "--extra-labels", str(sample_dir / "extra_labels.t7"),
+        "--threshold", "0.2")
+    return out
+
+
+def test_run_folder_and_pseudolabel_log(run_dir):
+    for name in ("val.log", "model.net", "norm.t7", "checkpoint.pt", "confusion.txt",
+                 "pseudolabel.log", "run.json"):
+        assert (run_dir / name).is_file(), name
+    names, rows = read_log(run_dir / "pseudolabel.log")
+    assert names == list(PL_LOG_NAMES) and len(rows) == 3
+    # alpha at the last batch of each epoch (4 batches of 8 of 40 images, last dropped: 4
+    # per epoch -> t = epoch - 1 + 3/4), T1 = 1, T2 = 2, alpha_f = 3
+    assert [r[0] for r in rows] == pytest.approx([0.0, 2.25, 3.0])
+    for _, confident, acc, _ in rows:
+        assert 0 <= confident <= 100 and 0 <= acc <= 100
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["command"] == "pseudolabel train" and record["config"]["features"] == "cnn"
+    assert record["config"]["threshold"] == 0.2 and record["config"]["flip"] is True
+    history = record["results"]["history"]
+    assert [h["pl_acc"] for h in history] == pytest.approx([r[2] for r in rows], abs=1e-3)
+
+
+def test_pseudolabel_accuracy_is_that_of_the_saved_network(run_dir, sample_dir):
+    from luatorch_port.data import load_split
+    from luatorch_port.nn import from_t7
+    from luatorch_port.provider import normalize
+    from luatorch_port.pseudolabel.run import MONITOR_SIZE, load_extra_labels
+    from luatorch_port.train.run import load_norm
+
+    model = from_t7(t7.load(run_dir / "model.net")).eval()
+    extra = load_split(sample_dir / "extra.t7b")
+    assert len(extra) < MONITOR_SIZE  # the monitor set is the whole extra split here
+    true = load_extra_labels(sample_dir / "extra_labels.t7", len(extra), 10)
+    with torch.no_grad():
+        pred = model(normalize(extra.images, load_norm(run_dir / "norm.t7"))).argmax(1)
+    _, rows = read_log(run_dir / "pseudolabel.log")
+    assert rows[-1][2] == pytest.approx(100 * float((pred == true).float().mean()), abs=1e-3)
+
+
+@pytest.mark.parametrize("warmup, equal", [(2, True), (1, False)])
+def test_warmup_is_supervised_training(sample_dir, tmp_path, warmup, equal):
+    """With --no-flip, epochs 1..warmup are exactly `a2 train` (same init, order, dropout)."""
+    base = tmp_path / "train"
+    result = CliRunner().invoke(cli, ["train", *_common(sample_dir, base, 2), "--no-flip"])
+    assert result.exit_code == 0, result.output
+    pl = tmp_path / "pl"
+    _pl(sample_dir, pl, 2, "--no-flip", "--warmup", str(warmup))
+    assert _same_weights(_weights(base), _weights(pl)) is equal
+
+
+def test_resume_matches_an_uninterrupted_run(sample_dir, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    labels = ("--extra-labels", str(sample_dir / "extra_labels.t7"), "--warmup", "1")
+    _pl(sample_dir, straight, 3, *labels)
+    _pl(sample_dir, resumed, 1, *labels)
+    _pl(sample_dir, resumed, 3, *labels, "--resume")
+    assert _same_weights(_weights(straight), _weights(resumed))
+    assert (straight / "pseudolabel.log").read_text() == (resumed / "pseudolabel.log").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--features", "kmeans"], "--centroids"),
+    (["--t1", "5", "--t2", "1"], "t2=1.0 should be >= t1=5.0"),
+    (["--threshold", "1.5"], "threshold=1.5"),
+    (["--unlabelled-per-batch", "0"], "unlabelled_per_batch=0"),
+])
+def test_bad_options_are_one_line_errors(sample_dir, tmp_path, args, message):
+    result = CliRunner().invoke(cli, ["pseudolabel", "train", *_common(sample_dir, tmp_path / "r", 1),
+                                      "--extra", str(sample_dir / "extra.t7b"), *args])
+    assert result.exit_code == 1
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_wrong_extra_labels_are_an_error(sample_dir, tmp_path):
+    short = tmp_path / "short.t7"
+    t7.save(torch.arange(1, 11), short)
+    result = CliRunner().invoke(cli, ["pseudolabel", "train", *_common(sample_dir, tmp_path / "r", 1),
+                                      "--extra", str(sample_dir / "extra.t7b"),
+                                      "--extra-labels", str(short)])
+    assert result.exit_code == 1
+    assert "10 labels for 90 unlabelled images" in result.stderr
+
+
+def test_labelled_file_as_extra_is_an_error(sample_dir, tmp_path):
+    result = CliRunner().invoke(cli, ["pseudolabel", "train", *_common(sample_dir, tmp_path / "r", 1),
+                                      "--extra", str(sample_dir / "val.t7b")])
+    assert result.exit_code == 1 and result.stderr.startswith("Error:")
+
+
+@pytest.mark.parametrize("default", ["[default: cnn]", "[default: 3.0]", "[default: 64]",
+                                     "[default: epochs]"])
+def test_help_shows_defaults(default):
+    result = CliRunner().invoke(cli, ["pseudolabel", "train", "--help"])
+    assert result.exit_code == 0
+    assert default in " ".join(result.stdout.split())
