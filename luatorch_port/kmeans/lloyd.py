@@ -1,0 +1,178 @@
+"""Port of Coates' ``run_kmeans.m`` (kmeans_demo, Coates, Lee & Ng 2011): Lloyd's k-means.
+
+Each iteration assigns every patch to the centroid that maximises ``x·c − ½‖c‖²`` (the
+nearest one), then moves each centroid to the mean of its patches. The objective
+reported per iteration is the inertia ``Σ ‖x − c_assigned‖²`` of the assignment step,
+i.e. before that iteration's update (``run_kmeans.m`` prints half of it as ``loss``).
+
+Deviations: Coates initialises with ``randn(k, d) * 0.1`` and sets an empty cluster's
+centroid to zero; here an empty cluster is re-seeded from a random patch (a dead zero
+centroid wastes a feature), and ``init="patches"`` (the line commented out in
+``run_kmeans.m``) starts from ``k`` distinct random patches. The assignment is computed
+in chunks of ``batch_size`` patches (Coates: 1000); the chunk size changes only speed,
+never the result. Neither change can make the objective increase: an empty centroid
+plays no part in the objective of the assignment it was empty in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import A2Error
+from ._blas import matmul_into
+
+INIT_SCALE = 0.1        # run_kmeans.m: centroids = randn(k, d) * 0.1
+COATES_BATCH = 1000     # run_kmeans.m: BATCH_SIZE = 1000 (the assignment chunk)
+DEFAULT_CHUNK = 4096    # rows of the distance matrix per GEMM here (a speed setting only)
+
+
+@dataclass
+class KMeansResult:
+    """Output of :func:`run_kmeans`.
+
+    centroids : float32 (k, d) tensor on the input's device.
+    objective : list of float, the inertia of each iteration's assignment step.
+    inertia : float, the inertia of the final centroids (one more assignment pass).
+    counts : int64 (k,) tensor, patches per centroid in that final assignment.
+    reseeded : list of int, empty clusters re-seeded in each iteration.
+    """
+
+    centroids: torch.Tensor
+    objective: list = field(default_factory=list)
+    inertia: float = float("nan")
+    counts: torch.Tensor | None = None
+    reseeded: list = field(default_factory=list)
+
+
+def initial_centroids(patches: torch.Tensor, k: int, init: str = "randn",
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """Starting centroids, float32 (k, d) on ``patches.device``.
+
+    ``"randn"``: ``randn(k, d) * 0.1`` as ``run_kmeans.m``; ``"patches"``: k distinct
+    random rows of ``patches``.
+    """
+    n, d = patches.shape
+    if init == "randn":
+        c = torch.randn(k, d, generator=generator, dtype=torch.float32) * INIT_SCALE
+        return c.to(patches.device)
+    if init == "patches":
+        idx = torch.randperm(n, generator=generator)[:k]
+        return patches[idx.to(patches.device)].float().clone()
+    raise A2Error(f"k-means init must be 'randn' or 'patches', got {init!r}")
+
+
+class _Assigner:
+    """Nearest-centroid assignment with reused buffers: one GEMM per chunk of rows.
+
+    The patches are stored once with a column of ones appended and each centroid row gets
+    ``−½‖c‖²`` appended, so a single GEMM gives ``x·c − ½‖c‖²`` and the nearest centroid
+    is its argmax (``‖x − c‖² = ‖x‖² − 2·max``).
+    """
+
+    def __init__(self, patches: torch.Tensor, chunk: int):
+        n, d = patches.shape
+        self.n, self.d = n, d
+        self.device = patches.device
+        self.xa = torch.empty(n, d + 1, dtype=torch.float32, device=self.device)
+        self.xa[:, :d] = patches
+        self.xa[:, d] = 1.0
+        self.x2 = patches.double().pow(2).sum(1) if self.device.type != "cpu" else \
+            torch.from_numpy(np.einsum("ij,ij->i", patches.numpy(), patches.numpy(),
+                                       dtype=np.float64))
+        self.chunk = max(1, min(chunk, n))
+        self.labels = torch.empty(n, dtype=torch.int64, device=self.device)
+        self.best = torch.empty(n, dtype=torch.float32, device=self.device)
+        self._buf = None
+
+    def assign(self, centroids: torch.Tensor) -> float:
+        """Fill ``self.labels``; return the inertia ``Σ ‖x − c_label‖²`` (float64 sum)."""
+        k = centroids.shape[0]
+        ca = torch.empty(k, self.d + 1, dtype=torch.float32, device=self.device)
+        ca[:, :self.d] = centroids
+        ca[:, self.d] = -0.5 * centroids.double().pow(2).sum(1).float()
+        cat = ca.t()
+        if self._buf is None or self._buf.shape[1] != k:
+            self._buf = torch.empty(self.chunk, k, dtype=torch.float32, device=self.device)
+        cpu = self.device.type == "cpu"
+        if cpu:
+            labels_np, best_np, rows = self.labels.numpy(), self.best.numpy(), np.arange(self.chunk)
+        for lo in range(0, self.n, self.chunk):
+            hi = min(lo + self.chunk, self.n)
+            buf = self._buf[: hi - lo]
+            if cpu:
+                # numpy's OpenBLAS GEMM beats torch's MKL path on AMD CPUs, and numpy's
+                # argmax beats torch.max(dim=1) several times over here (PERF-NOTES).
+                b = buf.numpy()
+                matmul_into(self.xa[lo:hi], cat, buf)
+                np.argmax(b, axis=1, out=labels_np[lo:hi])
+                best_np[lo:hi] = b[rows[: hi - lo], labels_np[lo:hi]]
+            else:
+                torch.matmul(self.xa[lo:hi], cat, out=buf)
+                torch.max(buf, dim=1, out=(self.best[lo:hi], self.labels[lo:hi]))
+        return float((self.x2 - 2.0 * self.best.double()).clamp_(min=0).sum())
+
+
+def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
+               init: str | torch.Tensor = "randn", generator: torch.Generator | None = None,
+               batch_size: int = DEFAULT_CHUNK, callback=None) -> KMeansResult:
+    """Lloyd's k-means on the rows of ``patches`` (Coates' ``run_kmeans.m``).
+
+    Parameters
+    ----------
+    patches : float (n, d) tensor, on any device; converted to float32.
+    k : int, number of centroids (Coates: 1600).
+    iterations : int, number of assignment + update steps (Coates: 50).
+    init : ``"randn"`` (Coates), ``"patches"`` or a (k, d) tensor of starting centroids.
+    generator : torch.Generator for the initialisation and re-seeding (CPU generator).
+    batch_size : rows per distance GEMM (speed only).
+    callback : called as ``callback(iteration, objective)`` after each iteration.
+
+    Returns
+    -------
+    KMeansResult
+    """
+    if patches.dim() != 2:
+        raise A2Error(f"k-means expects a (n, d) matrix of patches, got shape {tuple(patches.shape)}")
+    n, d = patches.shape
+    if k < 1 or n < k:
+        raise A2Error(f"n_patches={n} should be >= k={k} (and k >= 1)")
+    if iterations < 0:
+        raise A2Error(f"iterations={iterations} should be >= 0")
+    x = patches.float().contiguous()
+    if isinstance(init, torch.Tensor):
+        if tuple(init.shape) != (k, d):
+            raise A2Error(f"initial centroids have shape {tuple(init.shape)}, expected ({k}, {d})")
+        centroids = init.to(device=x.device, dtype=torch.float32).clone()
+    else:
+        centroids = initial_centroids(x, k, init, generator)
+    assigner = _Assigner(x, batch_size)
+    result = KMeansResult(centroids=centroids)
+    sums = torch.empty(k, d, dtype=torch.float32, device=x.device)
+    for it in range(iterations):
+        objective = assigner.assign(centroids)
+        counts = torch.bincount(assigner.labels, minlength=k)
+        sums.zero_().index_add_(0, assigner.labels, x)
+        empty = (counts == 0).nonzero().flatten()
+        centroids = sums / counts.clamp(min=1).unsqueeze(1).to(sums.dtype)
+        if empty.numel():
+            pick = torch.randint(0, n, (empty.numel(),), generator=generator)
+            centroids[empty] = x[pick.to(x.device)]
+        result.objective.append(objective)
+        result.reseeded.append(int(empty.numel()))
+        if callback is not None:
+            callback(it, objective)
+    result.centroids = centroids
+    result.inertia = assigner.assign(centroids)
+    result.counts = torch.bincount(assigner.labels, minlength=k)
+    return result
+
+
+def assign(patches: torch.Tensor, centroids: torch.Tensor,
+           batch_size: int = DEFAULT_CHUNK) -> tuple[torch.Tensor, float]:
+    """Nearest centroid of each row of ``patches``: (int64 (n,) labels, inertia)."""
+    a = _Assigner(patches.float().contiguous(), batch_size)
+    inertia = a.assign(centroids.float())
+    return a.labels, inertia

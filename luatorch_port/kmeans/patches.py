@@ -1,0 +1,99 @@
+"""Port of the patch sampling in Coates' ``kmeans_demo.m``: downsample, then random rf×rf×3 patches.
+
+``kmeans_demo.m`` draws patch ``i`` from image ``mod(i-1, N) + 1`` (the image index cycles)
+at a uniformly random position ``r, c ∈ 1..(dim − rfSize + 1)``. For STL-10, Coates et al.
+(2011) downsampled the 96×96 images to 32×32 first.
+
+A patch is a vector in torch's layout: channel, then row, then column, so
+``patch.view(3, rf, rf)`` is an upright image patch (and ``F.unfold`` gives the same order).
+
+Deviations: MATLAB's ``patch(:)`` is column-major (row index fastest) and Coates' CIFAR
+reshape transposes the image; the order of the 108 coordinates is a fixed permutation that
+contrast normalisation, whitening and k-means are all equivariant to. Downsampling is an
+area average (3×3 block mean for 96 → 32; MATLAB ``imresize`` would be bicubic).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import A2Error
+
+COATES_STL_SIZE = 32    # Coates, Lee & Ng (2011): STL-10 images downsampled to 32x32
+RESIZE_CHUNK = 512      # images resized per step (bounds the float copy of 96x96 images)
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 or float (N, C, H, W) images -> float32 (N, C, size, size), values kept in 0..255.
+
+    Area averaging (``F.interpolate(mode="area")``); a no-op resize just converts.
+    """
+    if images.dim() != 4:
+        raise A2Error(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
+    n, c, h, w = images.shape
+    if size < 1:
+        raise A2Error(f"image size must be >= 1, got {size}")
+    out = torch.empty(n, c, size, size, dtype=torch.float32, device=images.device)
+    for lo in range(0, n, RESIZE_CHUNK):
+        chunk = images[lo:lo + RESIZE_CHUNK].float()
+        if (h, w) != (size, size):
+            chunk = F.interpolate(chunk, size=(size, size), mode="area")
+        out[lo:lo + RESIZE_CHUNK] = chunk
+    return out
+
+
+def random_patches(images: torch.Tensor, n_patches: int, rf: int, image_size: int | None = None,
+                   generator: torch.Generator | None = None, progress=None) -> torch.Tensor:
+    """``n_patches`` random rf×rf patches, float32 (n_patches, C·rf·rf), pixel values 0..255.
+
+    Parameters
+    ----------
+    images : uint8 or float (N, C, H, W) tensor.
+    n_patches : int; patch ``i`` comes from image ``i mod N`` (as ``kmeans_demo.m``).
+    rf : receptive field (patch side), Coates: 6.
+    image_size : resize each image to this side first (None: keep H×W). Images are resized
+        in chunks, so a large uint8 set is never copied whole as float.
+    generator : torch.Generator for the positions.
+    progress : optional callable ``progress(n_images_done)``.
+    """
+    if images.dim() != 4:
+        raise A2Error(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
+    n_img, c, h, w = images.shape
+    if n_img == 0:
+        raise A2Error("no images to draw patches from")
+    size_h, size_w = (h, w) if image_size is None else (image_size, image_size)
+    if rf < 1 or rf > min(size_h, size_w):
+        raise A2Error(f"rf={rf} does not fit in {size_h}x{size_w} images")
+    rows = torch.randint(0, size_h - rf + 1, (n_patches,), generator=generator)
+    cols = torch.randint(0, size_w - rf + 1, (n_patches,), generator=generator)
+    owner = torch.arange(n_patches) % n_img
+    out = torch.empty(n_patches, c * rf * rf, dtype=torch.float32)
+    offs = torch.arange(rf)
+    chans = torch.arange(c).view(1, c, 1, 1)
+    for lo in range(0, n_img, RESIZE_CHUNK):
+        hi = min(lo + RESIZE_CHUNK, n_img)
+        chunk = images[lo:hi]
+        chunk = resize_images(chunk, image_size) if image_size is not None else chunk.float()
+        chunk = chunk.cpu()
+        ids = torch.nonzero((owner >= lo) & (owner < hi)).flatten()
+        if ids.numel():
+            rr = (rows[ids].view(-1, 1, 1, 1) + offs.view(1, 1, rf, 1))
+            cc = (cols[ids].view(-1, 1, 1, 1) + offs.view(1, 1, 1, rf))
+            img = (owner[ids] - lo).view(-1, 1, 1, 1)
+            out[ids] = chunk[img, chans, rr, cc].reshape(ids.numel(), -1)
+        if progress is not None:
+            progress(hi - lo)
+    return out
+
+
+def image_patches(images: torch.Tensor, rf: int) -> torch.Tensor:
+    """Every rf×rf patch at stride 1: float (N, C, S, S) -> (N, P, P, C·rf·rf), P = S − rf + 1.
+
+    Port of ``im2col(..., [rfSize rfSize])`` in ``extract_features.m``; positions are
+    (row, column) of the patch's top-left corner.
+    """
+    n, c, h, w = images.shape
+    pr, pc = h - rf + 1, w - rf + 1
+    cols = F.unfold(images, kernel_size=rf)  # (N, C*rf*rf, pr*pc), row-major positions
+    return cols.transpose(1, 2).reshape(n, pr, pc, c * rf * rf)
