@@ -140,7 +140,8 @@ def normalize(images: torch.Tensor, stats: NormStats, *, progress=None) -> torch
     Y is contrast-normalised per image, U and V standardised with ``stats`` (the training
     set's, from :func:`fit_normalization`). ``progress(n)`` is called after each chunk.
     """
-    scn = SpatialContrastiveNormalization(1, gaussian1D(SCN_KERNEL_SIZE))
+    # provider.lua runs under torch.setdefaulttensortype("torch.FloatTensor"): a float32 kernel
+    scn = SpatialContrastiveNormalization(1, gaussian1D(SCN_KERNEL_SIZE, dtype=torch.float32))
     out = torch.empty(images.shape, dtype=torch.float32)
     with torch.no_grad():
         for start, yuv in _yuv_chunks(images):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -11,12 +12,19 @@ from luatorch_port import nn as lnn
 from luatorch_port import t7
 from luatorch_port.cli import cli
 
+@pytest.fixture(autouse=True)
+def _one_intra_op_thread():
+    # Small elementwise ops run ~100x slower with 2 intra-op threads on a busy 2-core box.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 def test_convert_help_shows_defaults():
     result = CliRunner().invoke(cli, ["t7", "convert", "--help"])
     assert result.exit_code == 0
     assert "weights_only" in result.stdout and "IN OUT" in result.stdout
-
 
 def test_convert_t7_to_pt_and_back(oracle, tmp_path):
     src = oracle("made", "models", "exemplar_32c5_32c5_64f_16cls.t7")
@@ -36,7 +44,6 @@ def test_convert_t7_to_pt_and_back(oracle, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model(data["input"]), data["output"], rtol=1e-4, atol=1e-5)
 
-
 def test_convert_bad_suffix_is_one_line_error(tmp_path):
     src = tmp_path / "m.t7"
     lnn.save_model(lnn.build_model("4c3-4f", n_classes=2, input_size=4), src)
@@ -44,7 +51,6 @@ def test_convert_bad_suffix_is_one_line_error(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and "m.onnx" in result.stderr
     assert "Traceback" not in result.stderr
-
 
 def test_convert_unsupported_class_names_path(tmp_path):
     bad = t7.LuaObject("nn.Sequential", {"modules": [t7.LuaObject("nn.SpatialFullConvolution", {})]})

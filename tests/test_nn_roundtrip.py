@@ -11,12 +11,19 @@ from luatorch_port.errors import A2Error
 
 from test_nn_oracle import CRITERION_FILES, MODULE_FILES  # tests/ is on sys.path (rootdir conftest)
 
+@pytest.fixture(autouse=True)
+def _one_intra_op_thread():
+    # Small elementwise ops run ~100x slower with 2 intra-op threads on a busy 2-core box.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 # Buffers Lua creates during forward/backward; a freshly written module does not have them.
 FORWARD_BUFFERS = {"ones", "_coef", "_inpsz", "localsums", "adjustedsums", "localstds",
                    "adjustedstds", "thresholdedstds"}
 PARAM_KEYS = {"weight", "bias", "gradWeight", "gradBias", "running_mean", "running_var",
               "kernel", "connTable"}
-
 
 def _same_fields(ours, theirs, path):
     """Same class, version and keys (bar forward buffers); parameters of the same shape and dtype."""
@@ -40,12 +47,10 @@ def _same_fields(ours, theirs, path):
         elif isinstance(theirs_value, (t7.Storage, str, bool)):
             assert type(value) is type(theirs_value), f"{path}.{key}"
 
-
 def _reload(module, tmp_path):
     path = tmp_path / "m.t7"
     t7.save(lnn.to_t7(module), path)
     return lnn.from_t7(t7.load(path))
-
 
 @pytest.mark.parametrize("name", MODULE_FILES + CRITERION_FILES)
 def test_module_file_roundtrip(oracle, tmp_path, name):
@@ -62,7 +67,6 @@ def test_module_file_roundtrip(oracle, tmp_path, name):
             assert again(data["input"], target).item() == module(data["input"], target).item()
         else:
             assert torch.equal(again(data["input"]), module(data["input"]))
-
 
 @pytest.mark.parametrize("name, input_size", [("sample", 96), ("vgg_bn_drop", 32),
                                               ("64c5-128c5-256c5-512f", 32)])
@@ -84,13 +88,11 @@ def test_model_roundtrip_t7_and_pt(tmp_path, name, input_size):
             assert str(back) == str(model) and not back.training
             assert torch.equal(back(x), y), suffix
 
-
 def test_pt_is_weights_only_loadable(tmp_path):
     model = lnn.build_model("16c5-8f", n_classes=3, input_size=8)
     lnn.save_model(model, tmp_path / "m.pt", spec="16c5-8f")
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     assert payload["spec"] == "16c5-8f" and payload["structure"]["class"] == "nn.Sequential"
-
 
 def test_every_layer_class_roundtrips(tmp_path):
     seq = lnn.Sequential()
@@ -110,7 +112,6 @@ def test_every_layer_class_roundtrips(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(again(x), seq(x), rtol=0, atol=0)
 
-
 def test_unsupported_class_names_its_path():
     inner = t7.LuaObject("nn.Sequential", {"modules": [
         t7.LuaObject("nn.ReLU", {}), t7.LuaObject("nn.SpatialFullConvolution", {})]})
@@ -119,11 +120,9 @@ def test_unsupported_class_names_its_path():
     with pytest.raises(A2Error, match=r"^modules\[3\]\.modules\[2\]: nn\.SpatialFullConvolution is not supported$"):
         lnn.from_t7(root)
 
-
 def test_plain_torch_module_cannot_be_written():
     with pytest.raises(A2Error, match=r"modules\[1\]: .*Conv2d has no Lua nn equivalent"):
         lnn.to_t7(lnn.Sequential(torch.nn.Conv2d(1, 1, 1)))
-
 
 def test_batchnorm_v1_running_std_is_upgraded():
     std = torch.tensor([0.5, 2.0], dtype=torch.float64)

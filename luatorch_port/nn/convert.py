@@ -166,10 +166,26 @@ def _read_padding(obj, path):
 
 
 def _read_scn(obj, path):
-    return SpatialContrastiveNormalization(int(_f(obj, "nInputPlane", path, 1)),
-                                           _tensor(obj, "kernel", path),
-                                           float(_f(obj, "threshold", path, 1e-4)),
-                                           float(_f(obj, "thresval", path, _f(obj, "threshold", path, 1e-4))))
+    kernel = _tensor(obj, "kernel", path)  # already normalised twice by the Lua constructors
+    m = SpatialContrastiveNormalization(int(_f(obj, "nInputPlane", path, 1)), kernel,
+                                        float(_f(obj, "threshold", path, 1e-4)),
+                                        float(_f(obj, "thresval", path, _f(obj, "threshold", path, 1e-4))))
+    m.kernel = kernel.detach().clone()
+    m.kernel_sub = _scn_sub_kernel(obj, kernel)
+    return m
+
+
+def _scn_sub_kernel(obj, kernel):
+    """The subtractive part's kernel (normalised once) from its meanestimator's weights."""
+    try:
+        est = obj["normalizer"]["modules"][0]["meanestimator"]["modules"]
+        w = est[1]["weight"]
+        k = w[0].reshape(-1) if kernel.dim() == 1 else w[0, 0]
+        if k.shape == kernel.shape:
+            return k.detach().clone().to(kernel.dtype)
+    except (KeyError, IndexError, TypeError, AttributeError):
+        pass
+    return kernel.detach().clone()
 
 
 def _children(obj, path):
@@ -485,9 +501,10 @@ def _estimator(kernel, n, dtype, square=False, sqrt=False):
 def _write_scn(m, dtype):
     """nn.SpatialContrastiveNormalization with the module tree its constructor builds."""
     n, kernel = m.nInputPlane, _clone(m.kernel).to(dtype)
+    kernel_sub = _clone(m.kernel_sub).to(dtype)
     one = lambda: torch.zeros(1, 1, 1, dtype=dtype)  # noqa: E731 - Lua's torch.Tensor(1,1,1)
     sub = _lua("nn.SpatialSubtractiveNormalization", dtype, nInputPlane=n, kernel=kernel,
-               meanestimator=_estimator(kernel, n, dtype), coef=one(),
+               meanestimator=_estimator(kernel_sub, n, dtype), coef=one(),
                subtractor=_lua("nn.CSubTable", dtype, gradInput=[]),
                divider=_lua("nn.CDivTable", dtype, gradInput=[]))
     div = _lua("nn.SpatialDivisiveNormalization", dtype, nInputPlane=n, kernel=kernel,

@@ -1,18 +1,19 @@
 """Port of nn.SpatialContrastiveNormalization (torch/nn SpatialContrastiveNormalization.lua).
 
 Lua builds it from nn.SpatialSubtractiveNormalization followed by
-nn.SpatialDivisiveNormalization, both with the same (in-place normalised) kernel. With
-``conv`` the zero-padded 'same' correlation summed over the planes, K the 2-D kernel
-(``k ⊗ k`` for a 1-D kernel k), and coef = conv(1, K):
+nn.SpatialDivisiveNormalization. With ``conv`` the zero-padded 'same' correlation summed
+over the planes, K the 2-D kernel (``k ⊗ k`` for a 1-D kernel k; K1 the subtractive
+part's, K2 the divisive part's):
 
-    c = x - conv(x, K) / coef
-    s = sqrt(conv(c², K)) / coef          (divided by coef, not sqrt(coef), as Lua does)
+    c = x - conv(x, K1) / conv(1, K1)
+    s = sqrt(conv(c², K2)) / conv(1, K2)   (divided by coef, not sqrt(coef), as Lua does)
     s = s if s > threshold else thresval
     y = c / s
 
-Deviations: computed with tensor arithmetic in Lua's accumulation order instead of Lua's
-module tree (no SpatialConvolutionMap/Replicate objects). The gradient of sqrt at exactly 0 is taken as 0
-(those entries are replaced by ``thresval`` anyway).
+Deviations: computed with tensor arithmetic in Torch7's accumulation order instead of
+Lua's module tree (no SpatialConvolutionMap/Replicate objects at run time; ``to_t7``
+writes the tree). The gradient of sqrt at exactly 0 is taken as 0 (those entries are
+replaced by ``thresval`` anyway).
 """
 
 from __future__ import annotations
@@ -44,19 +45,37 @@ class _SafeSqrt(torch.autograd.Function):
 
 
 def _axpy(acc, x, w):
-    # THVector cadd: acc + w*x, product rounded before the sum (no fused multiply-add)
+    # TH's gemm accumulation: acc + w*x with the product rounded first
     return acc + x * w
+
+
+def _fma(acc, x, w):
+    # THVector cadd (AVX2): a fused multiply-add, one rounding; emulated through float64
+    if acc.dtype in (torch.float32, torch.float16, torch.bfloat16):
+        return (acc.double() + x.double() * float(w)).to(acc.dtype)
+    return acc + x * w
+
+
+def _lua_normalise(kernel, n):
+    # kernel:div(kernel:sum() * nInputPlane), the sum accumulated in double, the division in
+    # the kernel's dtype (TH passes the divisor as `real`)
+    total = kernel.double().sum().item() * n
+    return kernel / torch.tensor(total, dtype=kernel.dtype)
 
 
 class SpatialContrastiveNormalization(LuaModule, nn.Module):
     """``SpatialContrastiveNormalization(nInputPlane=1, kernel=ones(9,9), threshold=1e-4, thresval=threshold)``.
 
     Input nInputPlane x H x W or N x nInputPlane x H x W; output the same shape.
-    ``kernel`` (1-D or 2-D) is copied and, as Lua's two constructors do in place, divided
-    by ``sum * nInputPlane`` twice, in its own dtype. The convolutions accumulate in Lua's
-    order (zero padding, then a horizontal pass over kx and a vertical pass over planes and
-    ky for a 1-D kernel; planes, ky, kx for a 2-D one), so float32 results track Torch7's
-    float32 rounding, which dominates the output in flat image regions.
+
+    As in Lua, the subtractive part's convolutions hold the kernel divided once by
+    ``sum * nInputPlane`` (buffer ``kernel_sub``) and the divisive part's hold it divided
+    twice (``kernel``, what Lua keeps as ``self.kernel``); in float32 the two differ in the
+    last bit. The convolutions accumulate in Torch7's order and rounding (zero padding; a
+    horizontal pass over kx with fused multiply-adds, as THVector cadd does; a vertical
+    pass over planes and ky with separate multiply and add, as the gemm does), so float32
+    results reproduce Torch7's to ~1 ulp, even in flat image regions where rounding
+    noise divided by the 1e-4 threshold dominates the output.
     """
 
     lua_class = "nn.SpatialContrastiveNormalization"
@@ -72,14 +91,14 @@ class SpatialContrastiveNormalization(LuaModule, nn.Module):
         if kernel.dim() not in (1, 2) or any(n % 2 == 0 for n in kernel.shape):
             raise A2Error(f"SpatialContrastiveNormalization: kernel must be 1-D or 2-D with odd "
                           f"sizes, got shape {tuple(kernel.shape)}")
-        for _ in range(2):  # subtractive, then divisive __init__ (same tensor)
-            total = kernel.double().sum().item() * self.nInputPlane
-            kernel = kernel / torch.tensor(total, dtype=kernel.dtype)
-        self.register_buffer("kernel", kernel)
+        sub = _lua_normalise(kernel, self.nInputPlane)      # SpatialSubtractiveNormalization
+        self.register_buffer("kernel_sub", sub)
+        self.register_buffer("kernel", _lua_normalise(sub, self.nInputPlane))  # ...Divisive
         self.threshold = float(threshold)
         self.thresval = float(threshold if thresval is None else thresval)
 
-    def _estimate(self, x, k):
+    @staticmethod
+    def _estimate(x, k):
         """meanestimator: zero padding, correlation summed over planes, replicated to every plane."""
         n, c, h, w = x.shape
         if k.dim() == 1:
@@ -87,7 +106,7 @@ class SpatialContrastiveNormalization(LuaModule, nn.Module):
             xp = F.pad(x, (pw, pw, ph, ph))
             horiz = torch.zeros(n, c, h + 2 * ph, w, dtype=x.dtype, device=x.device)
             for kx in range(k.numel()):
-                horiz = _axpy(horiz, xp[:, :, :, kx:kx + w], k[kx])
+                horiz = _fma(horiz, xp[:, :, :, kx:kx + w], k[kx])
             acc = torch.zeros(n, 1, h, w, dtype=x.dtype, device=x.device)
             for p in range(c):
                 for ky in range(k.numel()):
@@ -113,10 +132,11 @@ class SpatialContrastiveNormalization(LuaModule, nn.Module):
         if x.size(1) != self.nInputPlane:
             raise A2Error(f"SpatialContrastiveNormalization: expected {self.nInputPlane} planes, "
                           f"got {x.size(1)}")
-        k = self.kernel.to(dtype=x.dtype, device=x.device)
-        coef = self._estimate(torch.ones_like(x[:1]), k)
-        centred = x - self._estimate(x, k) / coef
-        std = _SafeSqrt.apply(self._estimate(centred * centred, k)) / coef
+        k_sub = self.kernel_sub.to(dtype=x.dtype, device=x.device)
+        k_div = self.kernel.to(dtype=x.dtype, device=x.device)
+        ones = torch.ones_like(x[:1])
+        centred = x - self._estimate(x, k_sub) / self._estimate(ones, k_sub)
+        std = _SafeSqrt.apply(self._estimate(centred * centred, k_div)) / self._estimate(ones, k_div)
         thres = torch.tensor(self.threshold, dtype=x.dtype)
         std = torch.where(std > thres, std, torch.full_like(std, self.thresval))
         y = centred / std
