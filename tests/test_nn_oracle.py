@@ -29,7 +29,7 @@ MODULE_FILES = [
 ]
 CRITERION_FILES = ["ClassNLLCriterion", "ClassNLLCriterion_sizeAverage_false",
                    "CrossEntropyCriterion", "MSECriterion", "MSECriterion_sizeAverage_false"]
-TOL = dict(rtol=1e-9, atol=1e-6)  # the issue's 1e-6 (double); most agree to ~1e-15
+TOL = dict(rtol=1e-9, atol=1e-10)  # the issue asks 1e-6 (double); measured worst 4.3e-14
 
 def _close(actual, expected, what):
     assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
@@ -117,3 +117,35 @@ def test_full_size_structure_and_counts(oracle, spec, n_classes):
         for i, (m, line) in enumerate(zip(model, specs["shapes"]), 1):
             x = m(x)
             assert line == f"{i} {m.lua_class} -> {'x'.join(map(str, x.shape))}"
+
+
+def test_dag_module_tie_rule(oracle):
+    """Part 1.1's Lua DAG (ParallelTable, ConcatTable, CMinTable, CMaxTable, CAddTable)."""
+    data = t7.load(oracle("made", "dag_backprop.t7"))
+    net = lnn.from_t7(data["module"])
+    x1 = data["x1"].clone().requires_grad_(True)
+    x2 = data["x2"].clone().requires_grad_(True)
+    y = net([x1, x2])
+    y.backward(data["gradOutput"])
+    _close(y.detach(), data["y"], "y")
+    _close(x1.grad, data["dx1"], "dx1")  # ties: the whole gradient goes to the first input
+    _close(x2.grad, data["dx2"], "dx2")
+
+
+@pytest.mark.parametrize("case", ["", "batch1"])
+def test_batchnorm_part12(oracle, case):
+    """Training-mode BN; a batch of one silently takes the evaluate path, as THNN does."""
+    data = t7.load(oracle("made", "batchnorm_part12.t7"))
+    data = data[case] if case else data
+    bn = lnn.from_t7(data["module"])
+    bn.train()
+    bn.running_mean.copy_(data["running_mean_before"])
+    bn.running_var.copy_(data["running_var_before"])
+    x = data["input"].clone().requires_grad_(True)
+    y = bn(x)
+    y.backward(data["gradOutput"])
+    _close(y.detach(), data["output"], "output")
+    _close(x.grad, data["gradInput"], "gradInput")
+    _close(bn.weight.grad, data["gradWeight"], "gradWeight")
+    _close(bn.running_mean, data["running_mean"], "running_mean")
+    _close(bn.running_var, data["running_var"], "running_var")
