@@ -45,14 +45,8 @@ class _SafeSqrt(torch.autograd.Function):
 
 
 def _axpy(acc, x, w):
-    # TH's gemm accumulation: acc + w*x with the product rounded first
-    return acc + x * w
-
-
-def _fma(acc, x, w):
-    # THVector cadd (AVX2): a fused multiply-add, one rounding; emulated through float64
-    if acc.dtype in (torch.float32, torch.float16, torch.bfloat16):
-        return (acc.double() + x.double() * float(w)).to(acc.dtype)
+    # TH's gemm accumulation (the vertical pass): acc + w*x with the product rounded first.
+    # The horizontal pass instead emulates THVector cadd (AVX2): a fused multiply-add.
     return acc + x * w
 
 
@@ -104,9 +98,13 @@ class SpatialContrastiveNormalization(LuaModule, nn.Module):
         if k.dim() == 1:
             ph = pw = k.numel() // 2
             xp = F.pad(x, (pw, pw, ph, ph))
+            fused = x.dtype in (torch.float32, torch.float16, torch.bfloat16)
+            if fused:  # products and sums in float64, rounded to x's dtype after each step
+                xp = xp.double()
             horiz = torch.zeros(n, c, h + 2 * ph, w, dtype=x.dtype, device=x.device)
             for kx in range(k.numel()):
-                horiz = _fma(horiz, xp[:, :, :, kx:kx + w], k[kx])
+                term = xp[:, :, :, kx:kx + w] * k[kx].item()
+                horiz = (horiz.double() + term).to(x.dtype) if fused else horiz + term
             acc = torch.zeros(n, 1, h, w, dtype=x.dtype, device=x.device)
             for p in range(c):
                 for ky in range(k.numel()):
