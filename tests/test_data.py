@@ -197,4 +197,24 @@ def test_plain_files_take_the_fast_path_for_every_image_but_the_first(tmp_path, 
     from luatorch_port.data.layout import _scan
     t7.save({"data": [[img.clone() for img in imgs(7)]]}, tmp_path / "e.t7b", long_size=long_size)
     scanner = _scan(tmp_path / "e.t7b")
-    assert (scanner.n, len(scanner._fast_k), scanner.src.long_size) == (7, 6, long_size)
+    assert (scanner.n, scanner.n_fast, scanner.src.long_size) == (7, 6, long_size)
+
+
+@pytest.mark.parametrize("odd", ["shape", "reference", "float"])
+def test_an_odd_image_inside_a_long_run_is_found_at_its_place(tmp_path, odd):
+    images = [img.clone() for img in imgs(40)]
+    if odd == "shape":
+        images[16] = imgs(1, (3, 4, 4))[0]
+    elif odd == "reference":
+        images[16] = images[3]
+    else:
+        images[16] = images[16].float()
+    t7.save({"data": [images[:30], images[30:]]}, tmp_path / "x.t7b")
+    if odd == "reference":
+        split = load_split(tmp_path / "x.t7b")
+        assert torch.equal(split.images, torch.stack(images))
+        assert split.class_counts() == [30, 10]
+        assert torch.equal(load_split(tmp_path / "x.t7b", limit=23).images, split.images[:23])
+    else:
+        with pytest.raises(A2Error, match=r"data\[1\]\[17\] is (3x4x4|a torch.FloatTensor)"):
+            load_split(tmp_path / "x.t7b")

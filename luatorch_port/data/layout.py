@@ -10,11 +10,12 @@ Labelled layout: ``{data = {c1, ..., cK}}``, ``ci`` a Lua array of 3xHxW ``torch
 Labels are the class table's index, 1..K in Lua and 0..K-1 here (converted only here).
 
 Deviations: reading does not build the object graph: a scanner walks the tables and copies
-each image's bytes straight into one preallocated N x 3 x H x W tensor (images that are not
-stored in the plain way -- shared or strided storages, ascii files -- go through the generic
-t7 reader one at a time and are copied in too). Pixels are read with ``readinto`` straight
-into their slot (no mmap, no per-image arrays), so peak memory stays near the pixel payload. Tables are read in file
-order (torch.save writes Lua arrays as 1..n), so ``images[i]`` is the i-th image stored.
+each image's bytes into one preallocated N x 3 x H x W tensor -- runs of plainly stored
+images through a 4 MB staging buffer with all their headers checked at once, single ones
+with ``readinto`` into their row; images stored otherwise (shared or strided storages, the
+same tensor twice, ascii files) go through the generic t7 reader and are copied in too. No
+mmap and no per-image arrays, so peak memory stays near the pixel payload. Tables are read
+in file order (torch.save writes Lua arrays as 1..n), so ``images[i]`` is the i-th stored.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ CHANNELS = 3  # the course images are RGB
 _TENSOR, _STORAGE = b"torch.ByteTensor", b"torch.ByteStorage"
 _VERSION = b"V 1"
 _I32, _F64 = struct.Struct("<i"), struct.Struct("<d")
+BLOCK_BYTES = 4 << 20  # image records fetched per readinto by the block fast path
 
 
 @dataclass
@@ -263,8 +265,11 @@ class _CourseScanner(Reader):
         self.segments = []  # (class index 0-based, count) in file order
         self.counts = []
         self.layout = None
-        self._fast_tidx = []  # tensor reference index of each fast-path image, increasing
-        self._fast_k = []
+        # Images copied by the fast paths, as runs: first tensor reference index (increasing),
+        # number of images (indices step by 2: tensor, storage), first slot in ``images``.
+        self._run_tidx, self._run_len, self._run_k = [], [], []
+        self.n_fast = 0
+        self._staging = None
         binary = type(source) is _FileSource
         self._hdr = None
         if binary:
@@ -277,15 +282,24 @@ class _CourseScanner(Reader):
 
     # -- fast-path object references ------------------------------------------------------
     def _fast_lookup(self, index):
-        i = bisect.bisect_right(self._fast_tidx, index) - 1
+        i = bisect.bisect_right(self._run_tidx, index) - 1
         if i < 0:
             return None
-        tidx = self._fast_tidx[i]
-        if index == tidx:
-            return self._fast_k[i], False
-        if index == tidx + 1:
-            return self._fast_k[i], True
-        return None
+        offset = index - self._run_tidx[i]
+        if offset >= 2 * self._run_len[i]:
+            return None
+        return self._run_k[i] + offset // 2, offset % 2 == 1
+
+    def _add_run(self, tidx, count, k):
+        if self._run_tidx and self._run_tidx[-1] + 2 * self._run_len[-1] == tidx \
+                and self._run_k[-1] + self._run_len[-1] == k:
+            self._run_len[-1] += count
+        else:
+            self._run_tidx.append(tidx)
+            self._run_len.append(count)
+            self._run_k.append(k)
+        self.objects.hi = tidx + 2 * count - 1
+        self.n_fast += count
 
     def _image_view(self, k):
         if self.images is None:
@@ -364,12 +378,18 @@ class _CourseScanner(Reader):
         self.counts.append(n)
         seen = np.zeros(n, dtype=bool)
         start = self.n
-        for _ in range(n):
+        done = 0
+        while done < n:
             if self.limit is not None and self.n >= self.limit:
                 break
+            taken = self._fast_block(n, seen, done)
+            if taken:
+                done += taken
+                continue
             if not self._fast_image(where, n, seen):
                 key = self._array_key(where, n, seen)
                 self._put(self.read_object(), f"{where}[{key}]", n)
+            done += 1
         self.segments.append((c - 1, self.n - start))
 
     # -- images --------------------------------------------------------------------------
@@ -394,10 +414,51 @@ class _CourseScanner(Reader):
             src.readinto(memoryview(self.flat[k]), "image pixels")
         else:
             src.seek(src.pos + t[22])
-        self._fast_tidx.append(t[3])
-        self._fast_k.append(k)
-        self.objects.hi = t[17]
+        self._add_run(t[3], 1, k)
         return True
+
+    def _fast_block(self, n, seen, done):
+        """Copy a run of plainly stored images with consecutive keys (done+1, done+2, ...).
+
+        One ``readinto`` fetches up to BLOCK_BYTES of records (header + pixels) into a
+        staging buffer; the headers are checked against the bytes ``torch.save`` writes for
+        those keys and indices, all at once; the pixels are copied to their rows. Returns
+        how many images it took (0: the per-image path goes on).
+        """
+        hdr, src = self._hdr, self.src
+        if hdr is None or self.shape is None:
+            return 0
+        size = hdr.size + self._nbytes
+        m = min(n - done, max(1, BLOCK_BYTES // size), (src.n - src.pos) // size)
+        if self.limit is not None:
+            m = min(m, self.limit - self.n)
+        if m < 2 or seen[done:done + m].any():
+            return 0
+        if self._staging is None or self._staging.shape[0] < m:
+            self._staging = np.empty((max(m, BLOCK_BYTES // size), size), dtype=np.uint8)
+        stage = self._staging[:m]
+        at = src.pos
+        src.readinto(memoryview(stage).cast("B"), "image records")
+        expect = np.empty((m, hdr.size), dtype=np.uint8)
+        expect[:] = np.frombuffer(self._template, dtype=np.uint8)
+        first = self.objects.hi + 1
+        expect[:, 4:12] = (np.arange(done + 1, done + m + 1, dtype="<f8")
+                           .view(np.uint8).reshape(m, 8))
+        tidx = np.arange(first, first + 2 * m, 2, dtype="<i4")
+        expect[:, self._tidx_at:self._tidx_at + 4] = tidx.view(np.uint8).reshape(m, 4)
+        expect[:, self._sidx_at:self._sidx_at + 4] = (tidx + 1).view(np.uint8).reshape(m, 4)
+        bad = (stage[:, :hdr.size] != expect).any(axis=1)
+        good = m if not bad.any() else int(np.argmax(bad))
+        if good < m:
+            src.seek(at + good * size)
+        if good == 0:
+            return 0
+        seen[done:done + good] = True
+        k = self._slots(good)
+        if self.flat is not None:
+            self.flat[k:k + good] = stage[:good, hdr.size:]
+        self._add_run(first, good, k)
+        return good
 
     def _put(self, obj, where, n_in_table):
         if not isinstance(obj, torch.Tensor):
@@ -419,6 +480,13 @@ class _CourseScanner(Reader):
         c, h, w = shape
         self._expect_tensor = (3, _VERSION, 16, _TENSOR, 3, c, h, w, h * w, w, 1, 1)
         self._expect_storage = (3, _VERSION, 17, _STORAGE, c * h * w)
+        self._nbytes = c * h * w
+        if self._hdr is not None:  # an image record's header bytes, key and indices zeroed
+            self._template = self._hdr.pack(TYPE_NUMBER, 0.0, TYPE_TORCH, 0, *self._expect_tensor,
+                                            TYPE_TORCH, 0, *self._expect_storage)
+            self._tidx_at = 16  # int32 tag, double key, int32 tag -> the tensor's index
+            # ... and the storage's index: before "V 1", "torch.ByteStorage" and its size
+            self._sidx_at = self._hdr.size - (4 + 4 + 3 + 4 + 17 + self.src.long_size)
         if not self.keep_pixels:
             return
         if self.layout == EXTRA:
@@ -437,11 +505,15 @@ class _CourseScanner(Reader):
             self.images[:self.n] = old[:self.n]
 
     def _slot(self):
+        return self._slots(1)
+
+    def _slots(self, count):
+        """Reserve ``count`` rows of ``images``; returns the first."""
         k = self.n
-        if self.images is not None and k >= self.images.shape[0]:
-            grown = 2 * self.images.shape[0]
+        if self.images is not None and k + count > self.images.shape[0]:
+            grown = max(2 * self.images.shape[0], k + count)
             self._allocate(grown if self.limit is None else min(grown, self.limit))
-        self.n += 1
+        self.n += count
         return k
 
     # -- result --------------------------------------------------------------------------
