@@ -267,7 +267,8 @@ def from_t7(obj, path: str = "") -> nn.Module:
     """A loaded Lua nn module (a :class:`t7.LuaObject`) -> the equivalent PyTorch module.
 
     Parameters keep the file's dtype (a FloatTensor model gives float32 parameters);
-    ``train`` flags are kept per module (``model.training`` follows the root's flag).
+    ``train`` flags are kept per module; a module without the field is in evaluate mode,
+    as Lua's ``if self.train`` reads it.
     Raises A2Error naming the module's path (``modules[3].modules[2]: nn.X is not
     supported``) for a class it does not know, never skipping it.
     """
@@ -284,11 +285,9 @@ def from_t7(obj, path: str = "") -> nn.Module:
         dtype = obj["gradInput"].dtype
     if dtype is not None and dtype.is_floating_point:
         module._lua_dtype = dtype  # remembered for to_t7 of parameterless modules
-    train = obj.get("train", None)
-    if train is not None:
-        module.training = bool(train)
-    elif isinstance(module, C.Sequential) and len(module):
-        module.training = all(m.training for m in module)
+    # Lua tests `if self.train`: a module never switched by training()/evaluate() has no
+    # field and behaves as in evaluate mode (Dropout passes through, BN uses running stats).
+    module.training = bool(obj.get("train", False))
     return module
 
 
@@ -423,13 +422,14 @@ def _write_table_reduce(m, dtype):
     f = _base(m, dtype)
     f["gradInput"] = []
     if isinstance(m, C.CAddTable):
-        f["inplace"] = m.inplace
+        if m.inplace:  # CAddTable(ip) stores nil for false
+            f["inplace"] = True
     elif isinstance(m, C.CMinTable):
         f.update(minIdx=_empty(dtype), mask=_empty(dtype), minVals=_empty(dtype),
-                 gradMaxVals=_empty(dtype))
+                 gradMaxVals=_empty(dtype), maskByteTensor=_empty(torch.uint8))
     elif isinstance(m, C.CMaxTable):
         f.update(maxIdx=_empty(dtype), mask=_empty(dtype), maxVals=_empty(dtype),
-                 gradMaxVals=_empty(dtype))
+                 gradMaxVals=_empty(dtype), maskByteTensor=_empty(torch.uint8))
     elif isinstance(m, C.JoinTable):
         f.update(dimension=m.dimension, size=Storage(torch.zeros(0, dtype=torch.int64)))
         if m.nInputDims is not None:
