@@ -197,3 +197,51 @@ def test_build_sample_small_is_deterministic_and_in_course_layout(tmp_path):
     assert hidden.dtype == torch.int64 and len(hidden) == len(extra) == 40
     assert torch.bincount(hidden - 1, minlength=10).tolist() == [4] * 10  # 1-based, 9-2-1-2 each
     assert hidden[:10].tolist() != sorted(hidden[:10].tolist())  # shuffled, not class-sorted
+
+
+@pytest.fixture
+def http_server():
+    """A local HTTP server for one payload; ``ranges`` says whether it honours Range."""
+    import http.server
+    import threading
+
+    state = {"payload": b"", "ranges": True, "requests": []}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            header = self.headers.get("Range")
+            state["requests"].append(header)
+            body, status = state["payload"], 200
+            if header and state["ranges"]:
+                start = int(header.split("=")[1].rstrip("-"))
+                body, status = body[start:], 206
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state["url"] = f"http://127.0.0.1:{server.server_address[1]}/stl10_binary.tar.gz"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("ranges", [True, False])
+def test_fetch_resumes_a_partial_download_over_http(tmp_path, fake_tarball, http_server, ranges):
+    from luatorch_port.data.fetch import download
+    archive, _ = fake_tarball
+    payload = archive.read_bytes()
+    http_server.update(payload=payload, ranges=ranges)
+    out = tmp_path / "dl"
+    out.mkdir()
+    half = len(payload) // 2
+    (out / "a.tar.gz.part").write_bytes(payload[:half])
+    download(http_server["url"], str(out / "a.tar.gz"))
+    assert (out / "a.tar.gz").read_bytes() == payload and not (out / "a.tar.gz.part").exists()
+    assert http_server["requests"] == [f"bytes={half}-"]
