@@ -133,7 +133,8 @@ def build_sample(out_dir, seed: int = 1, *, image_size: int = 96,
     image_size : int
         Side of the square images (default 96, the course's).
     per_class : int, optional
-        Digits used per class (default all, ~180); ``per_class=18`` gives 40/10/40/90.
+        Digits used per class (default all, ~180); ``per_class=18`` gives 4/1/4/9 per
+        class, 40/10/40/90 in all.
 
     Returns
     -------
