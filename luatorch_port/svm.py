@@ -11,9 +11,11 @@ so the bias (the last row of ``theta``) is regularised like the weights, and ``C
 multiplies the *mean* squared margin: this is scikit-learn's
 ``LinearSVC(loss="squared_hinge", C=C/M, intercept_scaling=1)`` for each class.
 
-Deviations: ``minFunc`` (L-BFGS, 100 corrections, MaxIter 1000) is replaced by
-``torch.optim.LBFGS`` with a strong-Wolfe line search and a relative stopping test on the
-objective (``tol``). The bias is kept apart from the weights instead of appending a column
+Deviations: ``minFunc`` (L-BFGS, 100 corrections, MaxIter 1000, a Wolfe line search) is
+replaced by :func:`lbfgs` here (the same two-loop recursion and memory, an Armijo
+backtracking line search, which is enough for this strictly convex objective) with a
+stopping test on the change of the objective (``tol``). ``torch.optim.LBFGS`` is not used:
+its first call imports TorchDynamo, seconds of start-up. The bias is kept apart from the weights instead of appending a column
 of ones to ``X`` (same objective, no copy of the feature matrix). Features are
 standardised by :class:`Standardizer` (``kmeans_demo.m``: ``sqrt(var + 0.01)``).
 """
@@ -121,6 +123,66 @@ class FitInfo:
     iterations: int
 
 
+ARMIJO = 1e-4               # sufficient-decrease constant of the backtracking line search
+
+
+def lbfgs(fun, x0: torch.Tensor, *, max_iter: int = MAX_ITER, history: int = LBFGS_HISTORY,
+          tol_change: float = 0.0, tol_grad: float = GRAD_TOL) -> tuple[torch.Tensor, FitInfo]:
+    """Minimise ``fun(x) -> (float value, gradient like x)`` by L-BFGS (Nocedal & Wright, alg. 7.4).
+
+    Backtracking (Armijo, quadratic interpolation) from the unit step; the first step is
+    scaled to ``min(1, 1/‖g‖₁)`` as minFunc and torch's LBFGS do. Stops after ``max_iter``
+    iterations or objective evaluations, when an iteration changes the value by less than
+    ``tol_change``, or when ``max |g| <= tol_grad``. Pairs with ``sᵀy <= 0`` are skipped.
+    """
+    x = x0.clone()
+    f, g = fun(x)
+    evals, it = 1, 0
+    mem = []  # (s, y, 1 / yᵀs), oldest first
+    while it < max_iter and evals < max_iter and float(g.abs().max()) > tol_grad:
+        it += 1
+        q = g.clone()
+        alphas = []
+        for s_i, y_i, rho in reversed(mem):
+            a = rho * float((s_i * q).sum())
+            q.sub_(y_i, alpha=a)
+            alphas.append(a)
+        if mem:
+            s_i, y_i, rho = mem[-1]
+            q.mul_(1.0 / (rho * float((y_i * y_i).sum())))
+        for (s_i, y_i, rho), a in zip(mem, reversed(alphas)):
+            b = rho * float((y_i * q).sum())
+            q.add_(s_i, alpha=a - b)
+        direction = q.neg_()
+        gtd = float((g * direction).sum())
+        if gtd >= 0:  # not a descent direction (numerical trouble): restart from -g
+            mem.clear()
+            direction = -g
+            gtd = -float((g * g).sum())
+        step = 1.0 if mem else min(1.0, 1.0 / float(g.abs().sum()))
+        while True:
+            x_new = x + step * direction
+            f_new, g_new = fun(x_new)
+            evals += 1
+            if f_new <= f + ARMIJO * step * gtd or evals >= max_iter:
+                break
+            # minimiser of the quadratic through f, gtd and f_new, kept within [0.1, 0.5]·step
+            denom = 2.0 * (f_new - f - gtd * step)
+            trial = -gtd * step * step / denom if denom > 0 else 0.5 * step
+            step = min(max(trial, 0.1 * step), 0.5 * step)
+        s_new, y_new = x_new - x, g_new - g
+        ys = float((s_new * y_new).sum())
+        if ys > 1e-10:
+            mem.append((s_new, y_new, 1.0 / ys))
+            if len(mem) > history:
+                mem.pop(0)
+        change = abs(f - f_new)
+        x, f, g = x_new, f_new, g_new
+        if change <= tol_change:
+            break
+    return x, FitInfo(objective=f, evaluations=evals, iterations=it)
+
+
 class L2SVM:
     """One-vs-all L2-SVM, Coates' objective, fit by full-batch L-BFGS in torch.
 
@@ -161,30 +223,20 @@ class L2SVM:
             raise A2Error(f"label {int(labels.max())} >= n_classes={k}")
         x = features.float().contiguous()
         y = one_vs_all_targets(labels, k)
-        weight = torch.zeros(x.shape[1], k, device=x.device, requires_grad=True)
-        bias = torch.zeros(k, device=x.device, requires_grad=True)
+        d = x.shape[1]
+
+        def fun(theta):
+            v, gw, gb = l2svm_objective(theta[:d], theta[d], x, y, self.C)
+            return float(v), torch.cat([gw, gb.view(1, k)])
+
+        theta0 = torch.zeros(d + 1, k, device=x.device)
         # At theta = 0 every margin is 1, so the objective starts at C·K: tol is relative to it.
-        start = self.C * k
-        opt = torch.optim.LBFGS([weight, bias], lr=1, max_iter=self.max_iter, max_eval=self.max_iter,
-                                tolerance_grad=GRAD_TOL, tolerance_change=self.tol * start,
-                                history_size=self.history, line_search_fn="strong_wolfe")
-        state = {"evals": 0, "last": None}
-
-        def closure():
-            with torch.no_grad():
-                v, gw, gb = l2svm_objective(weight, bias, x, y, self.C)
-            weight.grad, bias.grad = gw, gb
-            state["evals"] += 1
-            state["last"] = float(v)
-            return v
-
-        opt.step(closure)
-        st = opt.state[opt._params[0]]
-        self.coef_ = weight.detach()
-        self.intercept_ = bias.detach()
+        theta, info = lbfgs(fun, theta0, max_iter=self.max_iter, history=self.history,
+                            tol_change=self.tol * self.C * k, tol_grad=GRAD_TOL)
+        self.coef_ = theta[:d].clone()
+        self.intercept_ = theta[d].clone()
         self.classes_ = torch.arange(k)
-        self.info_ = FitInfo(objective=float(state["last"]), evaluations=state["evals"],
-                             iterations=int(st.get("n_iter", 0)))
+        self.info_ = info
         return self
 
     def decision_function(self, features: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,284 @@
+"""Coates k-means pipeline: numpy transcriptions of kmeans_demo.m / run_kmeans.m /
+extract_features.m as oracles, plus properties (identity covariance, monotone objective)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from luatorch_port import t7
+from luatorch_port.errors import A2Error
+from luatorch_port.kmeans import (CoatesKMeans, apply_zca, contrast_normalize, encode, fit_zca,
+                                  pool_quadrants, quadrant_half, random_patches, resize_images,
+                                  run_kmeans)
+from luatorch_port.kmeans.whitening import CONTRAST_VAR_REG, ZCA_EPS
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _patches(n=500, d=27, seed=0):
+    return torch.rand(n, d, generator=_gen(seed), dtype=torch.float64).float() * 255
+
+
+# ---- contrast normalisation and ZCA: numpy transcriptions of the MATLAB lines ----------
+
+def np_contrast(p):
+    # bsxfun(@rdivide, bsxfun(@minus, p, mean(p,2)), sqrt(var(p,[],2)+10))
+    return (p - p.mean(1, keepdims=True)) / np.sqrt(p.var(1, ddof=1, keepdims=True) + 10)
+
+
+def np_zca(p):
+    # C = cov(p); M = mean(p); [V,D] = eig(C); P = V * diag(sqrt(1./(diag(D) + 0.1))) * V'
+    c = np.cov(p, rowvar=False)
+    m = p.mean(0)
+    dv, v = np.linalg.eigh(c)
+    return m, v @ np.diag(np.sqrt(1.0 / (dv + 0.1))) @ v.T
+
+
+def test_constants_are_coates():
+    assert (CONTRAST_VAR_REG, ZCA_EPS) == (10.0, 0.1)
+
+
+def test_contrast_normalize_matches_matlab_transcription():
+    p = _patches()
+    expect = np_contrast(p.double().numpy())
+    got = contrast_normalize(p)
+    np.testing.assert_allclose(got.numpy(), expect, rtol=1e-5, atol=1e-5)
+    q = p.clone()
+    contrast_normalize(q, out=q)  # in place gives the same numbers
+    assert torch.equal(q, got)
+
+
+def test_zca_matches_matlab_transcription():
+    p = contrast_normalize(_patches(2000, 27))
+    m_np, p_np = np_zca(p.double().numpy())
+    m, pm = fit_zca(p)
+    np.testing.assert_allclose(m.numpy(), m_np, atol=1e-6)
+    np.testing.assert_allclose(pm.numpy(), p_np, rtol=1e-4, atol=1e-4)
+    white = apply_zca(p, m, pm)
+    np.testing.assert_allclose(white.numpy(), (p.double().numpy() - m_np) @ p_np, atol=1e-3)
+
+
+@pytest.mark.parametrize("eps", [1e-8, ZCA_EPS])
+def test_whitened_covariance(eps):
+    # Correlated data with eigenvalues >> eps: whitening gives cov = V diag(D/(D+eps)) Vᵀ,
+    # the identity within eps/min(D).
+    g = _gen(3)
+    mix = torch.randn(12, 12, generator=g, dtype=torch.float64)
+    x = (torch.randn(20000, 12, generator=g, dtype=torch.float64) @ mix * 5 + 3).float()
+    m, p = fit_zca(x, eps=eps)
+    w = apply_zca(x, m, p).double()
+    cov = torch.cov(w.t())
+    evals = torch.linalg.eigvalsh(torch.cov(x.double().t()))
+    tol = eps / float(evals.min()) + 1e-3
+    assert torch.allclose(cov, torch.eye(12, dtype=torch.float64), atol=tol)
+    assert torch.allclose(w.mean(0), torch.zeros(12, dtype=torch.float64), atol=1e-3)
+
+
+# ---- patches -------------------------------------------------------------------------
+
+def test_random_patches_cycle_images_and_are_crops():
+    n_img, size, rf = 7, 10, 3
+    base = torch.arange(size * size, dtype=torch.uint8).view(1, 1, size, size)
+    images = torch.cat([base + i for i in range(n_img)]).expand(n_img, 3, size, size).contiguous()
+    images[:, 1] += 100  # channels differ: the channel order is checked too
+    p = random_patches(images, 50, rf, generator=_gen())
+    assert p.shape == (50, 3 * rf * rf)
+    cube = p.view(50, 3, rf, rf)
+    for i in range(50):
+        owner = i % n_img
+        top_left = int(cube[i, 0, 0, 0]) - owner
+        r, c = divmod(top_left, size)
+        expect = images[owner, :, r:r + rf, c:c + rf].float()
+        assert torch.equal(cube[i], expect), i
+
+
+def test_random_patches_resize_first_and_seeded():
+    images = torch.randint(0, 256, (5, 3, 12, 12), dtype=torch.uint8, generator=_gen())
+    a = random_patches(images, 40, 2, image_size=4, generator=_gen(5))
+    b = random_patches(resize_images(images, 4), 40, 2, generator=_gen(5))
+    assert torch.equal(a, b)
+
+
+def test_resize_96_to_32_is_block_mean():
+    images = torch.randint(0, 256, (2, 3, 96, 96), dtype=torch.uint8, generator=_gen())
+    got = resize_images(images, 32)
+    expect = F.avg_pool2d(images.float(), 3)
+    assert torch.allclose(got, expect, atol=1e-4)
+
+
+@pytest.mark.parametrize("rf, size", [(0, 8), (9, 8)])
+def test_random_patches_rejects_bad_rf(rf, size):
+    with pytest.raises(A2Error, match="rf="):
+        random_patches(torch.zeros(2, 3, size, size, dtype=torch.uint8), 4, rf)
+
+
+# ---- k-means (run_kmeans.m) ------------------------------------------------------------
+
+def _clustered(n=3000, d=8, centres=12, seed=1):
+    g = _gen(seed)
+    c = torch.randn(centres, d, generator=g) * 4
+    return c[torch.randint(0, centres, (n,), generator=g)] + torch.randn(n, d, generator=g)
+
+
+@pytest.mark.parametrize("init", ["randn", "patches"])
+def test_kmeans_objective_never_increases(init):
+    x = _clustered()
+    r = run_kmeans(x, 20, 15, init=init, generator=_gen(2), batch_size=700)
+    obj = np.array(r.objective + [r.inertia])
+    assert len(r.objective) == 15
+    assert np.all(np.diff(obj) <= 1e-6 * obj[:-1]), obj
+    assert obj[-1] < obj[0]
+
+
+def test_kmeans_matches_sklearn_lloyd_from_the_same_start():
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+    x = _clustered(2000, 6, 10)
+    init = x[torch.randperm(2000, generator=_gen(4))[:15]].clone()
+    ours = run_kmeans(x, 15, 8, init=init, batch_size=512)
+    with threadpool_limits(1):  # tiny problem: OpenMP threads only contend here
+        sk = KMeans(15, init=init.numpy(), n_init=1, max_iter=8, tol=0,
+                    algorithm="lloyd").fit(x.numpy())
+    assert ours.inertia == pytest.approx(sk.inertia_, rel=1e-4)
+    assert torch.allclose(ours.centroids, torch.from_numpy(sk.cluster_centers_), atol=1e-3)
+
+
+def test_kmeans_chunk_size_does_not_change_the_result():
+    x = _clustered(1000, 5, 8)
+    a = run_kmeans(x, 10, 5, generator=_gen(9), batch_size=1000)
+    b = run_kmeans(x, 10, 5, generator=_gen(9), batch_size=37)
+    assert torch.allclose(a.centroids, b.centroids, atol=1e-5)
+
+
+def test_kmeans_reseeds_empty_clusters_from_patches():
+    x = _clustered(500, 4, 3)
+    init = x[:6].clone()
+    init[5] = 1e4  # far from every patch: empty in the first assignment
+    r = run_kmeans(x, 6, 1, init=init, generator=_gen())
+    assert r.reseeded == [1]
+    assert (x == r.centroids[5]).all(1).any()  # moved onto a patch
+
+
+def test_kmeans_is_deterministic_and_rejects_bad_sizes():
+    x = _clustered(400, 4, 3)
+    a = run_kmeans(x, 5, 3, generator=_gen(1)).centroids
+    b = run_kmeans(x, 5, 3, generator=_gen(1)).centroids
+    assert torch.equal(a, b)
+    with pytest.raises(A2Error, match="n_patches=400 should be >= k=401"):
+        run_kmeans(x, 401, 1)
+
+
+# ---- encoder (extract_features.m) --------------------------------------------------------
+
+@pytest.mark.parametrize("n, half", [(27, 14), (26, 13), (25, 13), (3, 2), (2, 1), (1, 1),
+                                     (91, 46), (90, 45)])
+def test_quadrant_split_is_matlab_round(n, half):
+    assert quadrant_half(n) == half
+
+
+def np_extract_features(images, centroids, rf, m, p, encoder="triangle"):
+    """A line-by-line transcription of extract_features.m (im2col per image), torch layout."""
+    n, c, h, w = images.shape
+    k = centroids.shape[0]
+    out = np.zeros((n, 4 * k))
+    for i in range(n):
+        pr, pc = h - rf + 1, w - rf + 1
+        rows = []
+        for r in range(pr):
+            for col in range(pc):
+                rows.append(images[i, :, r:r + rf, col:col + rf].reshape(-1))
+        patches = np.array(rows, dtype=np.float64)
+        patches = np_contrast(patches)
+        if p is not None:
+            patches = (patches - m) @ p
+        xx = (patches ** 2).sum(1, keepdims=True)
+        cc = (centroids ** 2).sum(1)[None]
+        z = np.sqrt(np.maximum(cc + xx - 2 * patches @ centroids.T, 0))
+        if encoder == "triangle":
+            act = np.maximum(z.mean(1, keepdims=True) - z, 0)
+        else:
+            act = np.zeros_like(z)
+            act[np.arange(len(z)), z.argmin(1)] = 1
+        act = act.reshape(pr, pc, k)
+        hr, hc = int(np.floor(pr / 2 + 0.5)), int(np.floor(pc / 2 + 0.5))  # MATLAB round
+        q1 = act[:hr, :hc].sum((0, 1))
+        q2 = act[hr:, :hc].sum((0, 1))
+        q3 = act[:hr, hc:].sum((0, 1))
+        q4 = act[hr:, hc:].sum((0, 1))
+        out[i] = np.concatenate([q1, q2, q3, q4])
+    return out
+
+
+@pytest.mark.parametrize("encoder, whiten, size, chunk_rows", [
+    ("triangle", True, 9, 4096),     # 6x6 positions
+    ("triangle", False, 8, 50),      # 5x5, odd split; one image per chunk
+    ("hard", True, 10, 4096),
+])
+def test_encode_matches_extract_features_transcription(encoder, whiten, size, chunk_rows):
+    g = _gen(7)
+    images = torch.randint(0, 256, (3, 3, size, size), generator=g).float()
+    rf, k = 4, 6
+    sample = random_patches(images, 400, rf, generator=g)
+    contrast_normalize(sample, out=sample)
+    m, p = fit_zca(sample) if whiten else (None, None)
+    cents = torch.randn(k, 3 * rf * rf, generator=g)
+    got = encode(images, cents, rf, m, p, encoder=encoder, chunk_rows=chunk_rows)
+    expect = np_extract_features(images.double().numpy(), cents.double().numpy(), rf,
+                                 None if m is None else m.double().numpy(),
+                                 None if p is None else p.double().numpy(), encoder)
+    assert got.shape == (3, 4 * k)
+    np.testing.assert_allclose(got.numpy(), expect, rtol=2e-3, atol=2e-3)
+
+
+def test_pool_quadrants_layout():
+    act = torch.arange(1 * 3 * 3 * 2, dtype=torch.float32).view(1, 3, 3, 2)
+    got = pool_quadrants(act)[0]
+    a = act[0]
+    expect = torch.cat([a[:2, :2].sum((0, 1)), a[2:, :2].sum((0, 1)),
+                        a[:2, 2:].sum((0, 1)), a[2:, 2:].sum((0, 1))])
+    assert torch.equal(got, expect)
+
+
+# ---- the estimator and centroids.t7 --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fitted():
+    images = torch.randint(0, 256, (30, 3, 16, 16), dtype=torch.uint8, generator=_gen(11))
+    model = CoatesKMeans(k=8, rf=4, n_patches=600, iterations=4, image_size=12)
+    return model.fit(images, generator=_gen(12)), images
+
+
+def test_fit_transform_shapes(fitted):
+    model, images = fitted
+    feats = model.transform(images[:5])
+    assert feats.shape == (5, 4 * 8)
+    assert (feats >= 0).all() and feats.sum() > 0
+    assert len(model.objective_) == 4
+
+
+def test_centroids_t7_round_trip(fitted, tmp_path):
+    model, images = fitted
+    path = tmp_path / "centroids.t7"
+    model.save(path)
+    table = t7.load(path)
+    assert table["centroids"].shape == (8, 48) and table["P"].shape == (48, 48)
+    assert (table["rfSize"], table["imageSize"], table["channels"]) == (4, 12, 3)
+    back = CoatesKMeans.load(path)
+    assert torch.equal(back.transform(images[:4]), model.transform(images[:4]))
+
+
+@pytest.mark.parametrize("drop, message", [("centroids", "missing field 'centroids'"),
+                                           ("P", "missing field 'P'"),
+                                           ("rfSize", "missing field 'rfSize'")])
+def test_centroids_t7_errors_name_the_field(fitted, tmp_path, drop, message):
+    table = fitted[0].to_t7()
+    del table[drop]
+    path = tmp_path / "bad.t7"
+    t7.save(table, path)
+    with pytest.raises(A2Error, match=message):
+        CoatesKMeans.load(path)

@@ -1,0 +1,110 @@
+"""One-vs-all L2-SVM (Coates' train_svm.m): gradient check, scikit-learn oracle, standardiser."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import check_grad
+
+from luatorch_port.errors import A2Error
+from luatorch_port.kmeans import fit_classifier
+from luatorch_port.kmeans.pipeline import Classifier
+from luatorch_port.svm import (COATES_C, STANDARDIZE_VAR_REG, L2SVM, Standardizer,
+                               l2svm_loss_flat, l2svm_objective, one_vs_all_targets)
+
+
+def _data(m=300, d=20, k=4, seed=0, noise=1.5):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, k, (m,), generator=g)
+    means = torch.randn(k, d, generator=g)
+    x = means[y] + noise * torch.randn(m, d, generator=g)
+    return x, y
+
+
+def test_constants_are_coates():
+    assert (COATES_C, STANDARDIZE_VAR_REG) == (100.0, 0.01)
+
+
+@pytest.mark.parametrize("c, scale", [(100.0, 0.1), (1.0, 1.0), (0.01, 3.0)])
+def test_objective_passes_check_grad(c, scale):
+    x, y = _data(40, 6, 3)
+    yy = one_vs_all_targets(y, 3)
+    theta = np.random.default_rng(0).standard_normal(7 * 3) * scale
+    f = lambda t: l2svm_loss_flat(t, x, yy, c)[0]
+    g = lambda t: l2svm_loss_flat(t, x, yy, c)[1]
+    err = check_grad(f, g, theta, epsilon=1e-6)
+    assert err <= 1e-5 * max(1.0, np.linalg.norm(g(theta)))
+
+
+def test_objective_is_train_svm_m():
+    # loss = sum(0.5*sum(theta.^2) + C*mean(margin.^2)) with a column of ones for the bias
+    x, y = _data(50, 5, 3)
+    yy = one_vs_all_targets(y, 3).double().numpy()
+    theta = np.random.default_rng(1).standard_normal((6, 3)) * 0.3
+    xa = np.hstack([x.double().numpy(), np.ones((50, 1))])
+    margin = np.maximum(0, 1 - yy * (xa @ theta))
+    loss = np.sum(0.5 * np.sum(theta ** 2, 0) + 100 * np.mean(margin ** 2, 0))
+    grad = theta - 2 * 100 / 50 * (xa.T @ (margin * yy))
+    t = torch.from_numpy(theta)
+    v, gw, gb = l2svm_objective(t[:5], t[5], x.double(), torch.from_numpy(yy), 100.0)
+    assert float(v) == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(torch.cat([gw, gb[None]]).numpy(), grad, rtol=1e-10, atol=1e-10)
+
+
+def test_matches_sklearn_linearsvc():
+    from sklearn.svm import LinearSVC
+    x, y = _data(200, 12, 3)
+    xs = Standardizer().fit_transform(x)
+    ours = L2SVM(C=100).fit(xs, y)
+    # C multiplies the mean squared hinge, so LinearSVC's C (on the sum) is C / M; liblinear
+    # appends intercept_scaling = 1 as a feature and regularises it, like Coates' bias column.
+    sk = LinearSVC(C=100 / 200, loss="squared_hinge", dual=False, tol=1e-6, max_iter=2000,
+                   intercept_scaling=1.0).fit(xs.numpy(), y.numpy())
+    w = torch.cat([ours.coef_, ours.intercept_[None]])
+    ws = torch.from_numpy(np.vstack([sk.coef_.T, sk.intercept_[None]])).float()
+    assert float((w - ws).norm() / ws.norm()) < 0.02
+    agree = (ours.predict(xs) == torch.from_numpy(sk.predict(xs.numpy()))).float().mean()
+    assert agree >= 0.99
+
+
+def test_separable_data_is_fit_exactly():
+    x, y = _data(200, 10, 3, noise=0.05)
+    svm = L2SVM().fit(Standardizer().fit_transform(x), y)
+    assert svm.info_.evaluations > 1
+    assert torch.equal(svm.predict(Standardizer().fit(x).transform(x)), y)
+
+
+def test_standardizer_is_kmeans_demo():
+    x, _ = _data(50, 7)
+    st = Standardizer().fit(x)
+    xn = x.double().numpy()
+    expect = (xn - xn.mean(0)) / np.sqrt(xn.var(0, ddof=1) + 0.01)
+    np.testing.assert_allclose(st.transform(x).numpy(), expect, rtol=1e-5, atol=1e-5)
+
+
+def test_classifier_state_round_trip():
+    x, y = _data(120, 8, 3)
+    clf = fit_classifier(x, y, C=10)
+    back = Classifier.from_state_dict(clf.state_dict())
+    assert torch.equal(back.predict(x), clf.predict(x))
+    assert torch.allclose(back.decision_function(x), clf.decision_function(x))
+
+
+@pytest.mark.parametrize("labels, message", [
+    (torch.tensor([0, 1, 2]), "4 feature rows but 3 labels"),
+    (torch.tensor([0, -1, 1, 0]), "labels should be >= 0"),
+    (torch.tensor([0, 1, 5, 0]), "label 5 >= n_classes=3"),
+])
+def test_fit_errors(labels, message):
+    with pytest.raises(A2Error, match=message):
+        L2SVM().fit(torch.randn(4, 3), labels, n_classes=3 if int(labels.max()) == 5 else None)
+
+
+def test_bad_c_and_wrong_width():
+    with pytest.raises(A2Error, match="C=0 should be > 0"):
+        L2SVM(C=0)
+    x, y = _data(30, 4, 2)
+    svm = L2SVM().fit(x, y)
+    with pytest.raises(A2Error, match="5 columns, the SVM was fit on 4"):
+        svm.predict(torch.randn(2, 5))
