@@ -149,3 +149,23 @@ def test_batchnorm_part12(oracle, case):
     _close(bn.weight.grad, data["gradWeight"], "gradWeight")
     _close(bn.running_mean, data["running_mean"], "running_mean")
     _close(bn.running_var, data["running_var"], "running_var")
+
+
+@pytest.mark.parametrize("model_file, io_file, tol", [
+    ("small_convnet.t7", "small_convnet_io.t7", 1e-12),
+    ("edge/model_float_evaluate_with_io.t7", None, 1e-5),
+])
+def test_misc_models_output(oracle, model_file, io_file, tol):
+    obj = t7.load(oracle("made", "misc", model_file))
+    io = t7.load(oracle("made", "misc", io_file)) if io_file else obj
+    model = lnn.from_t7(obj if io_file else obj["model"]).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(io["input"]), io["output"], rtol=1e-6, atol=tol)
+
+
+def test_ascii_model_equals_binary(oracle):
+    binary = lnn.from_t7(t7.load(oracle("made", "misc", "edge", "model_float_clearstate.t7")))
+    ascii_ = lnn.from_t7(t7.load(oracle("made", "misc", "edge", "model_float_clearstate_ascii.t7")))
+    assert str(binary) == str(ascii_)
+    for (k, a), (_, b) in zip(binary.state_dict().items(), ascii_.state_dict().items()):
+        assert torch.equal(a, b), k
