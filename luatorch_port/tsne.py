@@ -93,6 +93,10 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
                       f"lower --perplexity)")
     if n <= trust_neighbors * 2 + 1:
         raise A2Error(f"t-SNE: {n} points is too few for trustworthiness with {trust_neighbors} neighbours")
+    if not bool(torch.isfinite(x).all()):
+        raise A2Error("t-SNE: the features contain NaN or infinite values (a diverged model?)")
+    if bool((x == x[:1]).all()):
+        raise A2Error("t-SNE: every image has the same features; there is nothing to map")
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
     seconds = {}
     t0 = time.perf_counter()

@@ -61,6 +61,9 @@ def _register():
     cli.add_command(visualize_cmds.group)
     cli.add_command(tsne_cmds.tsne_cmd)
 
+    from . import report as report_cmds
+    cli.add_command(report_cmds.report_cmd)
+
     from . import pseudolabel as pseudolabel_cmds
     cli.add_command(pseudolabel_cmds.group)
 

@@ -1,0 +1,49 @@
+"""`a2 report`: every section of the report on one data folder, resumable, as report.md."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+from .common import device_option, progress, quiet_option, resolve_device, seed_everything, seed_option
+
+
+@click.command("report")
+@click.argument("data_dir", metavar="DATA_DIR", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="report",
+              help="Report folder: report.md, figures, predictions.csv, sections/*.json, report.json.")
+@click.option("--budget", "budget_name", type=click.Choice(["quick", "full", "tiny"]), default="quick",
+              help="quick: minutes on a CPU (make demo); full: the report's sizes; tiny: seconds (tests).")
+@click.option("--force", is_flag=True, help="Recompute every section, even finished ones.")
+@click.option("--redo", multiple=True, metavar="SECTION",
+              help="Recompute this section (repeatable): part1, baseline, surrogate, kmeans, pseudolabel, "
+                   "combo, augmentations, tsne, predictions.")
+@click.option("--only", multiple=True, metavar="SECTION", help="Run only these sections (repeatable).")
+@seed_option()
+@device_option()
+@quiet_option()
+def report_cmd(data_dir, out_dir, budget_name, force, redo, only, seed, device, quiet):
+    """Run every section of the report on DATA_DIR (train/val/test/extra.t7b) and write
+    OUT/report.md with its tables, figures, timings and a Kaggle CSV for test. Finished sections
+    are kept on a rerun (resume); a section that fails is reported and the others still run."""
+    import os
+
+    from ..provenance import write_record
+    from ..report import run_report
+
+    dev = resolve_device(device)
+    seed_everything(seed, quiet=quiet)
+    echo = (lambda line: click.echo(line, err=True)) if not quiet else None
+    result = run_report(data_dir, out_dir, budget_name=budget_name, force=force, redo=redo, only=only or None,
+                        seed=seed, device=dev, progress=functools.partial(progress, quiet=quiet), echo=echo)
+    states = result["states"]
+    summary = {name: st["status"] for name, st in states.items()}
+    write_record(os.path.join(out_dir, "report.json"), "report",
+                 {"data_dir": data_dir, "budget": budget_name, "force": force, "redo": list(redo),
+                  "only": list(only)}, seed=seed, device=dev,
+                 results={"sections": summary, "seconds": {n: st.get("seconds") for n, st in states.items()}})
+    click.echo(f"{result['report']}: " + ", ".join(f"{n} {s}" for n, s in summary.items()))
+    failed = [n for n, s in summary.items() if s == "failed"]
+    if failed:
+        raise click.ClickException(f"section(s) failed: {', '.join(failed)} (see {result['report']})")

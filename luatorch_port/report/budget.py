@@ -1,0 +1,50 @@
+"""How big each section of ``a2 report`` runs: ``tiny`` (tests), ``quick`` (``make demo``), ``full``.
+
+``full`` is the report's sizes (and the papers' where the report gives none); ``quick`` is
+sized so the whole report on the embedded sample runs in minutes on a 2-core CPU; ``tiny``
+only proves the wiring (seconds) and is what the test suite uses.
+"""
+
+from __future__ import annotations
+
+from ..errors import A2Error
+
+BUDGETS = {
+    "tiny": {
+        "baseline": {"model": "16c5-32f", "epochs": 2, "batch_size": 32, "learning_rate": 0.05, "limit": None},
+        "surrogate": {"seeds": 20, "per_seed": 8, "patch": 32, "model": "16c5-32f", "epochs": 2,
+                      "batch_size": 32},
+        "kmeans": {"k": 32, "patches": 4000, "iterations": 3, "image_size": 32, "rf": 6},
+        "pseudolabel": {"model": "16c5-32f", "epochs": 2, "batch_size": 32, "unlabelled_limit": 200},
+        "combo": {"rounds": 1},
+        "tsne": {"perplexity": 5.0, "iterations": 250, "limit": None, "map_size": 512, "thumb": 24},
+        "figures": {"aug_seeds": 4, "aug_per_seed": 6},
+    },
+    "quick": {
+        "baseline": {"model": "sample", "epochs": 12, "batch_size": 64, "learning_rate": 1.0, "limit": None},
+        "surrogate": {"seeds": 200, "per_seed": 32, "patch": 32, "model": "64c5-64c5-128f", "epochs": 6,
+                      "batch_size": 128},
+        "kmeans": {"k": 400, "patches": 100000, "iterations": 20, "image_size": 32, "rf": 6},
+        "pseudolabel": {"model": "sample", "epochs": 12, "batch_size": 64, "unlabelled_limit": None},
+        "combo": {"rounds": 3},
+        "tsne": {"perplexity": 30.0, "iterations": 1000, "limit": None, "map_size": 1024, "thumb": 32},
+        "figures": {"aug_seeds": 8, "aug_per_seed": 10},
+    },
+    "full": {
+        "baseline": {"model": "vgg_bn_drop", "epochs": 100, "batch_size": 64, "learning_rate": 1.0, "limit": None},
+        "surrogate": {"seeds": 4000, "per_seed": 100, "patch": 32, "model": "64c5-128c5-256c5-512f",
+                      "epochs": 30, "batch_size": 128},
+        "kmeans": {"k": 1600, "patches": 400000, "iterations": 50, "image_size": 32, "rf": 6},
+        "pseudolabel": {"model": "vgg_bn_drop", "epochs": 100, "batch_size": 64, "unlabelled_limit": 20000},
+        "combo": {"rounds": 5},
+        "tsne": {"perplexity": 30.0, "iterations": 1000, "limit": None, "map_size": 2048, "thumb": 48},
+        "figures": {"aug_seeds": 10, "aug_per_seed": 15},
+    },
+}
+
+
+def budget(name: str) -> dict:
+    """The settings of budget ``name`` (a fresh copy)."""
+    if name not in BUDGETS:
+        raise A2Error(f"budget {name!r} is not one of {', '.join(BUDGETS)}")
+    return {section: dict(values) for section, values in BUDGETS[name].items()}

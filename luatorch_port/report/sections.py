@@ -1,0 +1,278 @@
+"""The sections of ``a2 report``: each runs one part of the report and returns its numbers.
+
+A section is a function ``(ctx) -> dict`` that writes its files under ``ctx.section_dir(name)``
+and returns JSON-able results (paths relative to the report folder). It raises
+:class:`Unavailable` when the library part it needs is not in this install, so the report says
+so instead of showing made-up numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from ..errors import A2Error
+
+
+class Unavailable(Exception):
+    """A section cannot run in this install (a library part is missing); not an error."""
+
+
+@dataclass
+class Context:
+    """What every section gets: where things are, its settings, seeds, device, output hooks."""
+
+    data_dir: Path
+    out_dir: Path
+    budget_name: str
+    settings: dict
+    seed: int = 1
+    device: Optional[torch.device] = None
+    progress: Optional[Callable] = None
+    echo: Callable = lambda line: None
+    results: dict = field(default_factory=dict)
+
+    def data(self, split: str) -> Path:
+        path = self.data_dir / f"{split}.t7b"
+        if not path.exists():
+            raise A2Error(f"{path}: missing; DATA_DIR must hold train/val/test/extra.t7b (a2 data sample DIR)")
+        return path
+
+    def section_dir(self, name: str) -> Path:
+        path = self.out_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def rel(self, path) -> str:
+        return os.path.relpath(os.fspath(path), os.fspath(self.out_dir))
+
+    def generator(self, name: str) -> torch.Generator:
+        """A generator seeded from the report seed and the section name: a section gives the
+        same numbers whether it runs alone (resume) or after the others."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(name.encode()))
+
+    def seed_globals(self, name: str) -> torch.Generator:
+        gen = self.generator(name)
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.generator(name + "/global"))))
+        return gen
+
+
+def _need(module: str, *names):
+    """Import ``names`` from ``luatorch_port.<module>`` or raise Unavailable."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"luatorch_port.{module}")
+    except ImportError as err:
+        raise Unavailable(f"luatorch_port.{module} is not in this install ({err})") from None
+    missing = [n for n in names if not hasattr(mod, n)]
+    if missing:
+        raise Unavailable(f"luatorch_port.{module} has no {', '.join(missing)} yet")
+    return [getattr(mod, n) for n in names] if len(names) > 1 else getattr(mod, names[0])
+
+
+# ---------------------------------------------------------------------------------------- part 1
+
+def part1(ctx: Context) -> dict:
+    """1.1 DAG backprop table and 1.2 batch-normalisation gradient check."""
+    from ..backprop import batchnorm as bn
+    from ..backprop import dag
+
+    out = ctx.section_dir("part1")
+    table = dag.dag_table()
+    check = bn.batchnorm_check(generator=ctx.generator("part1"))
+    (out / "dag.txt").write_text(dag.format_table(table) + "\n", encoding="utf-8")
+    (out / "batchnorm.txt").write_text(bn.format_check(check) + "\n", encoding="utf-8")
+    rows = [{"x1": r["x1"], "x2": r["x2"], "grad_output": r["grad_output"], "y": r["y"], "tie": r["tie"],
+             "dx1": r["dx1"], "dx2": r["dx2"]} for r in table["rows"]]
+    modes = [{"mode": m["mode"], "statistics": m["statistics"], "checks": m["checks"], "jacobian": m["jacobian"]}
+             for m in check["modes"]]
+    return {"dag": {"formula": table["formula"], "typo_note": table["typo_note"], "tie_rule": table["tie_rule"],
+                    "rows": rows, "max_error": table["max_error"], "n_ties": table["n_ties"],
+                    "text": ctx.rel(out / "dag.txt")},
+            "batchnorm": {"config": check["config"], "formulas": check["formulas"], "modes": modes,
+                          "max_error": check["max_error"], "text": ctx.rel(out / "batchnorm.txt")}}
+
+
+# ---------------------------------------------------------------------------------- supervised
+
+def baseline(ctx: Context) -> dict:
+    """The starter's supervised baseline (train.lua) on train, validated on val, predicting test."""
+    from ..train import TrainConfig
+    from ..train.run import run_training
+
+    s = ctx.settings["baseline"]
+    out = ctx.section_dir("baseline")
+    gen = ctx.seed_globals("baseline")
+    config = TrainConfig(batch_size=s["batch_size"], learning_rate=s["learning_rate"], max_epoch=s["epochs"],
+                         save_every=s["epochs"])
+    t0 = time.perf_counter()
+    result = run_training(config, train_path=ctx.data("train"), val_path=ctx.data("val"), model_name=s["model"],
+                          out_dir=out, generator=gen, device=ctx.device, limit=s.get("limit"),
+                          progress=ctx.progress, echo=ctx.echo)
+    train_s = time.perf_counter() - t0
+    res = {"model": s["model"], "epochs": s["epochs"], "batch_size": s["batch_size"],
+           "train_acc": result.final.get("train_acc"), "val_acc": result.final.get("val_acc"),
+           "train_seconds": train_s, "model_file": ctx.rel(out / "model.net"),
+           "settings": f"{s['model']}, {s['epochs']} epochs, batch {s['batch_size']}, SGD lr {s['learning_rate']:g} "
+                       "(starter's optim.sgd settings otherwise)"}
+    res.update(_predict_test(ctx, out / "model.net", out))
+    res.update(_cnn_figures(ctx, out, "baseline"))
+    return res
+
+
+def _predict_test(ctx: Context, model_path, out: Path) -> dict:
+    """Kaggle CSV of a trained CNN on test.t7b, scored against the file's labels."""
+    from ..train.run import run_prediction
+
+    labels, _ = run_prediction(model_path, ctx.data("test"), device=ctx.device)
+    return _write_test_predictions(ctx, labels, out)
+
+
+def _write_test_predictions(ctx: Context, labels0, out: Path) -> dict:
+    from ..data import load_split
+    from ..kaggle import score, write_predictions
+
+    path = out / "test_predictions.csv"
+    write_predictions(path, labels0)
+    test = load_split(ctx.data("test"), expect="labelled")
+    sc = score(labels0, test.labels, n_classes=len(test.classes))
+    return {"test_predictions": ctx.rel(path), "test_acc": sc.accuracy * 100}
+
+
+def _cnn_figures(ctx: Context, out: Path, title: str) -> dict:
+    from ..nn import load_model
+    from ..viz import filter_grid, first_conv_weight, read_logger, save_curves, save_image
+
+    figs = {}
+    model = load_model(out / "model.net")
+    save_image(out / "filters.png", filter_grid(first_conv_weight(model), padding=1), zoom=8)
+    figs["filters"] = ctx.rel(out / "filters.png")
+    if (out / "val.log").exists():
+        save_curves(out / "curves.png", read_logger(out / "val.log"), title=f"{title}: accuracy per epoch")
+        figs["curves"] = ctx.rel(out / "curves.png")
+    return {"figures": figs}
+
+
+# ---------------------------------------------------------------------------------- 2.1 surrogate
+
+def surrogate(ctx: Context) -> dict:
+    """Exemplar-CNN surrogate classes: build from extra, train, evaluate features with a linear SVM."""
+    _need("surrogate", "build_surrogate", "train_surrogate", "evaluate_surrogate")
+    raise Unavailable("surrogate training/evaluation API not wired yet")
+
+
+def augmentations_figure(ctx: Context) -> dict:
+    """Figure 3.1: seed patches from extra and their surrogate transformations."""
+    augmentation_examples = _need("surrogate", "augmentation_examples")
+    from ..data import load_split
+    from ..surrogate.build import WINDOW
+    from ..viz import augmentation_grid, save_image
+
+    s = ctx.settings["figures"]
+    out = ctx.section_dir("figures")
+    extra = load_split(ctx.data("extra"), limit=2000)
+    side = min(extra.images.shape[-2:])
+    ex = augmentation_examples(extra.images, min(s["aug_seeds"], len(extra)), s["aug_per_seed"],
+                               ctx.generator("augmentations"), window=tuple(min(w, side) for w in WINDOW))
+    save_image(out / "augmentations.png", augmentation_grid(ex), zoom=2)
+    return {"augmentations": ctx.rel(out / "augmentations.png"), "seeds": int(ex.shape[0]),
+            "per_seed": int(ex.shape[1] - 1), "patch": int(ex.shape[-1])}
+
+
+# ---------------------------------------------------------------------------------- 2.2 k-means
+
+def kmeans(ctx: Context) -> dict:
+    """Coates-Lee-Ng: k-means centroids on extra, triangle features, L2-SVM on train, val and test."""
+    _need("kmeans", "CoatesKMeans")
+    raise Unavailable("k-means pipeline API not wired yet")
+
+
+# ------------------------------------------------------------------------------ 2.3 / 2.4
+
+def pseudolabel(ctx: Context) -> dict:
+    """Lee (2013) pseudo-labels: train + extra (unlabelled), alpha(t) schedule."""
+    _need("pseudolabel", "run_pseudolabel")
+    raise Unavailable("pseudo-label training API not wired yet")
+
+
+def combo(ctx: Context) -> dict:
+    """k-means features + pseudo-labels (self-training of the L2-SVM on extra)."""
+    _need("pseudolabel", "run_combo")
+    raise Unavailable("k-means + pseudo-label API not wired yet")
+
+
+# ---------------------------------------------------------------------------------- 3.2 t-SNE
+
+def tsne(ctx: Context) -> dict:
+    """t-SNE of val: the report's raw first channel, and the baseline model's features if trained."""
+    from ..tsne import run_tsne
+
+    s = ctx.settings["tsne"]
+    out = ctx.section_dir("tsne")
+    maps = {}
+    variants = [("raw", "raw")]
+    model = ctx.out_dir / "baseline" / "model.net"
+    if model.exists():
+        variants.append(("baseline", os.fspath(model)))
+    for name, features in variants:
+        png = out / f"tsne_{name}.png"
+        r = run_tsne(ctx.data("val"), png, features=features, limit=s.get("limit"), n_iter=s["iterations"],
+                     perplexity=s["perplexity"], threads=s.get("threads", 1),
+                     map_size=s["map_size"], thumb=s["thumb"], device=ctx.device,
+                     generator=ctx.generator(f"tsne/{name}"))
+        maps[name] = {"scatter": ctx.rel(r["scatter"]), "image_map": ctx.rel(r["image_map"]),
+                      "coords_csv": ctx.rel(r["coords_csv"]), "features": r["features"],
+                      "n_images": r["n_images"], "input_dims": r["input_dims"], "pca_dims": r["pca_dims"],
+                      "trustworthiness": r["trustworthiness"], "seconds": r["seconds"]["total"]}
+    return {"maps": maps}
+
+
+# ---------------------------------------------------------------------------------- predictions
+
+METHODS = ("baseline", "surrogate", "kmeans", "pseudolabel", "combo")
+
+
+def predictions(ctx: Context) -> dict:
+    """REPORT_DIR/predictions.csv: the test predictions of the method with the best val accuracy."""
+    import shutil
+
+    best = None
+    for name in METHODS:
+        r = ctx.results.get(name)
+        if not r or "test_predictions" not in r or r.get("val_acc") is None:
+            continue
+        if best is None or r["val_acc"] > ctx.results[best]["val_acc"]:
+            best = name
+    if best is None:
+        raise Unavailable("no method produced test predictions")
+    src = ctx.out_dir / ctx.results[best]["test_predictions"]
+    dst = ctx.out_dir / "predictions.csv"
+    tmp = dst.with_name(".predictions.csv.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    return {"method": best, "file": ctx.rel(dst), "val_acc": ctx.results[best]["val_acc"],
+            "test_acc": ctx.results[best].get("test_acc")}
+
+
+SECTIONS = {
+    "part1": part1,
+    "baseline": baseline,
+    "surrogate": surrogate,
+    "kmeans": kmeans,
+    "pseudolabel": pseudolabel,
+    "combo": combo,
+    "augmentations": augmentations_figure,
+    "tsne": tsne,
+    "predictions": predictions,
+}
+# Sections rerun whenever these ran again (they read those sections' files).
+DEPENDS = {"tsne": ("baseline",), "predictions": METHODS}
+ALWAYS = ("predictions",)
