@@ -147,3 +147,73 @@ def test_help_shows_defaults(default):
     result = CliRunner().invoke(cli, ["pseudolabel", "train", "--help"])
     assert result.exit_code == 0
     assert default in " ".join(result.stdout.split())
+
+
+# --- part 2.4: --features kmeans ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def centroids(sample_dir):
+    from luatorch_port.data import load_split
+    from luatorch_port.kmeans import CoatesKMeans
+    path = sample_dir / "centroids.t7"
+    extra = load_split(sample_dir / "extra.t7b")
+    CoatesKMeans(k=8, rf=4, n_patches=2000, iterations=5, image_size=SIZE).fit(
+        extra.images, generator=torch.Generator().manual_seed(0)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def kmeans_run(sample_dir, centroids, tmp_path_factory):
+    out = tmp_path_factory.mktemp("st") / "run"
+    result = CliRunner().invoke(cli, [
+        "pseudolabel", "train", "--features", "kmeans", "--centroids", str(centroids),
+        "--train", str(sample_dir / "train.t7b"), "--val", str(sample_dir / "val.t7b"),
+        "--extra", str(sample_dir / "extra.t7b"),
+        "--extra-labels", str(sample_dir / "extra_labels.t7"), "--test", str(sample_dir / "test.t7b"),
+        "--rounds", "2", "--per-class", "3", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_kmeans_selftraining_run_folder(kmeans_run, sample_dir):
+    from luatorch_port.pseudolabel.run import load_extra_labels
+    from luatorch_port.pseudolabel.selftrain_run import ROUNDS_LOG_NAMES
+    out, result = kmeans_run
+    names, rows = read_log(out / "rounds.log")
+    assert names == list(ROUNDS_LOG_NAMES)
+    assert [r[:3] for r in rows] == [[0, 0, 0], [1, 30, 30], [2, 30, 60]]
+    pl = t7.load(out / "pseudolabels.t7")
+    index, label, rnd = pl["index"], pl["label"], pl["round"]
+    assert index.numel() == 60 and index.unique().numel() == 60
+    assert int(index.min()) >= 1 and int(index.max()) <= 90          # 1-based rows of extra
+    assert rnd.tolist() == [1] * 30 + [2] * 30
+    assert all(int((label[rnd == r] == c).sum()) == 3 for r in (1, 2) for c in range(1, 11))
+    true = load_extra_labels(sample_dir / "extra_labels.t7", 90, 10)
+    right = (label - 1 == true[index - 1]).float()
+    assert rows[1][3] == pytest.approx(100 * float(right[:30].mean()), abs=1e-3)
+    assert rows[2][4] == pytest.approx(100 * float(right.mean()), abs=1e-3)
+    record = json.loads((out / "run.json").read_text())
+    assert record["config"]["features"] == "kmeans" and len(record["results"]["rounds"]) == 3
+    assert record["results"]["rounds"][2]["val_accuracy"] == pytest.approx(rows[2][5], abs=1e-3)
+    assert "after 2 rounds, 60 pseudo-labels" in result.stdout
+    lines = (out / "predictions.csv").read_text().splitlines()
+    assert lines[0] == "Id,Prediction" and len(lines) == 41
+
+
+def test_kmeans_svm_table_scores_like_the_last_round(kmeans_run, sample_dir, centroids):
+    from luatorch_port.data import load_split
+    from luatorch_port.kmeans import Classifier, CoatesKMeans
+    out, _ = kmeans_run
+    clf = Classifier.from_state_dict(t7.load(out / "svm.t7"))
+    val = load_split(sample_dir / "val.t7b")
+    pred = clf.predict(CoatesKMeans.load(centroids).transform(val.images))
+    _, rows = read_log(out / "rounds.log")
+    assert rows[-1][5] == pytest.approx(100 * float((pred == val.labels).float().mean()), abs=1e-3)
+
+
+def test_kmeans_without_centroids_file_is_an_error(sample_dir, tmp_path):
+    result = CliRunner().invoke(cli, [
+        "pseudolabel", "train", "--features", "kmeans", "--centroids", str(tmp_path / "none.t7"),
+        "--train", str(sample_dir / "train.t7b"), "--extra", str(sample_dir / "extra.t7b"),
+        "--no-val", "--out", str(tmp_path / "r"), "--quiet"])
+    assert result.exit_code == 1 and "none.t7" in result.stderr

@@ -89,7 +89,10 @@ def group():
               help="[kmeans] Share of the unlabelled set added per round (when no --per-class).")
 @click.option("--balanced/--no-balanced", default=True,
               help="[kmeans] Add the same number of each predicted class per round.")
-@click.option("-C", "svm_c", type=float, default=100.0, help="[kmeans] The L2-SVM's C.")
+@click.option("--C", "svm_c", type=float, default=100.0,
+              help="[kmeans] The L2-SVM's C (Coates' train_svm.m).")
+@click.option("--test", "test_path", type=click.Path(dir_okay=False), default=None,
+              help="[kmeans] Also predict this split with the final SVM: RUN_DIR/predictions.csv.")
 @seed_option()
 @device_option()
 @quiet_option()
@@ -97,8 +100,8 @@ def train_cmd(features, train_path, val_path, no_val, extra_path, extra_labels_p
               out_dir, threshold, model_name, max_epoch, alpha_final, t1, t2, unit, warmup,
               unlabelled_per_batch, monitor_size, batch_size, learning_rate, learning_rate_decay,
               weight_decay, momentum, epoch_step, save_every, flip, channels_last, resume,
-              centroids_path, rounds, per_class, add_fraction, balanced, svm_c, seed, device,
-              quiet):
+              centroids_path, rounds, per_class, add_fraction, balanced, svm_c, test_path, seed,
+              device, quiet):
     """Semi-supervised training with pseudo-labels on the unlabelled images.
 
     --features cnn (part 2.3): Lee (2013) -- every batch mixes labelled and unlabelled
@@ -126,13 +129,14 @@ def train_cmd(features, train_path, val_path, no_val, extra_path, extra_labels_p
         result = run_selftrain(config, centroids_path=centroids_path, train_path=train_path,
                                val_path=val, extra_path=extra_path,
                                extra_labels_path=extra_labels_path, extra_limit=extra_limit,
-                               out_dir=out_dir, device=dev,
+                               test_path=test_path, out_dir=out_dir, device=dev,
                                progress=functools.partial(progress, quiet=quiet), echo=echo)
         rounds_out = [r.as_dict() for r in result.rounds]
         write_record(os.path.join(out_dir, RUN_RECORD), "pseudolabel train",
                      {"features": "kmeans", **asdict(config), "centroids": centroids_path,
                       "train": train_path, "val": val, "extra": extra_path,
-                      "extra_labels": extra_labels_path, "extra_limit": extra_limit},
+                      "extra_labels": extra_labels_path, "extra_limit": extra_limit,
+                      "test": test_path},
                      seed=seed, device=dev, results={"rounds": rounds_out})
         first, last = result.rounds[0], result.rounds[-1]
         click.echo(f"val accuracy {first.val_accuracy:.2f}% (k-means + SVM) -> "
