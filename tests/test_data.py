@@ -53,6 +53,8 @@ def test_scan_reads_counts_and_shape_without_pixels(oracle):
     info = scan_split(oracle("made", "misc", "mini_train.t7b"))
     assert (info.layout, info.counts, info.image_shape, info.n_images) == \
         (LABELLED, [3] * 10, (3, 96, 96), 30)
+    first = scan_split(oracle("fetched", "stl10", "real_extra_246.t7b"), limit=1)
+    assert (first.layout, first.counts, first.image_shape) == (EXTRA, [246], (3, 96, 96))
 
 
 def test_limit_reads_the_first_images_only(oracle):

@@ -164,7 +164,7 @@ def preview(file, out, n):
     from ..data import load_split, render_preview, scan_split
     from ..provenance import write_record
 
-    layout = scan_split(file).layout
+    layout = scan_split(file, limit=1).layout
     split = load_split(file, limit=n if layout == "extra" else None)
     shown = render_preview(split, out, n)
     write_record(out + ".json", "data preview", {"file": file, "out": out, "n": n},

@@ -605,9 +605,13 @@ def load_split(path, limit: Optional[int] = None, *, expect: Optional[str] = Non
     return split
 
 
-def scan_split(path, *, expect: Optional[str] = None) -> SplitInfo:
-    """Layout, images per table and image shape of a course file, without keeping pixels."""
-    s = _scan(path, keep_pixels=False, expect=expect)
+def scan_split(path, *, expect: Optional[str] = None, limit: Optional[int] = None) -> SplitInfo:
+    """Layout, images per table and image shape of a course file, without keeping pixels.
+
+    ``limit`` stops after that many images (``limit=1`` reads just enough for the layout and
+    the image shape; ``counts`` then holds the declared sizes of the tables reached).
+    """
+    s = _scan(path, keep_pixels=False, expect=expect, limit=limit)
     if s.shape is None:
         s.fail("holds no images")
     classes = read_class_names(path, None if s.layout == EXTRA else len(s.counts))
