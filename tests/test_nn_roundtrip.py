@@ -142,3 +142,18 @@ def test_batchnorm_v1_running_std_is_upgraded():
         "running_mean": torch.zeros(2, dtype=torch.float64), "running_std": std}, version=1)
     bn = lnn.from_t7(lua)
     torch.testing.assert_close(bn.running_var, std.pow(-2) - 1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_model_matches_cpu_and_saves(tmp_path):
+    model = lnn.build_model("sample", generator=torch.Generator().manual_seed(1)).eval()
+    scn = lnn.SpatialContrastiveNormalization(1, torch.ones(7))
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        y_cpu, n_cpu = model(x), scn(x[:, :1])
+        model.cuda(), scn.cuda()
+        torch.testing.assert_close(model(x.cuda()).cpu(), y_cpu, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(scn(x[:, :1].cuda()).cpu(), n_cpu, rtol=1e-4, atol=1e-4)
+    lnn.save_model(model, tmp_path / "m.t7")
+    torch.testing.assert_close(lnn.load_model(tmp_path / "m.t7")(x), y_cpu, rtol=1e-4, atol=1e-4)
