@@ -60,6 +60,7 @@ def test_scan_reads_counts_and_shape_without_pixels(oracle):
 def test_limit_reads_the_first_images_only(oracle):
     split = load_split(oracle("made", "misc", "mini_train.t7b"), limit=4)
     assert split.labels.tolist() == [0, 0, 0, 1] and split.images.shape[0] == 4
+    assert split.classes == list(CLASS_NAMES)  # all 10 tables are declared, 2 were reached
     extra = load_split(oracle("fetched", "stl10", "real_extra_246.t7b"), limit=5)
     full = load_split(oracle("fetched", "stl10", "real_extra_246.t7b"))
     assert torch.equal(extra.images, full.images[:5])

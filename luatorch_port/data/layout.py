@@ -357,6 +357,7 @@ class _CourseScanner(Reader):
         if k_tables == 0:
             self.fail("data is an empty table; expected " + what)
         self.layout = EXTRA if k_tables == 1 else LABELLED
+        self.k_tables = k_tables
         if self.expect is not None and self.expect != self.layout:
             if self.layout == EXTRA:
                 self.fail("is an extra (unlabelled) split: data holds one image table, so every "
@@ -526,8 +527,7 @@ class _CourseScanner(Reader):
         if self.layout == EXTRA:
             return Split(images, None, class_names(len(CLASS_NAMES)), EXTRA)
         labels = torch.cat([torch.full((m,), c, dtype=torch.int64) for c, m in self.segments])
-        n_classes = max(len(self.counts), max(c for c, _ in self.segments) + 1)
-        return Split(images, labels, class_names(n_classes), LABELLED)
+        return Split(images, labels, class_names(self.k_tables), LABELLED)
 
 
 def _scan(path_or_file, *, long_size=None, **kwargs) -> _CourseScanner:
