@@ -219,40 +219,25 @@ def centroids_figure(path, space: str = "unwhitened", max_count: int | None = No
     """Read a centroids.t7 (``a2 kmeans fit``) and draw it with :func:`centroid_grid`.
 
     ``space="unwhitened"`` undoes the ZCA whitening stored in the file first (:func:`unwhiten`);
-    ``"whitened"`` shows the centroids as learned, as Coates' demo does. ``max_count`` keeps the
-    first centroids only. Returns ``(C×H×W float64 image, info dict)``.
+    ``"whitened"`` shows the centroids as learned, as Coates' demo does (also what a file
+    fitted without whitening shows). ``max_count`` keeps the first centroids only. Returns
+    ``(C×H×W float64 image, info dict)``.
     """
-    from . import t7
+    from .kmeans import CoatesKMeans
 
-    obj = t7.load(path)
-    table = getattr(obj, "fields", obj)
-    if not isinstance(table, dict) or "centroids" not in table:
-        raise A2Error(f"{os.fspath(path)}: expected a table with a 'centroids' field (a2 kmeans fit's centroids.t7)")
-    cents = _as_tensor(table["centroids"], path, "centroids")
-    if cents.dim() != 2:
-        raise A2Error(f"{os.fspath(path)}: centroids is {tuple(cents.shape)}, expected k×(C·rf·rf)")
-    rf = int(table["rf"]) if "rf" in table else int(round(math.sqrt(cents.shape[1] / 3)))
-    channels = cents.shape[1] // (rf * rf)
-    whitening = next((table[k] for k in ("whitening", "P", "whiten") if k in table), None)
-    mean = next((table[k] for k in ("mean", "M", "patch_mean") if k in table), None)
-    if max_count:
-        cents = cents[:max_count]
+    if space not in ("unwhitened", "whitened"):
+        raise A2Error(f"space must be 'unwhitened' or 'whitened', got {space!r}")
+    km = CoatesKMeans.load(path)
+    cents = km.centroids_[:max_count] if max_count else km.centroids_
     shown = space
     if space == "unwhitened":
-        if whitening is None or mean is None:
-            shown = "whitened"  # trained with --no-whiten: nothing to undo
+        if km.zca_matrix_ is None:
+            shown = "whitened"  # fitted with --no-whiten: nothing to undo
         else:
-            cents = unwhiten(cents, _as_tensor(whitening, path, "whitening"), _as_tensor(mean, path, "mean"))
-    elif space != "whitened":
-        raise A2Error(f"space must be 'unwhitened' or 'whitened', got {space!r}")
-    image = centroid_grid(cents, rf, channels)
-    return image, {"k": int(cents.shape[0]), "rf": rf, "channels": channels, "space": shown}
-
-
-def _as_tensor(value, path, key) -> torch.Tensor:
-    if not torch.is_tensor(value):
-        raise A2Error(f"{os.fspath(path)}: field {key!r} is {type(value).__name__}, expected a tensor")
-    return value
+            cents = unwhiten(cents, km.zca_matrix_, km.zca_mean_)
+    image = centroid_grid(cents, km.rf, km.channels_)
+    return image, {"k": int(km.centroids_.shape[0]), "shown": int(cents.shape[0]), "rf": km.rf,
+                   "channels": km.channels_, "space": shown}
 
 
 def draw_image_map(coords: torch.Tensor, images: torch.Tensor, map_size: int = 512,

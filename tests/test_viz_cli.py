@@ -73,8 +73,8 @@ def test_centroids(tmp_path, space):
     k, rf = 6, 4
     cents = torch.randn(k, 3 * rf * rf, generator=g)
     p = torch.eye(3 * rf * rf) * 2.0
-    t7.save({"centroids": cents, "mean": torch.zeros(3 * rf * rf), "whitening": p, "rf": rf},
-            tmp_path / "c.t7")
+    t7.save({"centroids": cents, "M": torch.zeros(3 * rf * rf), "P": p, "rfSize": rf, "channels": 3,
+             "imageSize": 32, "whiten": True}, tmp_path / "c.t7")
     out = tmp_path / "c.png"
     result = invoke("visualize", "centroids", tmp_path / "c.t7", "--out", out, "--space", space, "--zoom", 1)
     assert result.exit_code == 0, result.output
@@ -93,7 +93,7 @@ def test_centroids(tmp_path, space):
 def test_centroids_rejects_other_tables(tmp_path):
     t7.save({"weights": torch.zeros(2)}, tmp_path / "w.t7")
     result = invoke("visualize", "centroids", tmp_path / "w.t7", "--out", tmp_path / "w.png")
-    assert result.exit_code == 1 and "'centroids' field" in result.stderr
+    assert result.exit_code == 1 and "'centroids'" in result.stderr
 
 
 def test_augmentations(sample, tmp_path):

@@ -164,9 +164,51 @@ def _cnn_figures(ctx: Context, out: Path, title: str) -> dict:
 # ---------------------------------------------------------------------------------- 2.1 surrogate
 
 def surrogate(ctx: Context) -> dict:
-    """Exemplar-CNN surrogate classes: build from extra, train, evaluate features with a linear SVM."""
-    _need("surrogate", "build_surrogate", "train_surrogate", "evaluate_surrogate")
-    raise Unavailable("surrogate training/evaluation API not wired yet")
+    """Exemplar-CNN surrogate classes: build from extra, train, evaluate features with an L2-SVM."""
+    build_surrogate = _need("surrogate", "build_surrogate")
+    from ..data import load_split
+    from ..surrogate.build import WINDOW
+    from ..surrogate.features import evaluate_features
+    from ..surrogate.train import train_surrogate
+    from ..train import TrainConfig
+
+    s = ctx.settings["surrogate"]
+    out = ctx.section_dir("surrogate")
+    gen = ctx.seed_globals("surrogate")
+    extra = load_split(ctx.data("extra"), expect="extra")
+    side = min(extra.images.shape[-2:])
+    n_seeds = min(s["seeds"], len(extra))
+    t0 = time.perf_counter()
+    build_surrogate(extra.images, out / "surrogate.t7b", gen, n_seeds=n_seeds, per_seed=s["per_seed"],
+                    patch=s["patch"], window=tuple(min(w, side) for w in WINDOW))
+    del extra
+    build_s = time.perf_counter() - t0
+    config = TrainConfig(batch_size=s["batch_size"], learning_rate=s["learning_rate"], learning_rate_decay=0.0,
+                         weight_decay=s["weight_decay"], momentum=0.9, max_epoch=s["epochs"],
+                         save_every=s["epochs"], flip=False)
+    t0 = time.perf_counter()
+    fit = train_surrogate(out / "surrogate.t7b", s["model"], config, out_dir=out, generator=gen,
+                          device=ctx.device, progress=ctx.progress, echo=ctx.echo)
+    train_s = time.perf_counter() - t0
+    os.remove(out / "surrogate.t7b")  # large and rebuilt from the seed on demand
+    t0 = time.perf_counter()
+    on_val = evaluate_features(out / "model.pt", ctx.data("train"), ctx.data("val"), device=ctx.device)
+    on_test = evaluate_features(out / "model.pt", ctx.data("train"), ctx.data("test"), device=ctx.device)
+    eval_s = time.perf_counter() - t0
+    res = {"model": s["model"], "seeds": n_seeds, "per_seed": s["per_seed"], "patches": n_seeds * s["per_seed"],
+           "surrogate_train_acc": fit.final.get("train_acc"),
+           "train_acc": on_val["train_acc"] * 100, "val_acc": on_val["test_acc"] * 100,
+           "n_features": on_val["n_features"],
+           "seconds": {"build": build_s, "train": train_s, "evaluate": eval_s},
+           "settings": f"{s['model']} on {n_seeds} seeds × {s['per_seed']} transformations ({s['patch']}px), "
+                       f"{s['epochs']} epochs; 4-quadrant max-pooled features of every layer "
+                       f"({on_val['n_features']}), L2-SVM C=100",
+           "notes": [f"surrogate-class training accuracy after the last epoch: "
+                     f"{fit.final.get('train_acc', float('nan')):.2f} % over {n_seeds} classes",
+                     f"time: build {build_s:.1f} s, train {train_s:.1f} s, features + SVM {eval_s:.1f} s"]}
+    res.update(_write_test_predictions(ctx, on_test["test_pred"], out))
+    res.update(_cnn_figures(ctx, out, "surrogate classes"))
+    return res
 
 
 def augmentations_figure(ctx: Context) -> dict:
@@ -190,23 +232,120 @@ def augmentations_figure(ctx: Context) -> dict:
 # ---------------------------------------------------------------------------------- 2.2 k-means
 
 def kmeans(ctx: Context) -> dict:
-    """Coates-Lee-Ng: k-means centroids on extra, triangle features, L2-SVM on train, val and test."""
-    _need("kmeans", "CoatesKMeans")
-    raise Unavailable("k-means pipeline API not wired yet")
+    """Coates-Lee-Ng: k-means centroids on extra, triangle features, L2-SVM on train; val and test scored."""
+    CoatesKMeans, fit_classifier = _need("kmeans", "CoatesKMeans", "fit_classifier")
+    from ..data import load_split
+    from ..viz import centroids_figure, save_image
+
+    s = ctx.settings["kmeans"]
+    out = ctx.section_dir("kmeans")
+    gen = ctx.generator("kmeans")
+    device = ctx.device or "cpu"
+    extra = load_split(ctx.data("extra"), expect="extra")
+    t0 = time.perf_counter()
+    km = CoatesKMeans(k=s["k"], rf=s["rf"], n_patches=s["patches"], iterations=s["iterations"],
+                      image_size=s["image_size"]).fit(extra.images, generator=gen, device=device)
+    km.save(out / "centroids.t7")
+    del extra
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    splits = {name: load_split(ctx.data(name), expect="labelled") for name in ("train", "val", "test")}
+    feats = {name: km.transform(sp.images, device=device) for name, sp in splits.items()}
+    encode_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    clf = fit_classifier(feats["train"], splits["train"].labels, n_classes=len(splits["train"].classes))
+    svm_s = time.perf_counter() - t0
+    acc = {name: float((clf.predict(feats[name]).cpu() == splits[name].labels).double().mean()) * 100
+           for name in ("train", "val")}
+    image, info = centroids_figure(out / "centroids.t7", space="unwhitened", max_count=400)
+    save_image(out / "centroids.png", image, zoom=4)
+    res = {"k": s["k"], "rf": s["rf"], "patches": s["patches"], "iterations": s["iterations"],
+           "image_size": s["image_size"], "n_features": int(feats["train"].shape[1]),
+           "objective": [float(v) for v in km.objective_],
+           "train_acc": acc["train"], "val_acc": acc["val"], "centroids_file": ctx.rel(out / "centroids.t7"),
+           "seconds": {"fit": fit_s, "encode": encode_s, "svm": svm_s},
+           "settings": f"k={s['k']}, rf={s['rf']}, {s['patches']} patches, {s['iterations']} iterations, "
+                       f"images at {s['image_size']}px, triangle + 4-quadrant sum pooling "
+                       f"({feats['train'].shape[1]} features), L2-SVM C=100",
+           "notes": [f"k-means objective: {km.objective_[0]:.4g} after iteration 1, {km.objective_[-1]:.4g} "
+                     f"after {len(km.objective_)}" if km.objective_ else "k-means objective not recorded",
+                     f"time: k-means {fit_s:.1f} s, encoding {encode_s:.1f} s, SVM {svm_s:.1f} s"],
+           "figures": {"centroids": ctx.rel(out / "centroids.png")}}
+    res.update(_write_test_predictions(ctx, clf.predict(feats["test"]).cpu(), out))
+    return res
 
 
 # ------------------------------------------------------------------------------ 2.3 / 2.4
 
 def pseudolabel(ctx: Context) -> dict:
     """Lee (2013) pseudo-labels: train + extra (unlabelled), alpha(t) schedule."""
-    _need("pseudolabel", "run_pseudolabel")
-    raise Unavailable("pseudo-label training API not wired yet")
+    run_pseudolabel = _need("pseudolabel.run", "run_pseudolabel")
+    from ..pseudolabel.lee import PseudoLabelConfig
+    from ..train import TrainConfig
+
+    s = ctx.settings["pseudolabel"]
+    out = ctx.section_dir("pseudolabel")
+    gen = ctx.seed_globals("pseudolabel")
+    config = TrainConfig(batch_size=s["batch_size"], learning_rate=s["learning_rate"], max_epoch=s["epochs"],
+                         save_every=s["epochs"])
+    pl = PseudoLabelConfig(alpha_final=s["alpha_final"], t1=s["t1"], t2=s["t2"],
+                           unlabelled_per_batch=s["unlabelled_per_batch"])
+    labels = ctx.data_dir / "extra_labels.t7"
+    t0 = time.perf_counter()
+    fit = run_pseudolabel(config, pl, train_path=ctx.data("train"), val_path=ctx.data("val"),
+                          extra_path=ctx.data("extra"), model_name=s["model"], out_dir=out, generator=gen,
+                          device=ctx.device, extra_labels_path=labels if labels.exists() else None,
+                          extra_limit=s.get("unlabelled_limit"), progress=ctx.progress, echo=ctx.echo)
+    train_s = time.perf_counter() - t0
+    final = fit.final
+    notes = [f"α(t): 0 until epoch {s['t1']:g}, rising to {s['alpha_final']:g} at epoch {s['t2']:g}; "
+             f"{s['unlabelled_per_batch']} unlabelled images per batch of {s['batch_size']} labelled"]
+    if final.get("pl_acc") is not None and final.get("pl_acc") == final.get("pl_acc"):
+        notes.append(f"pseudo-labels right on the monitored unlabelled images after the last epoch: "
+                     f"{final['pl_acc']:.2f} % (true labels of extra, used only for this score)")
+    res = {"model": s["model"], "epochs": s["epochs"], "train_acc": final.get("train_acc"),
+           "val_acc": final.get("val_acc"), "pl_acc": final.get("pl_acc"), "train_seconds": train_s,
+           "settings": f"{s['model']}, {s['epochs']} epochs, batch {s['batch_size']} labelled + "
+                       f"{s['unlabelled_per_batch']} unlabelled, α_f={s['alpha_final']:g}, "
+                       f"T1={s['t1']:g}, T2={s['t2']:g}",
+           "notes": notes}
+    res.update(_predict_test(ctx, out / "model.net", out))
+    res.update(_cnn_figures(ctx, out, "pseudo-labels"))
+    return res
 
 
 def combo(ctx: Context) -> dict:
-    """k-means features + pseudo-labels (self-training of the L2-SVM on extra)."""
-    _need("pseudolabel", "run_combo")
-    raise Unavailable("k-means + pseudo-label API not wired yet")
+    """k-means features + pseudo-labels: self-training of the L2-SVM on extra (needs the kmeans section)."""
+    run_selftrain = _need("pseudolabel.selftrain_run", "run_selftrain")
+    from ..kaggle import read_predictions
+    from ..pseudolabel.selftrain import SelfTrainConfig
+    from ..pseudolabel.selftrain_run import PREDICTIONS_NAME
+
+    if "kmeans" not in ctx.results:
+        raise Unavailable("needs the kmeans section's centroids, and that section did not finish")
+    s = ctx.settings["combo"]
+    out = ctx.section_dir("combo")
+    labels = ctx.data_dir / "extra_labels.t7"
+    config = SelfTrainConfig(rounds=s["rounds"], add_fraction=s["add_fraction"])
+    t0 = time.perf_counter()
+    result = run_selftrain(config, centroids_path=ctx.out_dir / ctx.results["kmeans"]["centroids_file"],
+                           train_path=ctx.data("train"), val_path=ctx.data("val"), extra_path=ctx.data("extra"),
+                           out_dir=out, extra_labels_path=labels if labels.exists() else None,
+                           test_path=ctx.data("test"), device=ctx.device or "cpu", echo=ctx.echo)
+    seconds = time.perf_counter() - t0
+    rounds = [r.as_dict() for r in result.rounds]
+    last = rounds[-1]
+    pred = read_predictions(out / PREDICTIONS_NAME)
+    notes = [f"round {r['round']}: +{r['added']} pseudo-labelled images (total {r['total_added']}"
+             + (f", {r['added_accuracy']:.2f} % right" if r["added_accuracy"] == r["added_accuracy"] else "")
+             + f"), val {r['val_accuracy']:.2f} %" for r in rounds]
+    res = {"rounds": rounds, "train_acc": last["train_accuracy"], "val_acc": last["val_accuracy"],
+           "seconds": seconds,
+           "settings": f"the kmeans section's features; {s['rounds']} rounds adding the most confident "
+                       f"{s['add_fraction']:.0%} of extra per round, class-balanced; L2-SVM C=100",
+           "notes": notes}
+    res.update(_write_test_predictions(ctx, pred, out))
+    return res
 
 
 # ---------------------------------------------------------------------------------- 3.2 t-SNE
@@ -274,5 +413,5 @@ SECTIONS = {
     "predictions": predictions,
 }
 # Sections rerun whenever these ran again (they read those sections' files).
-DEPENDS = {"tsne": ("baseline",), "predictions": METHODS}
+DEPENDS = {"tsne": ("baseline",), "combo": ("kmeans",), "predictions": METHODS}
 ALWAYS = ("predictions",)
