@@ -157,3 +157,18 @@ def test_cuda_model_matches_cpu_and_saves(tmp_path):
         torch.testing.assert_close(scn(x[:, :1].cuda()).cpu(), n_cpu, rtol=1e-4, atol=1e-4)
     lnn.save_model(model, tmp_path / "m.t7")
     torch.testing.assert_close(lnn.load_model(tmp_path / "m.t7")(x), y_cpu, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["SpatialConvolution_3to8_k5_p2", "SpatialMaxPooling_k3_s2_ceil_8x9",
+                                  "SpatialBatchNormalization_4_eps1e-3_evaluate", "ReLU", "Tanh",
+                                  "LogSoftMax"])
+def test_cudnn_twins_read_as_nn(oracle, name):
+    data = t7.load(oracle("made", "nn_modules", f"{name}.t7"))
+    lua = data["module"]
+    expected = lnn.from_t7(lua)
+    lua.class_name = lua.class_name.replace("nn.", "cudnn.")  # as cudnn.convert(model, cudnn) leaves it
+    module = lnn.from_t7(lua)
+    assert module.lua_class == expected.lua_class and lnn.to_t7(module).class_name.startswith("nn.")
+    module.eval(), expected.eval()
+    with torch.no_grad():
+        assert torch.equal(module(data["input"]), expected(data["input"]))

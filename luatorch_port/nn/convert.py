@@ -222,10 +222,16 @@ def _simple(cls):
     return lambda obj, path: cls()
 
 
+def _read_cudnn_conv(obj, path):
+    if int(_f(obj, "groups", path, 1)) != 1:
+        raise A2Error(f"{path}: cudnn.SpatialConvolution with groups={obj['groups']} is not supported")
+    return _read_conv(obj, path, L.SpatialConvolution)
+
+
 READERS = {
     "nn.SpatialConvolution": lambda o, p: _read_conv(o, p, L.SpatialConvolution),
     "nn.SpatialConvolutionMM": lambda o, p: _read_conv(o, p, L.SpatialConvolutionMM),
-    "cudnn.SpatialConvolution": lambda o, p: _read_conv(o, p, L.SpatialConvolution),
+    "cudnn.SpatialConvolution": _read_cudnn_conv,
     "nn.SpatialMaxPooling": _read_maxpool,
     "cudnn.SpatialMaxPooling": _read_maxpool,
     "nn.SpatialAveragePooling": _read_avgpool,
@@ -253,6 +259,14 @@ READERS = {
     "nn.CMinTable": _simple(C.CMinTable),
     "nn.CMaxTable": _simple(C.CMaxTable),
     "nn.JoinTable": lambda o, p: C.JoinTable(int(_f(o, "dimension", p)), _f(o, "nInputDims", p, None)),
+    # cudnn.convert(model, cudnn) twins (the starter's GPU backend); written back as nn.*
+    "cudnn.SpatialAveragePooling": _read_avgpool,
+    "cudnn.SpatialBatchNormalization": lambda o, p: _read_bn(o, p, L.SpatialBatchNormalization),
+    "cudnn.BatchNormalization": lambda o, p: _read_bn(o, p, L.BatchNormalization),
+    "cudnn.Sigmoid": _simple(L.Sigmoid),
+    "cudnn.Tanh": _simple(L.Tanh),
+    "cudnn.SoftMax": _simple(L.SoftMax),
+    "cudnn.LogSoftMax": _simple(L.LogSoftMax),
     "nn.ClassNLLCriterion": _read_classnll,
     "nn.CrossEntropyCriterion": _read_crossentropy,
     "nn.MSECriterion": lambda o, p: K.MSECriterion(bool(_f(o, "sizeAverage", p, True))),
