@@ -172,3 +172,15 @@ def test_cudnn_twins_read_as_nn(oracle, name):
     module.eval(), expected.eval()
     with torch.no_grad():
         assert torch.equal(module(data["input"]), expected(data["input"]))
+
+
+@pytest.mark.parametrize("lua, message", [
+    (t7.LuaObject("nn.Linear", {}), r"^\(root\): nn.Linear has no field 'weight'$"),
+    (t7.LuaObject("nn.Sequential", {"modules": [t7.LuaObject("nn.Linear", {"weight": 3})]}),
+     r"^modules\[1\]\.weight: expected a tensor, got int$"),
+    (t7.LuaObject("nn.Threshold", {"threshold": 0.5, "val": 0}), r"threshold=0.5, val=0.0 is not supported"),
+    ({"data": []}, r"^\(root\): expected a Lua nn module, got dict$"),
+])
+def test_malformed_modules_raise_with_path(lua, message):
+    with pytest.raises(A2Error, match=message):
+        lnn.from_t7(lua)

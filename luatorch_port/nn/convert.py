@@ -33,7 +33,7 @@ def _f(obj, key, path, default=...):
     if key in fields:
         return fields[key]
     if default is ...:
-        raise A2Error(f"{path}: {obj.class_name} has no field {key!r}")
+        raise A2Error(f"{path or '(root)'}: {obj.class_name} has no field {key!r}")
     return default
 
 
@@ -42,7 +42,7 @@ def _tensor(obj, key, path, optional=False):
     if t is None:
         return None
     if not isinstance(t, torch.Tensor):
-        raise A2Error(f"{path}.{key}: expected a tensor, got {type(t).__name__}")
+        raise A2Error(f"{path or '(root)'}.{key}: expected a tensor, got {type(t).__name__}")
     return t
 
 
@@ -62,7 +62,7 @@ def _sizes(value, path):
         return [int(v) for v in value]
     if isinstance(value, (int, float)):
         return [int(value)]
-    raise A2Error(f"{path}.size: expected a LongStorage, got {type(value).__name__}")
+    raise A2Error(f"{path or '(root)'}.size: expected a LongStorage, got {type(value).__name__}")
 
 
 def _read_conv(obj, path, cls):
@@ -75,7 +75,7 @@ def _read_conv(obj, path, cls):
     weight = _tensor(obj, "weight", path)
     bias = _tensor(obj, "bias", path, optional=True)
     if weight.numel() != nout * nin * kH * kW:
-        raise A2Error(f"{path}.weight: {obj.class_name} expects {nout}x{nin}x{kH}x{kW} "
+        raise A2Error(f"{path or '(root)'}.weight: {obj.class_name} expects {nout}x{nin}x{kH}x{kW} "
                       f"elements, got shape {tuple(weight.shape)}")
     m = cls(nin, nout, kW, kH, dW, dH, padW, padH, bias=bias is not None)
     _set_param(m, "weight", weight.reshape(nout, nin, kH, kW))
@@ -97,7 +97,7 @@ def _read_maxpool(obj, path):
 
 def _read_avgpool(obj, path):
     if not _f(obj, "divide", path, True):
-        raise A2Error(f"{path}: nn.SpatialAveragePooling with divide=false is not supported")
+        raise A2Error(f"{path or '(root)'}: nn.SpatialAveragePooling with divide=false is not supported")
     return L.SpatialAveragePooling(int(_f(obj, "kW", path)), int(_f(obj, "kH", path)),
                                    int(_f(obj, "dW", path, 1)), int(_f(obj, "dH", path, 1)),
                                    int(_f(obj, "padW", path, 0)), int(_f(obj, "padH", path, 0)),
@@ -140,7 +140,7 @@ def _read_linear(obj, path):
 def _read_threshold(obj, path):
     th, val = float(_f(obj, "threshold", path, 0)), float(_f(obj, "val", path, 0))
     if th != 0 or val != 0:
-        raise A2Error(f"{path}: {obj.class_name} with threshold={th}, val={val} is not supported "
+        raise A2Error(f"{path or '(root)'}: {obj.class_name} with threshold={th}, val={val} is not supported "
                       f"(only the ReLU case 0, 0)")
     return L.ReLU(bool(_f(obj, "inplace", path, False)))
 
@@ -224,7 +224,7 @@ def _simple(cls):
 
 def _read_cudnn_conv(obj, path):
     if int(_f(obj, "groups", path, 1)) != 1:
-        raise A2Error(f"{path}: cudnn.SpatialConvolution with groups={obj['groups']} is not supported")
+        raise A2Error(f"{path or '(root)'}: cudnn.SpatialConvolution with groups={obj['groups']} is not supported")
     return _read_conv(obj, path, L.SpatialConvolution)
 
 
