@@ -22,7 +22,7 @@ from .patches import image_patches
 from .whitening import CONTRAST_VAR_REG
 
 ENCODERS = ("triangle", "hard")
-CHUNK_ROWS = 4096   # patch rows per distance GEMM (a speed setting; 26 MB at k = 1600)
+CHUNK_ELEMENTS = 4096 * 1600   # distance-matrix entries per chunk (26 MB; a speed setting)
 
 
 def quadrant_half(n: int) -> int:
@@ -93,7 +93,7 @@ class _Encoder:
 
 
 def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.Tensor | None = None,
-           p: torch.Tensor | None = None, *, encoder: str = "triangle", chunk_rows: int = CHUNK_ROWS,
+           p: torch.Tensor | None = None, *, encoder: str = "triangle", chunk_rows: int | None = None,
            progress=None) -> torch.Tensor:
     """Coates features of float (N, C, S, S) images (pixels 0..255) -> float32 (N, 4k).
 
@@ -104,7 +104,8 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
     rf : patch side.
     mean, p : the ZCA mean (d,) and matrix (d, d); ``p=None`` means no whitening.
     encoder : ``"triangle"`` (default) or ``"hard"``.
-    chunk_rows : patches per distance GEMM; at least one image per chunk.
+    chunk_rows : patches per distance GEMM (default: ``CHUNK_ELEMENTS / k``); at least one
+        image per chunk.
     progress : optional callable ``progress(n_images_done)``.
     """
     if encoder not in ENCODERS:
@@ -115,7 +116,9 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
     if rf > min(h, w):
         raise A2Error(f"rf={rf} does not fit in {h}x{w} images")
     per_image = (h - rf + 1) * (w - rf + 1)
-    batch = max(1, chunk_rows // per_image)
+    if chunk_rows is None:
+        chunk_rows = CHUNK_ELEMENTS // max(1, centroids.shape[0])
+    batch = max(1, min(n, chunk_rows // per_image))
     enc = _Encoder(centroids, mean, p, rf, encoder, batch * per_image)
     dev = centroids.device
     out = torch.empty(n, 4 * centroids.shape[0], dtype=torch.float32)
