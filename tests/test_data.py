@@ -57,10 +57,22 @@ def test_scan_reads_counts_and_shape_without_pixels(oracle):
     assert (first.layout, first.counts, first.image_shape) == (EXTRA, [246], (3, 96, 96))
 
 
-def test_limit_reads_the_first_images_only(oracle):
-    split = load_split(oracle("made", "misc", "mini_train.t7b"), limit=4)
-    assert split.labels.tolist() == [0, 0, 0, 1] and split.images.shape[0] == 4
-    assert split.classes == list(CLASS_NAMES)  # all 10 tables are declared, 2 were reached
+@pytest.mark.parametrize("limit, labels", [
+    (4, [0, 1, 2, 3]),
+    (12, [0, 0, 1, 1] + list(range(2, 10))),
+    (30, [c for c in range(10) for _ in range(3)]),
+    (99, [c for c in range(10) for _ in range(3)]),
+])
+def test_limit_on_a_labelled_split_takes_the_classes_evenly(oracle, limit, labels):
+    path = oracle("made", "misc", "mini_train.t7b")
+    split, full = load_split(path, limit=limit), load_split(path)
+    assert split.labels.tolist() == labels and split.classes == list(CLASS_NAMES)
+    for c in set(labels):  # the first images of each class, in file order
+        got = split.images[split.labels == c]
+        assert torch.equal(got, full.images[full.labels == c][:len(got)])
+
+
+def test_limit_on_an_extra_split_reads_the_first_images_only(oracle):
     extra = load_split(oracle("fetched", "stl10", "real_extra_246.t7b"), limit=5)
     full = load_split(oracle("fetched", "stl10", "real_extra_246.t7b"))
     assert torch.equal(extra.images, full.images[:5])
@@ -217,7 +229,9 @@ def test_an_odd_image_inside_a_long_run_is_found_at_its_place(tmp_path, odd):
         split = load_split(tmp_path / "x.t7b")
         assert torch.equal(split.images, torch.stack(images))
         assert split.class_counts() == [30, 10]
-        assert torch.equal(load_split(tmp_path / "x.t7b", limit=23).images, split.images[:23])
+        part = load_split(tmp_path / "x.t7b", limit=23)
+        assert part.class_counts()[:2] == [13, 10]  # class 2 has only 10: class 1 gets the rest
+        assert torch.equal(part.images, torch.cat([split.images[:13], split.images[30:40]]))
     else:
         with pytest.raises(A2Error, match=r"data\[1\]\[17\] is (3x4x4|a torch.FloatTensor)"):
             load_split(tmp_path / "x.t7b")

@@ -7,11 +7,11 @@ verifies them (``fetch``); ``build_sample`` makes the embedded digits dataset (`
 """
 
 from .layout import (CLASS_NAMES, CLASS_NAMES_FILE, EXTRA, LABELLED, CourseWriter, Split,
-                     SplitInfo, class_names, load_split, read_class_names, save_split,
-                     scan_split)
+                     SplitInfo, class_names, load_split, read_class_names, round_robin,
+                     save_split, scan_split)
 
 __all__ = ["CLASS_NAMES", "CLASS_NAMES_FILE", "LABELLED", "EXTRA", "Split", "SplitInfo",
-           "CourseWriter", "class_names", "read_class_names", "load_split", "save_split",
+           "CourseWriter", "class_names", "read_class_names", "round_robin", "load_split", "save_split",
            "scan_split", "build_sample",
            "convert_stl10", "fetch_stl10", "render_preview", "pixel_stats"]
 

@@ -115,6 +115,19 @@ def read_class_names(path, n_classes: Optional[int] = None) -> List[str]:
     return class_names(len(CLASS_NAMES) if n_classes is None else n_classes)
 
 
+def round_robin(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Indices ordered first of each class, then second of each class, ... (classes 0..K-1).
+
+    The first ``m`` of them are the most even ``m``-image subset that keeps file order
+    within each class.
+    """
+    rank = torch.empty(len(labels), dtype=torch.int64)
+    for c in range(n_classes):
+        idx = torch.nonzero(labels == c).flatten()
+        rank[idx] = torch.arange(len(idx))
+    return torch.argsort(rank * n_classes + labels, stable=True)
+
+
 def _size_str(shape):
     return "x".join(str(int(s)) for s in shape)
 
@@ -251,8 +264,11 @@ class _ObjectTable(dict):
 class _CourseScanner(Reader):
     """Walks ``{data = ...}`` and copies each image into one preallocated tensor."""
 
-    def __init__(self, source, *, name, limit=None, keep_pixels=True, expect=None):
+    def __init__(self, source, *, name, limit=None, keep_pixels=True, expect=None,
+                 balanced=False):
         super().__init__(source)
+        self.balanced = balanced  # a limit on a labelled split takes every class evenly
+        self.balanced_limit = None
         self.objects = _ObjectTable(self)
         self.name = name
         self.limit = limit
@@ -358,6 +374,8 @@ class _CourseScanner(Reader):
             self.fail("data is an empty table; expected " + what)
         self.layout = EXTRA if k_tables == 1 else LABELLED
         self.k_tables = k_tables
+        if self.balanced and self.layout == LABELLED and self.limit is not None:
+            self.balanced_limit, self.limit = self.limit, None  # read all, pick in result()
         if self.expect is not None and self.expect != self.layout:
             if self.layout == EXTRA:
                 self.fail("is an extra (unlabelled) split: data holds one image table, so every "
@@ -527,6 +545,9 @@ class _CourseScanner(Reader):
         if self.layout == EXTRA:
             return Split(images, None, class_names(len(CLASS_NAMES)), EXTRA)
         labels = torch.cat([torch.full((m,), c, dtype=torch.int64) for c, m in self.segments])
+        if self.balanced_limit is not None and self.balanced_limit < len(labels):
+            keep = torch.sort(round_robin(labels, self.k_tables)[:self.balanced_limit]).values
+            images, labels = images[keep], labels[keep]
         return Split(images, labels, class_names(self.k_tables), LABELLED)
 
 
@@ -574,8 +595,10 @@ def load_split(path, limit: Optional[int] = None, *, expect: Optional[str] = Non
     ----------
     path : str, PathLike or binary file object
     limit : int, optional
-        Read only the first ``limit`` images in file order (quick experiments; the rest of
-        the file is not read).
+        At most ``limit`` images, for quick experiments. Extra split: the first ``limit``
+        in file order (the rest of the file is not read). Labelled split (class-sorted, so
+        its first images are all class 1): the first images of every class, as evenly as
+        the class sizes allow (round-robin), kept in file order.
     expect : {None, "labelled", "extra"}
         Raise if the file has the other layout (an extra file where labels are needed
         would label every image 1).
@@ -600,7 +623,7 @@ def load_split(path, limit: Optional[int] = None, *, expect: Optional[str] = Non
         raise A2Error(f"limit={limit} should be >= 1")
     if expect not in (None, LABELLED, EXTRA):
         raise ValueError(f"expect must be None, {LABELLED!r} or {EXTRA!r}, got {expect!r}")
-    split = _scan(path, long_size=long_size, limit=limit, expect=expect).result()
+    split = _scan(path, long_size=long_size, limit=limit, expect=expect, balanced=True).result()
     split.classes = read_class_names(path, None if split.labels is None else len(split.classes))
     return split
 

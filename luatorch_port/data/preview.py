@@ -15,7 +15,7 @@ import torch
 
 from ..errors import A2Error
 from ..t7.writer import atomic_output
-from .layout import Split
+from .layout import Split, round_robin
 
 DEFAULT_N = 64
 CELL_INCHES = 1.1  # figure size per grid cell
@@ -28,11 +28,7 @@ def select_preview(split: Split, n: int = DEFAULT_N) -> torch.Tensor:
         raise A2Error(f"n={n} should be >= 1")
     if split.labels is None:
         return torch.arange(min(n, len(split)))
-    per_class = [torch.nonzero(split.labels == c).flatten() for c in range(len(split.classes))]
-    rank = torch.empty(len(split), dtype=torch.int64)
-    for idx in per_class:
-        rank[idx] = torch.arange(len(idx))
-    order = torch.argsort(rank * len(split.classes) + split.labels, stable=True)
+    order = round_robin(split.labels, len(split.classes))
     return order[:n]
 
 
