@@ -14,7 +14,7 @@ BUDGETS = {
         "baseline": {"model": "16c5-32f", "epochs": 2, "batch_size": 32, "learning_rate": 0.05, "limit": None},
         "surrogate": {"seeds": 20, "per_seed": 8, "patch": 16, "model": "8c5-16f", "epochs": 2,
                       "batch_size": 32, "learning_rate": 0.01, "weight_decay": 4e-4},
-        "kmeans": {"k": 32, "patches": 4000, "iterations": 3, "image_size": 32, "rf": 6},
+        "kmeans": {"k": 16, "patches": 2000, "iterations": 3, "image_size": 32, "rf": 6},
         "pseudolabel": {"model": "16c5-32f", "epochs": 2, "batch_size": 32, "learning_rate": 0.05,
                         "alpha_final": 3.0, "t1": 1, "t2": 2, "unlabelled_per_batch": 16, "unlabelled_limit": 200},
         "combo": {"rounds": 1, "add_fraction": 0.1},

@@ -37,8 +37,9 @@ def _status_line(state):
     return ""
 
 
-def _fig(path, caption):
-    return f"![{caption}]({path})\n\n*{caption}*\n"
+def _fig(path, caption, extra=""):
+    alt = caption.split(". ")[0] if caption.startswith("Figure") else caption
+    return f"![{alt}]({path})\n\n*{caption}*{extra}\n"
 
 
 def _done(states, name):
@@ -184,8 +185,8 @@ def render_report(states: dict, *, budget_name: str, settings: dict, data_dir, s
         w("")
         for name, m in ts["maps"].items():
             w(_fig(m["scatter"], f"t-SNE of val, {m['features']}: points coloured by class."))
-            w(_fig(m["image_map"], f"The same map with the images themselves (manifold.draw_image_map). "
-                   f"Coordinates: [`{m['coords_csv']}`]({m['coords_csv']})."))
+            w(_fig(m["image_map"], "The same map with the images themselves (manifold.draw_image_map).",
+                   f" Coordinates: [`{m['coords_csv']}`]({m['coords_csv']})."))
     w("### 3.3 Training curves\n")
     w("The report's Figure 3.3 caption promised training and test accuracy; these are those curves.\n")
     any_curve = False

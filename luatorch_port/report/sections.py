@@ -368,7 +368,8 @@ def tsne(ctx: Context) -> dict:
                      map_size=s["map_size"], thumb=s["thumb"], device=ctx.device,
                      generator=ctx.generator(f"tsne/{name}"))
         maps[name] = {"scatter": ctx.rel(r["scatter"]), "image_map": ctx.rel(r["image_map"]),
-                      "coords_csv": ctx.rel(r["coords_csv"]), "features": r["features"],
+                      "coords_csv": ctx.rel(r["coords_csv"]),
+                      "features": r["features"].replace(features, ctx.rel(features)) if name != "raw" else r["features"],
                       "n_images": r["n_images"], "input_dims": r["input_dims"], "pca_dims": r["pca_dims"],
                       "trustworthiness": r["trustworthiness"], "seconds": r["seconds"]["total"]}
     return {"maps": maps}

@@ -1,0 +1,163 @@
+"""`a2 report`: every section end to end on tiny data, the numbers behind the report, resume."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from luatorch_port.cli import cli
+from luatorch_port.report import BUDGETS, SECTIONS, load_states, render_report, run_report
+from luatorch_port.report import sections as S
+
+METHODS = ("baseline", "surrogate", "kmeans", "pseudolabel", "combo")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from luatorch_port.data import build_sample
+
+    out = tmp_path_factory.mktemp("sample")
+    build_sample(out, seed=1, image_size=32, per_class=36)  # 80/20/80/180 images of 3x32x32
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_report(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    result = CliRunner().invoke(cli, ["report", str(data), "--out", str(out), "--budget", "tiny", "--quiet"])
+    return out, result
+
+
+def test_budgets_cover_every_section():
+    keys = set(BUDGETS["tiny"])
+    for name, sections in BUDGETS.items():
+        assert set(sections) == keys, name
+        for section, values in sections.items():
+            assert set(values) == set(BUDGETS["tiny"][section]), (name, section)
+    assert BUDGETS["full"]["kmeans"]["k"] == 1600 and BUDGETS["full"]["kmeans"]["patches"] == 400000
+    assert BUDGETS["full"]["surrogate"]["seeds"] == 4000 and BUDGETS["full"]["surrogate"]["per_seed"] == 100
+
+
+@pytest.mark.slow
+def test_tiny_report_end_to_end(tiny_report, data):
+    from luatorch_port.data import load_split
+    from luatorch_port.kaggle import read_predictions, score
+
+    out, result = tiny_report
+    assert result.exit_code == 0, result.output
+    states = load_states(out)
+    assert {n: s["status"] for n, s in states.items()} == {n: "done" for n in SECTIONS}
+    text = (out / "report.md").read_text()
+    for heading in ("1.1 Backpropagation through a DAG", "1.2 Batch Normalization", "2.1 Method: Surrogate",
+                    "2.2 Method: Kmeans", "2.3 Method: Pseudolabels", "2.4 Method: Kmeans Centroids + Pseudolabels",
+                    "3.1 Visualizing filters", "3.2 t-SNE", "3.3 Training curves", "Timings"):
+        assert heading in text
+    assert "Not available" not in text and "Failed" not in text and "Not run" not in text
+    # every figure the report shows exists and is a PNG of a sensible size
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(figures) >= 12
+    for rel in figures:
+        with Image.open(out / rel) as im:
+            assert im.format == "PNG" and min(im.size) >= 16
+    # the test accuracies in the table are those of the CSVs each method wrote
+    test = load_split(data / "test.t7b")
+    for name in METHODS:
+        r = states[name]["results"]
+        pred = read_predictions(out / r["test_predictions"], n_expected=len(test))
+        assert r["test_acc"] == pytest.approx(score(pred, test.labels).accuracy * 100)
+        assert f"{r['test_acc']:.2f}" in text
+    # predictions.csv is the method with the best validation accuracy
+    best = max(METHODS, key=lambda n: states[n]["results"]["val_acc"])
+    pred = states["predictions"]["results"]
+    assert pred["val_acc"] == states[best]["results"]["val_acc"]
+    assert (out / "predictions.csv").read_text().splitlines()[0] == "Id,Prediction"
+    assert len((out / "predictions.csv").read_text().splitlines()) == 1 + len(test)
+    # part 1: the hand-written backward agrees with the closed form and autograd
+    p1 = states["part1"]["results"]
+    assert p1["dag"]["max_error"]["closed_form"] < 1e-12 and p1["dag"]["max_error"]["autograd"] < 1e-12
+    assert p1["batchnorm"]["max_error"]["autograd"] < 1e-10
+    # t-SNE: one row of coordinates per val image, trustworthiness in range
+    for m in states["tsne"]["results"]["maps"].values():
+        assert len((out / m["coords_csv"]).read_text().splitlines()) == 1 + 20
+        assert 0 <= m["trustworthiness"] <= 1
+    # k-means beats chance comfortably on the digits, even this small
+    assert states["kmeans"]["results"]["val_acc"] > 30
+    record = json.loads((out / "report.json").read_text())
+    assert record["command"] == "report" and record["results"]["sections"]["kmeans"] == "done"
+
+
+@pytest.mark.slow
+def test_report_resumes_and_redoes(tiny_report, data):
+    out, first = tiny_report
+    assert first.exit_code == 0
+    before = load_states(out)
+    result = CliRunner().invoke(cli, ["report", str(data), "--out", str(out), "--budget", "tiny",
+                                      "--redo", "augmentations"])
+    assert result.exit_code == 0, result.output
+    after = load_states(out)
+    for name in ("part1", "baseline", "surrogate", "kmeans", "pseudolabel", "combo", "tsne"):
+        assert after[name]["finished"] == before[name]["finished"], name  # kept, not recomputed
+        assert f"[{name}] done (kept" in result.stderr
+    assert "[augmentations] running" in result.stderr and "[predictions] running" in result.stderr
+    # same seed, same section: the same figure
+    assert after["augmentations"]["results"] == before["augmentations"]["results"]
+
+
+def test_failed_and_unavailable_sections_are_reported(data, tmp_path, monkeypatch):
+    def broken(ctx):
+        raise ValueError("boom at step 3")
+
+    def missing(ctx):
+        raise S.Unavailable("luatorch_port.somewhere has no thing yet")
+
+    monkeypatch.setitem(S.SECTIONS, "baseline", broken)
+    monkeypatch.setitem(S.SECTIONS, "surrogate", missing)
+    result = run_report(data, tmp_path, budget_name="tiny", only=["baseline", "surrogate", "predictions"])
+    states = result["states"]
+    assert states["baseline"]["status"] == "failed" and "boom at step 3" in states["baseline"]["error"]
+    assert states["surrogate"]["status"] == "unavailable"
+    assert states["predictions"]["status"] == "unavailable"  # no method produced predictions
+    assert "kmeans" not in states  # not asked for
+    text = (tmp_path / "report.md").read_text()
+    assert "Failed: `ValueError: boom at step 3`" in text and "--redo baseline" in text
+    assert "Not available in this install: luatorch_port.somewhere has no thing yet" in text
+    # the failed section runs again next time (it is not 'done')
+    monkeypatch.setitem(S.SECTIONS, "baseline", lambda ctx: {"val_acc": 50.0})
+    again = run_report(data, tmp_path, budget_name="tiny", only=["baseline"])
+    assert again["states"]["baseline"]["status"] == "done"
+
+
+def test_cli_exit_status_on_failure(data, tmp_path, monkeypatch):
+    monkeypatch.setitem(S.SECTIONS, "part1", lambda ctx: 1 / 0)
+    result = CliRunner().invoke(cli, ["report", str(data), "--out", str(tmp_path), "--budget", "tiny",
+                                      "--only", "part1", "--quiet"])
+    assert result.exit_code == 1
+    assert "section(s) failed: part1" in result.stderr and (tmp_path / "report.md").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--only", "nosuch"], "unknown section(s) nosuch"),
+    (["--budget", "huge"], "'huge' is not one of"),
+])
+def test_cli_rejects_bad_options(data, tmp_path, args, message):
+    result = CliRunner().invoke(cli, ["report", str(data), "--out", str(tmp_path), *args])
+    assert result.exit_code != 0 and message in result.stderr
+
+
+def test_render_without_any_section():
+    text = render_report({}, budget_name="quick", settings=BUDGETS["quick"], data_dir="d", seed=1)
+    assert text.count("_Not run yet._") >= 2 and "| supervised baseline" in text
+
+
+def test_section_generators_are_independent_of_order(tmp_path):
+    ctx = S.Context(data_dir=tmp_path, out_dir=tmp_path, budget_name="tiny", settings={}, seed=7)
+    a = torch.rand(3, generator=ctx.generator("kmeans"))
+    ctx.generator("baseline")
+    b = torch.rand(3, generator=ctx.generator("kmeans"))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, torch.rand(3, generator=ctx.generator("surrogate")))
