@@ -81,6 +81,7 @@ class SpatialConvolution(LuaModule, nn.Conv2d):
         super().__init__(int(nInputPlane), int(nOutputPlane), (int(kH), int(kW)),
                          stride=(int(dH), int(dW)), padding=(int(padH), int(padW)), bias=bias)
         self.reset(generator=generator)
+        self._lua_built = True
 
     nInputPlane = property(lambda self: self.in_channels)
     nOutputPlane = property(lambda self: self.out_channels)
@@ -91,8 +92,11 @@ class SpatialConvolution(LuaModule, nn.Conv2d):
     padW = property(lambda self: self.padding[1])
     padH = property(lambda self: self.padding[0])
 
-    def reset_parameters(self):  # torch's own init, replaced by Lua's reset()
-        pass
+    def reset_parameters(self):
+        # torch's __init__ calls this before ours has run: skip it there; later calls
+        # (model.apply(lambda m: m.reset_parameters())) get Lua's reset()
+        if getattr(self, "_lua_built", False):
+            self.reset()
 
     def reset(self, stdv=None, generator=None):
         """Lua ``reset(stdv)``: U(-stdv, stdv) for weight and bias."""
@@ -294,9 +298,13 @@ class Linear(LuaModule, nn.Linear):
     def __init__(self, inputSize, outputSize, bias=True, *, generator=None):
         super().__init__(int(inputSize), int(outputSize), bias=bool(bias))
         self.reset(generator=generator)
+        self._lua_built = True
 
-    def reset_parameters(self):  # torch's own init, replaced by Lua's reset()
-        pass
+    def reset_parameters(self):
+        # torch's __init__ calls this before ours has run: skip it there; later calls
+        # (model.apply(lambda m: m.reset_parameters())) get Lua's reset()
+        if getattr(self, "_lua_built", False):
+            self.reset()
 
     def reset(self, stdv=None, generator=None):
         """Lua ``reset(stdv)``: U(-stdv, stdv), stdv = 1/sqrt(inputSize)."""
