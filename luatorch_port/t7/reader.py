@@ -16,6 +16,7 @@ reference (the outer becomes a list after its keys are known).
 
 from __future__ import annotations
 
+import gc
 import io
 import math
 import os
@@ -48,6 +49,7 @@ _I32 = struct.Struct("<i")
 _F64 = struct.Struct("<d")
 _LONG = {8: struct.Struct("<q"), 4: struct.Struct("<i")}
 _LONG_NP = {8: "<i8", 4: "<i4"}
+_BIG_ENDIAN_HOST = sys.byteorder == "big"
 
 
 class _Buffer:
@@ -75,6 +77,10 @@ class _Buffer:
         out = bytes(self.buf[self.pos:self.pos + count])
         self.pos += count
         return out
+
+    def string(self):
+        """A Lua string: int32 length, then the bytes."""
+        return _generic_string(self)
 
     def array(self, dtype, count, what, out=None):
         """``count`` elements of ``dtype`` as a new numpy array (or into ``out``, a numpy view)."""
@@ -123,7 +129,11 @@ class _Binary:
         return data
 
     def int(self, what="int32"):
-        return _I32.unpack(self._read(4, what))[0]
+        data = self.f.read(4)
+        if len(data) != 4:
+            self.fail(f"{what} (4 bytes), but only {len(data)} bytes remain")
+        self.pos += 4
+        return _I32.unpack(data)[0]
 
     def long(self, what="long"):
         return self._long.unpack(self._read(self.long_size, what))[0]
@@ -131,6 +141,8 @@ class _Binary:
     def longs(self, count, what="longs"):
         self.need(count * self.long_size, what)
         data = self._read(count * self.long_size, what)
+        if count <= 16:  # tensor headers: struct beats numpy at this size
+            return list(struct.unpack(f"<{count}{'q' if self.long_size == 8 else 'i'}", data))
         return np.frombuffer(data, dtype=_LONG_NP[self.long_size]).tolist()
 
     def double(self, what="number"):
@@ -140,18 +152,39 @@ class _Binary:
         self.need(count, what)
         return self._read(count, what)
 
+    def string(self):
+        """A Lua string: int32 length, then the bytes (one call: this is the hot path)."""
+        head = self.f.read(4)
+        if len(head) != 4:
+            self.fail(f"a string length (4 bytes), but only {len(head)} bytes remain")
+        size = _I32.unpack(head)[0]
+        if size < 0:
+            self.fail(f"a string length >= 0, got {size}")
+        self.pos += 4
+        if size > self.n - self.pos:
+            self.fail(f"a string of {size} bytes ({size} bytes), but only "
+                      f"{self.n - self.pos} bytes remain")
+        data = self.f.read(size)
+        self.pos += size
+        return data
+
     def array(self, dtype, count, what, out=None):
         """``count`` elements of ``dtype`` as a new numpy array (or into ``out``, a numpy array)."""
         dtype = np.dtype(dtype)
         nbytes = count * dtype.itemsize
-        self.need(nbytes, what)
-        target = out if out is not None and out.flags.c_contiguous and out.dtype == dtype \
-            else np.empty(count, dtype=dtype)
-        got = self.f.readinto(memoryview(target.reshape(-1)).cast("B")) if nbytes else 0
+        if nbytes > self.n - self.pos:
+            self.need(nbytes, what)
+        if out is None:
+            target = np.empty(count, dtype=dtype)
+        elif out.flags.c_contiguous and out.dtype == dtype:
+            target = out
+        else:
+            target = np.empty(count, dtype=dtype)
+        got = self.f.readinto(memoryview(target).cast("B")) if nbytes else 0
         if got != nbytes:
             self.fail(f"{what} ({nbytes} bytes), but only {got} bytes remain")
         self.pos += nbytes
-        if dtype.byteorder == ">" or (dtype.byteorder == "=" and sys.byteorder == "big"):
+        if _BIG_ENDIAN_HOST and dtype.itemsize > 1:
             target.byteswap(inplace=True)  # the file is little-endian
         if out is not None and target is not out:
             out[...] = target.reshape(out.shape)
@@ -232,6 +265,14 @@ def _ascii_float(token):
     return float(text)
 
 
+def _generic_string(src):
+    at = src.pos
+    size = src.int("a string length")
+    if size < 0:
+        src.fail(f"a string length >= 0, got {size}", at=at)
+    return src.chars(size, f"a string of {size} bytes")
+
+
 _NUMPY_DTYPES = {dt: torch.empty(0, dtype=dt).numpy().dtype for dt in set(STORAGE_DTYPES.values())}
 _MAX_NUMEL = 2 ** 62  # beyond any real tensor; keeps as_strided's int64 arithmetic exact
 
@@ -253,6 +294,8 @@ class Reader:
         self.src = source
         self.objects = {}
         self.depth = 0
+        string = getattr(source, "string", None)  # sources from elsewhere may lack it
+        self._string = string if string is not None else lambda: _generic_string(source)
 
     # -- storages and tensors (Storage.c / Tensor.c ``read``) ------------------------------
     def read_storage_data(self, class_name, dtype, size, start):
@@ -274,7 +317,7 @@ class Reader:
         if min_bytes > self.src.remaining():
             self.src.fail(f"{size} elements of {class_name} ({min_bytes} bytes), but only "
                           f"{self.src.remaining()} bytes remain", at=start)
-        return Storage(self.read_storage_data(class_name, dtype, size, start))
+        return Storage._wrap(self.read_storage_data(class_name, dtype, size, start))
 
     def read_tensor(self, class_name):
         src = self.src
@@ -282,10 +325,10 @@ class Reader:
         ndim = src.int(f"{class_name} nDimension")
         if ndim < 0 or ndim * 4 > src.remaining():  # sizes + strides: 2 bytes each at least
             src.fail(f"a tensor nDimension that fits the file, got {ndim}", at=start)
-        sizes = src.longs(ndim, f"{ndim} {class_name} sizes")
-        strides = src.longs(ndim, f"{ndim} {class_name} strides")
-        offset_at = src.pos
-        offset = src.long(f"{class_name} storageOffset") - 1  # 0-indexing
+        header = src.longs(2 * ndim + 1, f"{ndim} sizes, {ndim} strides and a storageOffset")
+        sizes, strides = header[:ndim], header[ndim:2 * ndim]
+        offset = header[-1] - 1  # 0-indexing
+        offset_at = src.pos - src.long_size
         storage = self.read_object()
         dtype = TENSOR_DTYPES[class_name]
         if ndim == 0 or storage is None:  # torch7's empty tensor
@@ -296,13 +339,16 @@ class Reader:
         if min(sizes) < 0 or min(strides) < 0 or offset < 0:
             src.fail(f"non-negative sizes/strides/offset, got {sizes}/{strides}/{offset + 1}",
                      at=start)
-        numel = math.prod(sizes)
-        if numel >= _MAX_NUMEL or math.prod(s for s in sizes if s) >= _MAX_NUMEL:
-            src.fail(f"a tensor of fewer than 2^62 elements, got sizes {sizes}", at=start)
-        if numel == 0:
+        last = offset  # the storage element holding the tensor's last element
+        numel = 1
+        for size, stride in zip(sizes, strides):
+            last += (size - 1) * stride
+            numel *= size
+        if numel == 0 or numel >= _MAX_NUMEL:
+            if numel >= _MAX_NUMEL or math.prod(s for s in sizes if s) >= _MAX_NUMEL:
+                src.fail(f"a tensor of fewer than 2^62 elements, got sizes {sizes}", at=start)
             return torch.empty(sizes, dtype=dtype)
-        last = offset + sum((sz - 1) * st for sz, st in zip(sizes, strides))
-        if last >= len(storage):
+        if last >= storage.tensor.numel():
             src.fail(f"a tensor inside its storage: sizes {sizes} strides {strides} offset "
                      f"{offset + 1} reach element {last + 1} of a storage of {len(storage)}",
                      at=start)
@@ -325,34 +371,27 @@ class Reader:
         if tag == TYPE_STRING:
             return self._read_string().decode("utf-8", "surrogateescape")
         if tag == TYPE_FUNCTION:  # File.lua's oldest function format: no reference index
-            return self._guarded(at, self._read_function, None, tag)
-        if tag not in (TYPE_TABLE, TYPE_TORCH, TYPE_RECUR_FUNCTION, LEGACY_TYPE_RECUR_FUNCTION):
+            index = None
+        elif tag in (TYPE_TABLE, TYPE_TORCH, TYPE_RECUR_FUNCTION, LEGACY_TYPE_RECUR_FUNCTION):
+            index = src.int("an object reference index")
+            if index in self.objects:
+                return self.objects[index]
+        else:
             src.fail(f"a type tag 0..8, got {tag}", at=at)
-        index = src.int("an object reference index")
-        if index in self.objects:
-            return self.objects[index]
-        if tag == TYPE_TORCH:
-            return self._guarded(at, self._read_torch, index)
-        if tag == TYPE_TABLE:
-            return self._guarded(at, self._read_table, index)
-        return self._guarded(at, self._read_function, index, tag)
-
-    def _guarded(self, at, read, *args):
-        """``read(*args)`` one nesting level deeper, refusing files nested absurdly deep."""
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            self.src.fail(f"nesting at most {MAX_DEPTH} deep", at=at)
+            src.fail(f"nesting at most {MAX_DEPTH} deep", at=at)
         try:
-            return read(*args)
+            if tag == TYPE_TORCH:
+                return self._read_torch(index)
+            if tag == TYPE_TABLE:
+                return self._read_table(index)
+            return self._read_function(index, tag)
         finally:
             self.depth -= 1
 
     def _read_string(self):
-        at = self.src.pos
-        size = self.src.int("a string length")
-        if size < 0:
-            self.src.fail(f"a string length >= 0, got {size}", at=at)
-        return self.src.chars(size, f"a string of {size} bytes")
+        return self._string()
 
     def _read_torch(self, index):
         version = self._read_string()
@@ -427,6 +466,8 @@ class Reader:
 
 def _version_number(text: bytes):
     """File.lua's ``tonumber(string.match(version, '^V (.*)$'))`` (None when it is not one)."""
+    if text == b"V 1":
+        return 1
     if not text.startswith(b"V "):
         return None
     try:
@@ -448,6 +489,16 @@ def is_ascii(head: bytes) -> bool:
 
 def _read_all(f, long_size, reader_cls):
     """Parse one object from the seekable binary file ``f`` (from its current position)."""
+    was_enabled = gc.isenabled()
+    gc.disable()  # tens of thousands of new container objects, none of them garbage yet
+    try:
+        return _parse(f, long_size, reader_cls)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _parse(f, long_size, reader_cls):
     start = f.tell()
     n = f.seek(0, os.SEEK_END) - start
     f.seek(start)

@@ -54,6 +54,13 @@ class Storage:
             raise ValueError(f"a Storage is 1-D, got shape {tuple(tensor.shape)}")
         self.tensor = tensor
 
+    @classmethod
+    def _wrap(cls, tensor):
+        """A Storage around a tensor already known to be 1-D (the reader's hot path)."""
+        storage = object.__new__(cls)
+        storage.tensor = tensor
+        return storage
+
     @property
     def dtype(self):
         return self.tensor.dtype

@@ -27,6 +27,7 @@ from .reader import (TYPE_BOOLEAN, TYPE_FUNCTION, TYPE_NIL, TYPE_NUMBER, TYPE_ST
 from .types import DTYPE_TENSOR_CLASS, LuaFunction, LuaObject, Storage, TableKey
 
 _CHUNK = 1 << 24  # bytes per write() of a large storage
+_HEADERS = {}  # (class name, version) -> its encoded "V n" and name strings
 
 
 class T7WriteError(ValueError):
@@ -73,8 +74,14 @@ class Writer:
         return False
 
     def _torch_header(self, class_name, version=1):
-        self._chars(f"V {version}".encode())
-        self._chars(class_name.encode())
+        header = _HEADERS.get((class_name, version))
+        if header is None:
+            version_text, name = f"V {version}".encode(), class_name.encode()
+            header = (struct.pack("<i", len(version_text)) + version_text
+                      + struct.pack("<i", len(name)) + name)
+            if len(_HEADERS) < 1000:
+                _HEADERS[class_name, version] = header
+        self.f.write(header)
 
     def write(self, obj, path="root"):
         if obj is None:
@@ -159,13 +166,15 @@ class Writer:
             return
         if t.dim() == 0:
             t = t.reshape(1)
-        self._i32(t.dim())
-        self._i64s(list(t.shape))
-        self._i64s(list(t.stride()))
-        self._i64s([t.storage_offset() + 1])
+        dim, offset = t.dim(), t.storage_offset()
+        self._i32(dim)
+        self._i64s([*t.shape, *t.stride(), offset + 1])  # sizes, strides, storageOffset+1
         untyped = t.untyped_storage()
-        whole = torch.empty(0, dtype=t.dtype).set_(
-            untyped, 0, (untyped.nbytes() // t.element_size(),))
+        n_storage = untyped.nbytes() // t.element_size()
+        if offset == 0 and t.numel() == n_storage and t.is_contiguous():
+            whole = t.view(-1)  # the common case: the tensor is its whole storage
+        else:
+            whole = torch.empty(0, dtype=t.dtype).set_(untyped, 0, (n_storage,))
         self._write_storage(whole, path, key=("S", untyped.data_ptr(), t.dtype, untyped.nbytes()))
 
     def _write_storage(self, flat, path, key=None):
