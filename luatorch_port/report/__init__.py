@@ -93,7 +93,7 @@ def run_report(data_dir, out_dir, *, budget_name: str = "quick", force: bool = F
         if not wanted:
             continue
         echo(f"[{name}] running ({budget_name} budget)")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         state = {"section": name, "budget": budget_name, "seed": seed, "data_dir": os.path.abspath(data_dir),
                  "settings": settings.get(name)}
         try:
@@ -106,6 +106,7 @@ def run_report(data_dir, out_dir, *, budget_name: str = "quick", force: bool = F
         except Exception as err:  # a failed section is reported, the others still run
             state.update(status="failed", error=f"{type(err).__name__}: {' '.join(str(err).split())}")
         state["seconds"] = time.perf_counter() - t0
+        state["cpu_seconds"] = time.process_time() - c0  # all threads; wall time on a busy machine misleads
         state["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         _write_state(out_dir, name, state)
         states[name] = state

@@ -200,13 +200,17 @@ def render_report(states: dict, *, budget_name: str, settings: dict, data_dir, s
         w("_No training run finished yet._\n")
 
     w("## Timings\n")
-    w("| section | status | time | finished (UTC) |")
-    w("|---|---|---|---|")
-    total = 0.0
+    w("Wall-clock time of each section's last run, and the CPU time of this process in it (all threads; "
+      "on a machine shared with other work the wall time grows, the CPU time much less).\n")
+    w("| section | status | wall time | CPU time | finished (UTC) |")
+    w("|---|---|---|---|---|")
+    total = cpu = 0.0
     for name, st in states.items():
         total += st.get("seconds", 0.0)
-        w(f"| {name} | {st['status']} | {_sec(st.get('seconds'))} | {st.get('finished', '')} |")
-    w(f"| **total** | | {_sec(total)} | |\n")
+        cpu += st.get("cpu_seconds", 0.0)
+        w(f"| {name} | {st['status']} | {_sec(st.get('seconds'))} | {_sec(st.get('cpu_seconds'))} | "
+          f"{st.get('finished', '')} |")
+    w(f"| **total** | | {_sec(total)} | {_sec(cpu)} | |\n")
     w("## Settings\n")
     w(f"Budget **{budget_name}** (`a2 report --budget {budget_name}`):\n")
     for name, values in settings.items():
