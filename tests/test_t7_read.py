@@ -389,3 +389,33 @@ def test_default_torchfile_really_crashes_on_the_course_layout(oracle):
     """The defect this reader exists for (if torchfile is ever fixed, docs/t7.md should say so)."""
     with pytest.raises(ValueError, match="__array_struct__"):
         torchfile.load(str(oracle("made", "misc", "edge", "list_of_2_tensors.t7")))
+
+
+# -- file objects ----------------------------------------------------------------------------
+
+class _Unseekable(io.RawIOBase):
+    def __init__(self, data):
+        self._inner = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        return self._inner.readinto(b)
+
+
+def test_unseekable_and_offset_file_objects(oracle):
+    raw = oracle("made", "t7_writer_golden", "table_data_nested_course_layout.t7").read_bytes()
+    a = t7.load(_Unseekable(raw))
+    assert torch.equal(a["data"][1][0], torch.arange(25, 37, dtype=torch.uint8).reshape(3, 2, 2))
+    f = io.BytesIO(b"junk" + raw + raw)
+    f.seek(4)  # read from the current position, like torch.load on an open File
+    first = t7.load(f)
+    assert f.tell() == 4 + len(raw) and t7.load(f)["data"][0][1].shape == (3, 2, 2)
+    assert first["data"][0][0][0, 0, 0] == 1
+
+
+def test_text_file_object_is_refused(tmp_path):
+    (tmp_path / "x.t7").write_bytes(t7.dumps([1]))
+    with open(tmp_path / "x.t7", encoding="latin-1") as f, pytest.raises(TypeError, match="binary"):
+        t7.load(f)

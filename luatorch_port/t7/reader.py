@@ -507,25 +507,29 @@ def _parse(f, long_size, reader_cls):
     head = f.read(2)
     f.seek(start)
     if is_ascii(head):  # ascii files are small: parse them from memory
-        reader = reader_cls(_Ascii(f.read()))
-        return reader.read_object()
+        src = _Ascii(f.read())
+        obj = reader_cls(src).read_object()
+        f.seek(start + src.pos)
+        return obj
     if long_size not in (None, 4, 8):
         raise ValueError(f"long_size must be None, 4 or 8, got {long_size}")
-    attempts = {}
+    results = []  # (parsed object or the error, where the parse ended)
     for ls in [long_size] if long_size else [8, 4]:
         f.seek(start)
         src = _Binary(f, n, ls)
         try:
             obj = reader_cls(src).read_object()
         except T7FormatError as err:
-            attempts[ls] = err
+            results.append((err, None))
             continue
         if long_size or src.pos == n:
             return obj
-        attempts[ls] = obj  # trailing bytes: a 4-byte-long file may also parse as 8; try 4
-    if 8 in attempts and 4 in attempts and not isinstance(attempts[8], T7FormatError):
-        return attempts[8]  # neither reading ends exactly at the end of the file: keep Linux's
-    raise next(iter(attempts.values()))
+        results.append((obj, start + src.pos))  # trailing bytes: a 4-byte-long file may parse
+    obj, end = results[0]
+    if end is None:  # an 8-byte reading that fails is only rescued by a 4-byte one that
+        raise obj    # explains every byte (returned above)
+    f.seek(end)  # trailing bytes after an 8-byte reading: torch.load ignores them too
+    return obj
 
 
 def read_buffer(buf, *, long_size=None, reader_cls=Reader):
@@ -542,8 +546,8 @@ def load(path_or_file, *, long_size=None, reader_cls=Reader):
         current position)
     long_size : {None, 4, 8}
         Bytes in a serialized ``long``: 8 on Linux/macOS, 4 for Lua Torch on Windows.
-        None (default) detects it: 8, unless the file only parses (or only parses to its
-        last byte) with 4.
+        None (default) detects it: 8, unless the file only parses with 4, and then to
+        its last byte (an 8-byte reading that ends early loses to a 4-byte one that does not).
     reader_cls : a :class:`Reader` subclass (the data layer's streaming reader).
 
     Returns
