@@ -15,8 +15,8 @@ import torch
 
 def flip_mask(batch_size: int, generator: torch.Generator) -> torch.Tensor:
     """A bool (batch_size,) mask with exactly ``batch_size // 2`` True, uniformly placed."""
-    # randperm gives 0..bs-1; Lua's 1..bs `le(bs/2)` is the same as 0-based `< bs/2`.
-    return torch.randperm(batch_size, generator=generator) < batch_size / 2
+    # Lua's randperm gives 1..bs; shift PyTorch's 0..bs-1 up before `le(bs/2)`
+    return torch.randperm(batch_size, generator=generator) + 1 <= batch_size / 2
 
 
 def batch_flip(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
