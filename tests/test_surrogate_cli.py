@@ -84,6 +84,11 @@ def test_end_to_end_on_the_data_sample_beats_chance(sample_dir, tmp_path):
     for name in ("model.net", "model.pt", "surrogate_norm.t7", "val.log", "run.json"):
         assert (run / name).exists(), name
     assert len((run / "val.log").read_text().splitlines()) == 3  # header + 2 epochs
+    from luatorch_port.nn import load_model
+    lua, pt = load_model(run / "model.net").eval(), load_model(run / "model.pt").eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(lua(x), pt(x), atol=1e-5)
+    assert lua(x).shape == (2, 16)  # one output per seed
     pred = tmp_path / "pred.csv"
     result = invoke("surrogate", "eval", run / "model.pt", "--train", sample_dir / "train.t7b",
                     "--test", sample_dir / "test.t7b", "--out", pred, "--quiet")

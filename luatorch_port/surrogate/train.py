@@ -126,8 +126,11 @@ def train_surrogate(surrogate_path, model_spec: str, config, *, out_dir, generat
     patch = int(data.images.shape[-1])
     norm = fit_patch_norm(data.images, generator)
     train_idx, val_idx = split_held_out(data.labels, val_per_seed)
-    train_data = PatchData(data.images[train_idx], data.labels[train_idx], norm)
-    val_data = None if val_idx is None else PatchData(data.images[val_idx], data.labels[val_idx], norm)
+    if val_idx is None:  # no copy of the (up to 1.2 GB) patches
+        train_data, val_data = PatchData(data.images, data.labels, norm), None
+    else:
+        train_data = PatchData(data.images[train_idx], data.labels[train_idx], norm)
+        val_data = PatchData(data.images[val_idx], data.labels[val_idx], norm)
     config.n_classes = data.n_classes
     if dist_ctx.is_main:
         os.makedirs(out_dir, exist_ok=True)
