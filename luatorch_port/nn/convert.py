@@ -319,12 +319,16 @@ def _empty(dtype):
     return torch.empty(0, dtype=dtype)
 
 
-def _clone(t):
-    return t.detach().cpu().clone().contiguous()
+def _clone(t, dtype):
+    """A contiguous CPU copy; floating tensors in the file's dtype (Lua types a model as one)."""
+    t = t.detach().cpu()
+    if t.is_floating_point():
+        t = t.to(dtype)
+    return t.clone().contiguous()
 
 
-def _grad(p):
-    return _clone(p.grad) if p.grad is not None else torch.zeros_like(p.detach().cpu())
+def _grad(p, dtype):
+    return _clone(p.grad, dtype) if p.grad is not None else torch.zeros(p.shape, dtype=dtype)
 
 
 def _base(m, dtype):
@@ -335,15 +339,15 @@ def _base(m, dtype):
 def _write_conv(m, dtype):
     f = _base(m, dtype)
     mm = isinstance(m, L.SpatialConvolutionMM)
-    w = _clone(m.weight)
-    gw = _grad(m.weight)
+    w = _clone(m.weight, dtype)
+    gw = _grad(m.weight, dtype)
     if mm:
         w, gw = w.reshape(m.nOutputPlane, -1), gw.reshape(m.nOutputPlane, -1)
     f.update(nInputPlane=m.nInputPlane, nOutputPlane=m.nOutputPlane, kW=m.kW, kH=m.kH,
              dW=m.dW, dH=m.dH, padW=m.padW, padH=m.padH, weight=w, gradWeight=gw,
              finput=_empty(dtype), fgradInput=_empty(dtype))
     if m.bias is not None:
-        f.update(bias=_clone(m.bias), gradBias=_grad(m.bias))
+        f.update(bias=_clone(m.bias, dtype), gradBias=_grad(m.bias, dtype))
     return f
 
 
@@ -368,19 +372,21 @@ def _write_bn(m, dtype):
     f = _base(m, dtype)
     n = m.num_features
     f.update(eps=float(m.eps), momentum=float(m.momentum), affine=bool(m.affine),
-             running_mean=_clone(m.running_mean), running_var=_clone(m.running_var),
+             running_mean=_clone(m.running_mean, dtype),
+             running_var=_clone(m.running_var, dtype),
              save_mean=torch.zeros(n, dtype=dtype), save_std=torch.zeros(n, dtype=dtype))
     if m.affine:
-        f.update(weight=_clone(m.weight), bias=_clone(m.bias), gradWeight=_grad(m.weight),
-                 gradBias=_grad(m.bias))
+        f.update(weight=_clone(m.weight, dtype), bias=_clone(m.bias, dtype),
+                 gradWeight=_grad(m.weight, dtype), gradBias=_grad(m.bias, dtype))
     return f
 
 
 def _write_linear(m, dtype):
     f = _base(m, dtype)
-    f.update(weight=_clone(m.weight), gradWeight=_grad(m.weight), addBuffer=_empty(dtype))
+    f.update(weight=_clone(m.weight, dtype), gradWeight=_grad(m.weight, dtype),
+             addBuffer=_empty(dtype))
     if m.bias is not None:
-        f.update(bias=_clone(m.bias), gradBias=_grad(m.bias))
+        f.update(bias=_clone(m.bias, dtype), gradBias=_grad(m.bias, dtype))
     return f
 
 
@@ -456,7 +462,7 @@ def _write_nll(m, dtype):
          "gradInput": _empty(dtype), "output_tensor": torch.zeros(1, dtype=dtype),
          "total_weight_tensor": torch.ones(1, dtype=dtype), "target": torch.zeros(1, dtype=torch.int64)}
     if m.weights is not None:
-        f["weights"] = _clone(m.weights).to(dtype)
+        f["weights"] = _clone(m.weights, dtype)
     return f
 
 
@@ -514,8 +520,8 @@ def _estimator(kernel, n, dtype, square=False, sqrt=False):
 
 def _write_scn(m, dtype):
     """nn.SpatialContrastiveNormalization with the module tree its constructor builds."""
-    n, kernel = m.nInputPlane, _clone(m.kernel).to(dtype)
-    kernel_sub = _clone(m.kernel_sub).to(dtype)
+    n, kernel = m.nInputPlane, _clone(m.kernel, dtype)
+    kernel_sub = _clone(m.kernel_sub, dtype)
     one = lambda: torch.zeros(1, 1, 1, dtype=dtype)  # noqa: E731 - Lua's torch.Tensor(1,1,1)
     sub = _lua("nn.SpatialSubtractiveNormalization", dtype, nInputPlane=n, kernel=kernel,
                meanestimator=_estimator(kernel_sub, n, dtype), coef=one(),
