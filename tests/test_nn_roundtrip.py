@@ -184,3 +184,11 @@ def test_cudnn_twins_read_as_nn(oracle, name):
 def test_malformed_modules_raise_with_path(lua, message):
     with pytest.raises(A2Error, match=message):
         lnn.from_t7(lua)
+
+
+def test_bfloat16_model_is_written_as_float_tensors():
+    model = lnn.build_model("8c3-4f", n_classes=2, input_size=8).to(torch.bfloat16)
+    lua = lnn.to_t7(model)
+    assert lua["_type"] == "torch.FloatTensor"
+    assert lua["modules"][0]["weight"].dtype == torch.float32
+    assert lua["modules"][0]["gradWeight"].dtype == torch.float32
