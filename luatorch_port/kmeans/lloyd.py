@@ -18,15 +18,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from ..errors import A2Error
 from ._blas import matmul_into
 
 INIT_SCALE = 0.1        # run_kmeans.m: centroids = randn(k, d) * 0.1
 COATES_BATCH = 1000     # run_kmeans.m: BATCH_SIZE = 1000 (the assignment chunk)
-DEFAULT_CHUNK = 4096    # rows of the distance matrix per GEMM here (a speed setting only)
+DEFAULT_CHUNK = 2048    # rows of the distance matrix per GEMM here (a speed setting only)
 
 
 @dataclass
@@ -94,25 +97,43 @@ class _Assigner:
         ca[:, :self.d] = centroids
         ca[:, self.d] = -0.5 * centroids.double().pow(2).sum(1).float()
         cat = ca.t()
-        if self._buf is None or self._buf.shape[1] != k:
-            self._buf = torch.empty(self.chunk, k, dtype=torch.float32, device=self.device)
-        cpu = self.device.type == "cpu"
-        if cpu:
-            labels_np, best_np, rows = self.labels.numpy(), self.best.numpy(), np.arange(self.chunk)
-        for lo in range(0, self.n, self.chunk):
-            hi = min(lo + self.chunk, self.n)
-            buf = self._buf[: hi - lo]
-            if cpu:
-                # numpy's OpenBLAS GEMM beats torch's MKL path on AMD CPUs, and numpy's
-                # argmax beats torch.max(dim=1) several times over here (PERF-NOTES).
-                b = buf.numpy()
-                matmul_into(self.xa[lo:hi], cat, buf)
-                np.argmax(b, axis=1, out=labels_np[lo:hi])
-                best_np[lo:hi] = b[rows[: hi - lo], labels_np[lo:hi]]
-            else:
+        if self.device.type == "cpu":
+            self._assign_cpu(cat.numpy())
+        else:
+            if self._buf is None or self._buf.shape[1] != k:
+                self._buf = torch.empty(self.chunk, k, dtype=torch.float32, device=self.device)
+            for lo in range(0, self.n, self.chunk):
+                hi = min(lo + self.chunk, self.n)
+                buf = self._buf[: hi - lo]
                 torch.matmul(self.xa[lo:hi], cat, out=buf)
                 torch.max(buf, dim=1, out=(self.best[lo:hi], self.labels[lo:hi]))
         return float((self.x2 - 2.0 * self.best.double()).clamp_(min=0).sum())
+
+    def _assign_cpu(self, cat):
+        """Like sklearn's lloyd: each worker thread runs single-threaded GEMM + argmax on its
+        own chunks (numpy releases the GIL in both), so the argmax pass is parallel too."""
+        workers = max(1, min(torch.get_num_threads(), (self.n + self.chunk - 1) // self.chunk))
+        k = cat.shape[1]
+        if self._buf is None or self._buf.shape != (workers, self.chunk, k):
+            self._buf = torch.empty(workers, self.chunk, k, dtype=torch.float32)
+        xa, labels, best = self.xa.numpy(), self.labels.numpy(), self.best.numpy()
+        bounds = [(lo, min(lo + self.chunk, self.n)) for lo in range(0, self.n, self.chunk)]
+        rows = np.arange(self.chunk)
+
+        def work(w):
+            buf = self._buf[w].numpy()
+            for lo, hi in bounds[w::workers]:
+                b = buf[: hi - lo]
+                np.matmul(xa[lo:hi], cat, out=b)
+                np.argmax(b, axis=1, out=labels[lo:hi])
+                best[lo:hi] = b[rows[: hi - lo], labels[lo:hi]]
+
+        with threadpool_limits(1, user_api="blas"):
+            if workers == 1:
+                work(0)
+            else:
+                with ThreadPoolExecutor(workers) as pool:
+                    list(pool.map(work, range(workers)))
 
 
 def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
