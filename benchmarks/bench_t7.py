@@ -1,12 +1,12 @@
 """t7.load vs torchfile.load(path, use_list_heuristic=False) on a course-layout extra file.
 
-The file ({data = {{img1, ..., imgN}}}, N 3x96x96 random ByteTensors, 553 MB for N=20,000)
-is written by ``t7.save`` into a temp dir (on /dev/shm where there is one). Each loader runs in its own child process,
-``REPEATS`` times alternating, so that its peak RSS is its own: the growth is ``ru_maxrss``
-after the load minus the RSS just before it. Prints absolute numbers and the ratios, of wall
-time and of CPU time (on a shared machine the CPU time is the steadier of the two; only
-same-run ratios mean anything). Target (issue 2): t7.load no
-slower than torchfile.
+The file ({data = {{img1, ..., imgN}}}, N 3x96x96 random ByteTensors, 556 MB for N=20,000)
+is written by ``t7.save`` into a temp dir (on /dev/shm where there is one). Each loader runs
+in its own child process, ``REPEATS`` times alternating, so that its peak RSS is its own:
+the growth is ``ru_maxrss`` after the load minus the RSS just before it. Prints absolute
+numbers and the ratios of wall time and of CPU time (on a shared machine the CPU time is
+the steadier of the two; only same-run ratios mean anything). Target (issue 2): t7.load
+no slower than torchfile.
 
     python benchmarks/bench_t7.py              # 20,000 images
     BENCH_T7_N=2000 python benchmarks/bench_t7.py
@@ -55,8 +55,8 @@ else:  # without its list heuristic torchfile keeps Lua's keys: tables are dicts
     table = obj[b"data"][1]
     images = [table[i] for i in range(1, len(table) + 1)]
 checksum = int(sum(int(images[i].sum()) for i in (0, len(images) // 2, len(images) - 1)))
-print(json.dumps({"seconds": seconds, "cpu": cpu_seconds, "peak": peak, "growth": peak - before, "n": len(images),
-                  "checksum": checksum}))
+print(json.dumps({"seconds": seconds, "cpu": cpu_seconds, "peak": peak,
+                  "growth": peak - before, "n": len(images), "checksum": checksum}))
 """
 
 
@@ -103,7 +103,8 @@ def main():
         assert best["t7"]["checksum"] == best["torchfile"]["checksum"], "loaders disagree"
         for kind, r in best.items():
             print(f"{kind:>10}: {r['seconds']:.2f} s wall, {best_cpu[kind]:.2f} s CPU (best of "
-                  f"{REPEATS}), {size / r['seconds'] / 1e6:.0f} MB/s, peak RSS {r['peak'] / 1e6:.0f} MB, "
+                  f"{REPEATS}), {size / r['seconds'] / 1e6:.0f} MB/s, "
+                  f"peak RSS {r['peak'] / 1e6:.0f} MB, "
                   f"growth {r['growth'] / 1e6:.0f} MB = {r['growth'] / pixels:.2f}x the pixels")
         ratio = best["t7"]["seconds"] / best["torchfile"]["seconds"]
         cpu_ratio = best_cpu["t7"] / best_cpu["torchfile"]

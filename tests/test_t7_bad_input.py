@@ -58,12 +58,16 @@ CASES = [
     ("negative storage size", GOOD[:STORAGE_SIZE_AT] + I64(-1) + bytes(6),
      STORAGE_SIZE_AT, "storage size >= 0"),
     ("truncated storage", GOOD[:-2], STORAGE_SIZE_AT, "6 elements"),
-    ("tensor past its storage", _byte_tensor([2, 4], [4, 1], 1, 6, bytes(6)), TENSOR_AT, "inside its storage"),
+    ("tensor past its storage", _byte_tensor([2, 4], [4, 1], 1, 6, bytes(6)), TENSOR_AT,
+     "inside its storage"),
     ("tensor offset past its storage", _byte_tensor([2, 3], [3, 1], 3, 6, bytes(6)), TENSOR_AT,
      "inside its storage"),
-    ("negative tensor size", _byte_tensor([-2, 3], [3, 1], 1, 6, bytes(6)), TENSOR_AT, "non-negative"),
-    ("huge nDimension", _torch_header(1, b"torch.ByteTensor") + I32(2 ** 30), TENSOR_AT, "nDimension"),
-    ("tensor of 2^70 elements", _byte_tensor([2 ** 35, 2 ** 35], [0, 0], 1, 6, bytes(6)), TENSOR_AT,
+    ("negative tensor size", _byte_tensor([-2, 3], [3, 1], 1, 6, bytes(6)), TENSOR_AT,
+     "non-negative"),
+    ("huge nDimension", _torch_header(1, b"torch.ByteTensor") + I32(2 ** 30), TENSOR_AT,
+     "nDimension"),
+    ("tensor of 2^70 elements", _byte_tensor([2 ** 35, 2 ** 35], [0, 0], 1, 6, bytes(6)),
+     TENSOR_AT,
      "fewer than 2^62"),
     ("tensor on a table", _torch_header(1, b"torch.ByteTensor") + I32(1) + I64(1) + I64(1)
      + I64(1) + I32(3) + I32(2) + I32(0), TENSOR_AT + 20, "ByteStorage for the tensor, got list"),
@@ -157,7 +161,8 @@ def _mutate(rng, data):
             out[at] ^= 1 << bit
         return f"flip{spots}", bytes(out)
     at = rng.randrange(len(data))
-    out[at:at + 8] = rng.choice([b"\xff" * 8, b"\x7f" * 8, b"\x00" * 8, I64(2 ** 40)])[: len(out) - at]
+    filler = rng.choice([b"\xff" * 8, b"\x7f" * 8, b"\x00" * 8, I64(2 ** 40)])
+    out[at:at + 8] = filler[: len(out) - at]
     return f"overwrite@{at}", bytes(out)
 
 

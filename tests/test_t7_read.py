@@ -20,7 +20,8 @@ from luatorch_port.t7 import LuaFunction, LuaObject, Storage, TableKey
 from conftest import ORACLE
 
 ALL_FILES = sorted(p.relative_to(ORACLE).as_posix() for p in ORACLE.rglob("*")
-                   if p.is_file() and p.suffix in (".t7", ".t7b", ".net")) if ORACLE.exists() else []
+                   if p.is_file() and p.suffix in (".t7", ".t7b", ".net")) \
+    if ORACLE.exists() else []
 ASCII_FILES = [f for f in ALL_FILES if f.startswith("made/ascii/")
                or f.startswith("made/misc/edge/ascii_") or f.endswith("_ascii.t7")]
 BINARY_FILES = [f for f in ALL_FILES if f not in ASCII_FILES]
@@ -204,7 +205,8 @@ def test_2015_model_net(oracle):
     conv = m.modules[1]
     assert conv.weight.shape == (64, 25) and conv.weight.dtype == torch.float64
     # getParameters() flattened the gradients into one storage: views share it
-    assert conv.gradWeight.untyped_storage().data_ptr() == conv.gradBias.untyped_storage().data_ptr()
+    storage_of = lambda t: t.untyped_storage().data_ptr()  # noqa: E731
+    assert storage_of(conv.gradWeight) == storage_of(conv.gradBias)
     io_ = t7.load(oracle("fetched", "2015-a2-model", "model_io.t7"))
     assert io_["input"].shape == (4, 1, 40, 40) and io_["output"].shape == (4, 10)
 

@@ -30,7 +30,7 @@ def _entries(n: int) -> str:
 
 
 def describe(obj, depth: int = 3) -> str:
-    """Multi-line tree: class names, dtypes, shapes, a few values; repeats marked ``(same as <path>)``."""
+    """Multi-line tree: class names, dtypes, shapes, a few values; repeats marked by path."""
     lines: list[str] = []
     seen: dict[int, str] = {}
     storages: dict[tuple, str] = {}
@@ -59,9 +59,11 @@ def describe(obj, depth: int = 3) -> str:
                 if skey in storages and storages[skey] != path:
                     note = f" (shares storage with {storages[skey]})"
                 storages.setdefault(skey, path)
-            lines.append(f"{pad}{name}: {cls} {shape} {_values(value) if value.numel() else ''}{note}".rstrip())
+            values = _values(value) if value.numel() else ""
+            lines.append(f"{pad}{name}: {cls} {shape} {values}{note}".rstrip())
         elif isinstance(value, Storage):
-            lines.append(f"{pad}{name}: {value.class_name} size {len(value)} {_values(value.tensor)}")
+            values = _values(value.tensor)
+            lines.append(f"{pad}{name}: {value.class_name} size {len(value)} {values}")
         elif isinstance(value, LuaObject):
             lines.append(f"{pad}{name}: {value.class_name}")
             if level < depth:
