@@ -7,11 +7,14 @@ parser because, as verified on the oracle files, it: crashes on any Lua array of
 4-byte-long path; reads storages with ``np.fromfile`` (no BytesIO); has no ascii mode;
 surfaces truncation as a bare ``struct.error``; and reads missing keys as None. Here every
 read is bounds-checked against the bytes that remain, sizes are checked before anything is
-allocated, and each error names the byte offset and what was expected.
+allocated, and each error names the byte offset and what was expected. Binary files are
+read through a buffered file with storages ``readinto`` their final arrays; ascii files are
+parsed from memory.
 
-Deviations: integral Lua numbers come back as ``int`` (like torchfile's int heuristic);
-a table that refers to itself from inside an array-like table keeps a dict for the inner
-reference (the outer becomes a list after its keys are known).
+Deviations: integral Lua numbers (|x| <= 2^53) come back as ``int`` (like torchfile's int
+heuristic); a table that refers to itself from inside an array-like table keeps a dict for
+the inner reference (the outer becomes a list after its keys are known); tag 6 functions
+carry no reference index, as in ``File.lua`` (torchfile reads one). See docs/t7.md.
 """
 
 from __future__ import annotations
