@@ -93,3 +93,9 @@ def test_bad_file_is_one_line_error(tmp_path, content, offset):
 def test_missing_file(tmp_path):
     result = show(tmp_path / "nope.t7")
     assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+def test_depth_zero_shows_the_root_only(oracle):
+    result = show(oracle("fetched", "2015-a2-model", "model.net"), "--depth", 0)
+    assert result.exit_code == 0 and result.stdout == "root: nn.Sequential\n"
+    assert show(oracle("made", "misc", "mini_train.t7b"), "--depth", -1).exit_code == 2
