@@ -11,8 +11,9 @@ import torch
 ORACLE = Path(os.environ.get("LUATORCH_ORACLE",
                              Path(__file__).resolve().parents[1].parent / "shared" / "t7-oracle"))
 
-# Tests are small; two intra-op threads contend with pytest's own work on a 2-core box.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Tests use tiny tensors: one intra-op thread avoids oversubscription on a 2-core box
+# (the torchrun test starts its own processes; benchmarks set their own thread counts).
+torch.set_num_threads(1)
 
 
 def oracle_path(*parts) -> Path:
