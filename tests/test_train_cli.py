@@ -45,7 +45,7 @@ def test_help_shows_defaults(command, default):
 
 
 def test_train_writes_the_run_folder(run_dir):
-    for name in ("val.log", "model.net", "norm.t7", "checkpoint.pt", "confusion.txt", "run.json"):
+    for name in ("val.log", "model.net", "model.pt", "norm.t7", "checkpoint.pt", "confusion.txt", "run.json"):
         assert (run_dir / name).is_file(), name
     names, rows = read_log(run_dir / "val.log")
     assert names == ["% mean class accuracy (train set)", "% mean class accuracy (val set)"]
@@ -65,9 +65,10 @@ def test_model_net_loads_in_lua_form_with_identical_outputs(run_dir):
         assert torch.equal(lua_model.eval()(x), reference.eval()(x))
 
 
-def test_predict_then_score_round_trip(run_dir, sample_dir, tmp_path):
+@pytest.mark.parametrize("model_file", ["model.net", "model.pt"])
+def test_predict_then_score_round_trip(run_dir, sample_dir, tmp_path, model_file):
     csv = tmp_path / "pred.csv"
-    result = CliRunner().invoke(cli, ["predict", str(run_dir / "model.net"),
+    result = CliRunner().invoke(cli, ["predict", str(run_dir / model_file),
                                       str(sample_dir / "test.t7b"), "--out", str(csv), "--quiet"])
     assert result.exit_code == 0, result.output
     lines = csv.read_text().splitlines()

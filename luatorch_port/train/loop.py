@@ -155,8 +155,10 @@ def set_learning_rate(optimizer, lr: float) -> None:
 
 
 def default_save_model(model, path) -> None:
+    """``model.net`` (Lua-loadable t7) and, beside it, ``model.pt`` (PyTorch) of ``model``."""
     from ..nn import save_model
     save_model(model, path)
+    save_model(model, os.path.splitext(os.fspath(path))[0] + ".pt")
 
 
 def _contiguous_copy(model):
@@ -198,7 +200,8 @@ def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
     optimizer_fn : callable ``(params, config) -> optimizer``
         Default :func:`lua_sgd` (optim.sgd semantics).
     save_model_fn : callable ``(model, path)``, optional
-        Writes ``model.net``; default ``luatorch_port.nn.save_model`` (Lua-loadable t7).
+        Writes ``model.net``; the default writes it with ``luatorch_port.nn.save_model``
+        (Lua-loadable t7) and ``model.pt`` beside it. None writes no model.
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` (model, optimizer, epoch, RNG states, log).
     dist_ctx : DistContext
