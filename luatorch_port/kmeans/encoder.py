@@ -9,12 +9,17 @@ ordered ``[q1; q2; q3; q4]`` = (top-left, bottom-left, top-right, bottom-right),
 Deviations: ``sqrt`` of a distance² that rounding made slightly negative is taken as 0
 (MATLAB would return a complex number). ``encoder="hard"`` (Coates et al. 2011's "hard"
 k-means, a one-hot of the nearest centroid) is offered for the ablation. Images are
-encoded in chunks with reused buffers instead of one at a time.
+encoded in chunks of several images (worker threads on CPU) instead of one at a time.
 """
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from ..errors import A2Error
 from ._blas import matmul_into
@@ -115,16 +120,99 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
     n, _, h, w = images.shape
     if rf > min(h, w):
         raise A2Error(f"rf={rf} does not fit in {h}x{w} images")
+    if images.shape[1] * rf * rf != centroids.shape[1]:
+        raise A2Error(f"{images.shape[1]}-channel {rf}x{rf} patches have "
+                      f"{images.shape[1] * rf * rf} values but the centroids have {centroids.shape[1]}")
     per_image = (h - rf + 1) * (w - rf + 1)
     if chunk_rows is None:
         chunk_rows = CHUNK_ELEMENTS // max(1, centroids.shape[0])
     batch = max(1, min(n, chunk_rows // per_image))
+    out = torch.empty(n, 4 * centroids.shape[0], dtype=torch.float32)
+    bounds = [(lo, min(lo + batch, n)) for lo in range(0, n, batch)]
+    if centroids.device.type == "cpu":
+        _encode_cpu(images, centroids, rf, mean, p, encoder, batch * per_image, bounds, out,
+                    progress)
+        return out
     enc = _Encoder(centroids, mean, p, rf, encoder, batch * per_image)
     dev = centroids.device
-    out = torch.empty(n, 4 * centroids.shape[0], dtype=torch.float32)
-    for lo in range(0, n, batch):
-        hi = min(lo + batch, n)
+    for lo, hi in bounds:
         out[lo:hi] = enc.encode(images[lo:hi].to(dev, torch.float32)).cpu()
         if progress is not None:
             progress(hi - lo)
     return out
+
+
+def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, progress):
+    """CPU path: worker threads each encode whole chunks with numpy (which releases the GIL)
+    and single-threaded BLAS, like sklearn's k-means; no BLAS or OpenMP thread pool is left
+    spinning between the GEMMs and the elementwise steps."""
+    k, d = centroids.shape
+    c = centroids.float().numpy()
+    cat = np.empty((d + 2, k), np.float32)       # [x, 1, ‖x‖²] · [−2c, ‖c‖², 1]ᵀ = ‖x − c‖²
+    cat[:d] = -2.0 * c.T
+    cat[d] = (c.astype(np.float64) ** 2).sum(1)
+    cat[d + 1] = 1.0
+    pm = None if p is None else p.float().numpy()
+    bias = None if p is None else -(mean.float().numpy() @ pm)
+    out_np = out.numpy()
+    local = threading.local()
+
+    def work(lo, hi):
+        if not hasattr(local, "z"):
+            local.xa = np.empty((rows, d + 2), np.float32)
+            local.xa[:, d] = 1.0
+            local.z = np.empty((rows, k), np.float32)
+        imgs = images[lo:hi].to(torch.float32).numpy()
+        b, ch, hgt, wid = imgs.shape
+        pr, pc = hgt - rf + 1, wid - rf + 1
+        m = b * pr * pc
+        win = np.lib.stride_tricks.sliding_window_view(imgs, (rf, rf), axis=(2, 3))
+        x = win.transpose(0, 2, 3, 1, 4, 5).reshape(m, ch * rf * rf)
+        if x.shape[1] != d:
+            raise A2Error(f"patches have {x.shape[1]} values (C·rf·rf) but the centroids have {d}")
+        x = x - x.mean(1, keepdims=True)
+        var = np.einsum("ij,ij->i", x, x) / (d - 1)
+        x /= np.sqrt(var + CONTRAST_VAR_REG)[:, None]
+        xa = local.xa[:m]
+        xw = xa[:, :d]
+        if pm is None:
+            xw[...] = x
+        else:
+            np.matmul(x, pm, out=xw)
+            xw += bias
+        xa[:, d + 1] = np.einsum("ij,ij->i", xw, xw)
+        z = local.z[:m]
+        np.matmul(xa, cat, out=z)
+        if encoder == "hard":
+            idx = z.argmin(1)
+            z.fill(0.0)
+            z[np.arange(m), idx] = 1.0
+        else:
+            np.maximum(z, 0.0, out=z)
+            np.sqrt(z, out=z)
+            np.subtract(z.mean(1, keepdims=True), z, out=z)
+            np.maximum(z, 0.0, out=z)
+        act = z.reshape(b, pr, pc, k)
+        hr, hc = quadrant_half(pr), quadrant_half(pc)
+        top, bottom = act[:, :hr].sum(1), act[:, hr:].sum(1)
+        res = out_np[lo:hi]
+        res[:, :k] = top[:, :hc].sum(1)
+        res[:, k:2 * k] = bottom[:, :hc].sum(1)
+        res[:, 2 * k:3 * k] = top[:, hc:].sum(1)
+        res[:, 3 * k:] = bottom[:, hc:].sum(1)
+        return hi - lo
+
+    workers = max(1, min(torch.get_num_threads(), len(bounds)))
+    with threadpool_limits(1, user_api="blas"):
+        if workers == 1:
+            for lo, hi in bounds:
+                done = work(lo, hi)
+                if progress is not None:
+                    progress(done)
+            return
+        with ThreadPoolExecutor(workers) as pool:
+            futures = [pool.submit(work, lo, hi) for lo, hi in bounds]
+            for fut in futures:
+                done = fut.result()
+                if progress is not None:
+                    progress(done)
