@@ -295,3 +295,12 @@ def test_long_size_4_writes_int32_longs():
         4 * (2 + 2 + 1 + 1)  # sizes, strides, offset, storage size
     with pytest.raises(ValueError, match="long_size"):
         t7.dumps(1, long_size=2)
+
+
+def test_storage_and_tensor_on_it_are_written_once():
+    flat = torch.arange(6.0)
+    obj = {"s": Storage(flat), "t": flat.view(2, 3)}
+    data = t7.dumps(obj)
+    assert data.count(b"torch.FloatStorage") == 1
+    back = t7.load(io.BytesIO(data))
+    assert back["s"].tensor.untyped_storage().data_ptr() == back["t"].untyped_storage().data_ptr()

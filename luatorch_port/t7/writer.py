@@ -183,9 +183,12 @@ class Writer:
         if flat.dtype == torch.bool:
             flat = flat.to(torch.uint8)
         flat = flat.detach().cpu()
-        if key is None:
-            key = ("S", flat.untyped_storage().data_ptr(), flat.dtype, flat.storage_offset(),
-                   flat.numel())
+        if key is None:  # a Storage object: the same key as a tensor's when it is all of it
+            untyped = flat.untyped_storage()
+            whole = flat.storage_offset() == 0 and flat.numel() * flat.element_size() == \
+                untyped.nbytes()
+            key = ("S", untyped.data_ptr(), flat.dtype,
+                   *((untyped.nbytes(),) if whole else (flat.storage_offset(), flat.numel())))
         if self._reference(TYPE_TORCH, key, flat):
             return
         self._torch_header(DTYPE_TENSOR_CLASS[flat.dtype].replace("Tensor", "Storage"))
