@@ -74,3 +74,12 @@ def test_the_seed_matters(tmp_path):
 def test_resume_without_checkpoint_is_an_error(tmp_path):
     with pytest.raises(A2Error, match="no checkpoint to resume from"):
         _run(tmp_path / "empty", resume=True)
+
+
+def test_resume_with_another_model_is_an_error(tmp_path):
+    _run(tmp_path / "run", max_epoch=1)
+    wider = nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(80, 3))
+    with pytest.raises(A2Error, match="does not fit this model"):
+        fit(wider, _data(40, 1), None, TrainConfig(**CONFIG), generator=torch.Generator(),
+            out_dir=tmp_path / "run", save_model_fn=None, resume=True)

@@ -230,8 +230,12 @@ def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
         if ckpt_path is None:
             raise A2Error("resume needs an output folder holding checkpoint.pt")
         state = load_checkpoint(ckpt_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            msg = " ".join(str(err).split())[:300]
+            raise A2Error(f"{ckpt_path}: does not fit this model/optimizer ({msg})") from None
         restore_rng(state, generator)
         history = list(state["history"])
         start_epoch = state["epoch"]
