@@ -287,14 +287,19 @@ def test_every_patch_of_class_c_comes_from_seed_c(tmp_path):
         assert (wrong[0, 0].float() - s.images[i].float()).abs().mean() > 3
 
 
-def test_same_seed_same_bytes_whatever_the_grouping(tmp_path):
+def test_same_seed_same_bytes_whatever_the_grouping_and_threads(tmp_path):
     images = smooth_images(20)
-    build_file(tmp_path / "a.t7b", images, seed=5, group=1)
-    build_file(tmp_path / "b.t7b", images, seed=5, group=4)
-    build_file(tmp_path / "c.t7b", images, seed=6)
+    build_file(tmp_path / "a.t7b", images, seed=5, group=1, workers=1)
+    build_file(tmp_path / "b.t7b", images, seed=5, group=4, workers=1)
+    build_file(tmp_path / "c.t7b", images, seed=5, group=2, workers=3)
+    build_file(tmp_path / "d.t7b", images, seed=6)
     a = (tmp_path / "a.t7b").read_bytes()
-    assert a == (tmp_path / "b.t7b").read_bytes()
-    assert a != (tmp_path / "c.t7b").read_bytes()
+    assert a == (tmp_path / "b.t7b").read_bytes() == (tmp_path / "c.t7b").read_bytes()
+    assert a != (tmp_path / "d.t7b").read_bytes()
+    assert torch.get_num_threads() == THREADS  # the worker path restores torch's setting
+
+
+THREADS = torch.get_num_threads()
 
 
 def test_build_refuses_too_many_seeds(tmp_path):

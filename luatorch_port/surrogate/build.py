@@ -30,6 +30,9 @@ pyramids in the paper's era did).
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -222,7 +225,7 @@ class _StreamedTable:
 def build_surrogate(images: torch.Tensor, out_path, generator: torch.Generator, *, n_seeds: int = N_SEEDS,
           per_seed: int = PER_SEED, patch: int = PATCH, window=WINDOW, gradient: bool = True,
           ranges: Optional[T.TransformRanges] = None, device="cpu",
-          group: int = SEEDS_PER_GROUP,
+          group: int = SEEDS_PER_GROUP, workers: Optional[int] = None,
           on_progress: Optional[Callable[[int], None]] = None) -> dict:
     """Generate the surrogate dataset and write it to ``out_path`` (t7, atomically).
 
@@ -234,6 +237,8 @@ def build_surrogate(images: torch.Tensor, out_path, generator: torch.Generator, 
         the same seed gives the same bytes whatever ``group`` and ``device`` are on CPU
     n_seeds, per_seed, patch, window, gradient, ranges : see the module docstring
     device : where the warps run
+    workers : CPU threads rendering groups side by side, each with one intra-op thread
+        (default: ``torch.get_num_threads()``); 1 = torch's own intra-op threads
     on_progress : called with the number of seeds finished after each group
 
     Returns
@@ -255,18 +260,14 @@ def build_surrogate(images: torch.Tensor, out_path, generator: torch.Generator, 
     n_patches = n_seeds * per_seed
     labels = torch.arange(1, n_seeds + 1, dtype=torch.long).repeat_interleave(per_seed)
 
-    jitter = T.ColorJitter((group, per_seed, patch, patch), torch.float32, device)
-    block = torch.empty(group, per_seed, 3, patch, patch, dtype=torch.uint8, device=device)
     with atomic_output(out_path, "wb") as f:
         table = _StreamedTable(f, n_keys=6)
         table.begin_tensor("data", (n_patches, 3, patch, patch))
-        for start in range(0, n_seeds, group):
-            stop = min(start + group, n_seeds)
-            src = images[seeds[start:stop]].to(device)
-            table.append(render(src, boxes[start:stop], params[start:stop], patch, ranges.color,
-                                out=block[:stop - start], jitter=jitter))
+        for done, block in _render_groups(images, seeds, boxes, params, patch, ranges.color,
+                                          torch.device(device), group, workers):
+            table.append(block)
             if on_progress is not None:
-                on_progress(stop - start)
+                on_progress(done)
         table.end_tensor()
         table.put("labels", labels)
         table.put("seeds", seeds + 1)  # Lua index into extra's data[1]
@@ -275,6 +276,48 @@ def build_surrogate(images: torch.Tensor, out_path, generator: torch.Generator, 
         table.put("transform_columns", list(T.COLUMNS))
     return {"n_patches": n_patches, "n_seeds": n_seeds, "per_seed": per_seed, "patch": patch,
             "seeds": seeds, "boxes": boxes, "source_size": (h, w)}
+
+
+def _render_groups(images, seeds, boxes, params, patch, color, device, group, workers):
+    """Yield ``(n_seeds_done, uint8 block)`` in seed order.
+
+    On the CPU, ``workers`` Python threads render whole groups concurrently with one
+    intra-op thread each (torch ops release the GIL): on a busy machine this avoids an
+    OpenMP barrier per tensor op, which otherwise costs up to 2-4x. Results are
+    bit-identical to the sequential path (every value is computed per element).
+    """
+    n_seeds = len(seeds)
+    per_seed = params.shape[1]
+    local = threading.local()
+
+    def work(start):
+        stop = min(start + group, n_seeds)
+        jitter = getattr(local, "jitter", None)
+        if jitter is None:
+            jitter = local.jitter = T.ColorJitter((group, per_seed, patch, patch), torch.float32,
+                                                  device)
+        src = images[seeds[start:stop]].to(device)
+        return stop - start, render(src, boxes[start:stop], params[start:stop], patch, color,
+                                    jitter=jitter)
+
+    starts = range(0, n_seeds, group)
+    workers = torch.get_num_threads() if workers is None else workers
+    if device.type != "cpu" or workers <= 1 or len(starts) < 2:
+        yield from map(work, starts)
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending = deque()
+            for start in starts:
+                pending.append(pool.submit(work, start))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+    finally:
+        torch.set_num_threads(previous)
 
 
 def load(path) -> SurrogateSet:
