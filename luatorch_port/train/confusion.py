@@ -33,12 +33,13 @@ class ConfusionMatrix:
             raise A2Error(f"ConfusionMatrix: n_classes={n_classes} should be >= 1")
         self.n_classes = int(n_classes)
         self.classes = list(classes) if classes else []
-        # one spare bin at the end collects ignored rows, so adding never syncs with the device
-        self._counts = torch.zeros(self.n_classes ** 2 + 1, dtype=torch.int64, device=device)
-        self.mat = self._counts[:-1].view(self.n_classes, self.n_classes)
+        # ``counts``: the n*n cells (row-major, ``mat`` is a view) and one spare bin that
+        # collects ignored rows, so adding never syncs with the device
+        self.counts = torch.zeros(self.n_classes ** 2 + 1, dtype=torch.int64, device=device)
+        self.mat = self.counts[:-1].view(self.n_classes, self.n_classes)
 
     def zero(self) -> None:
-        self._counts.zero_()
+        self.counts.zero_()
 
     def batch_add(self, predictions: torch.Tensor, targets: torch.Tensor) -> None:
         """Add a batch: ``predictions`` (N,) class ids or (N, C) scores; ``targets`` (N,) ids."""
@@ -54,7 +55,7 @@ class ConfusionMatrix:
                           f"{tuple(targets.shape)} targets")
         flat = torch.where(targets >= 0, targets * self.n_classes + predictions,
                            self.n_classes ** 2)
-        self._counts.index_add_(0, flat, torch.ones_like(flat))
+        self.counts.index_add_(0, flat, torch.ones_like(flat))
 
     # Lua's name
     batchAdd = batch_add

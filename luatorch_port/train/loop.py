@@ -274,10 +274,10 @@ def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
         with bar:
             for k in range(n_batches):
                 inputs, targets = train_data.get_batch(order[k * local_bs:(k + 1) * local_bs])
-                mask = flip_mask(config.batch_size, generator) if config.flip else None
                 inputs = inputs.to(device, non_blocking=True)
                 targets = targets.to(device, non_blocking=True)
-                if mask is not None:
+                if config.flip:  # one mask for the global batch, each rank takes its rows
+                    mask = flip_mask(inputs.shape[0] * dist_ctx.world_size, generator)
                     inputs = batch_flip(inputs, D.shard(mask, dist_ctx))
                 if inputs.dim() == 4:
                     inputs = inputs.contiguous(memory_format=memory_format)
@@ -292,7 +292,7 @@ def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
                 if main and progress is not None:
                     _update_bar(bar, k, loss_sum, train_conf, local_bs, tic)
         seconds = time.perf_counter() - tic
-        D.all_reduce_sum_(train_conf.mat, dist_ctx)
+        D.all_reduce_sum_(train_conf.counts, dist_ctx)
         D.all_reduce_sum_(loss_sum, dist_ctx)
         train_acc = train_conf.total_valid * 100
 
@@ -345,7 +345,7 @@ def evaluate(model, data, config: TrainConfig, *, device=None, dist_ctx=D.SINGLE
         if inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=memory_format)
         conf.batch_add(model(inputs), targets.to(device))
-    D.all_reduce_sum_(conf.mat, dist_ctx)
+    D.all_reduce_sum_(conf.counts, dist_ctx)
     return conf
 
 
