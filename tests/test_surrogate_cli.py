@@ -107,3 +107,21 @@ def test_eval_without_norm_is_an_error(sample_dir, tmp_path):
                     "--test", sample_dir / "test.t7b", "--quiet")
     assert result.exit_code == 1
     assert "no surrogate_norm.t7 beside" in result.stderr
+
+
+def test_train_resumes_from_its_checkpoint(extra, tmp_path):
+    sur, run = tmp_path / "sur.t7b", tmp_path / "run"
+    assert invoke("surrogate", "build", extra, "--out", sur, "--seeds", 4, "--per-seed", 12,
+                  "--window", 24, 40, "--quiet").exit_code == 0
+    common = ["--model", "4c5-8f", "--out", run, "-b", 8, "--quiet"]
+    first = invoke("surrogate", "train", sur, "--epochs", 1, *common)
+    assert first.exit_code == 0, first.output
+    second = invoke("surrogate", "train", sur, "--epochs", 2, "--resume", *common)
+    assert second.exit_code == 0, second.output
+    history = json.loads((run / "run.json").read_text())["results"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    straight = invoke("surrogate", "train", sur, "--epochs", 2, *common[:3], tmp_path / "run2",
+                      *common[4:])
+    assert straight.exit_code == 0, straight.output
+    again = json.loads((tmp_path / "run2" / "run.json").read_text())["results"]["history"]
+    assert again[-1]["loss"] == pytest.approx(history[-1]["loss"], rel=1e-6)
