@@ -174,7 +174,8 @@ def warp(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patch:
 
     Returns
     -------
-    float tensor (b, k, C, patch, patch) on ``images.device``, bilinear samples.
+    float tensor (b, k, C, patch, patch) on ``images.device``, bilinear samples: a
+    transposed view of ``grid_sample``'s (b, C, k * patch, patch) output (no copy).
     """
     b, c, h, w = images.shape
     k = params.shape[1]
@@ -292,8 +293,3 @@ class ColorJitter:
         torch.minimum(kk, f, out=f).clamp_(0.0, 1.0)
         torch.addcmul(v.unsqueeze(1), s.unsqueeze(1), f, value=-1.0, out=out)
         return out
-
-
-def to_uint8(x: torch.Tensor, scale: float = 255.0) -> torch.Tensor:
-    """Round ``x * scale`` to the nearest integer in 0..255 as uint8."""
-    return x.mul(scale).round_().clamp_(0, 255).to(torch.uint8)
