@@ -12,7 +12,7 @@ multiplies the *mean* squared margin: this is scikit-learn's
 ``LinearSVC(loss="squared_hinge", C=C/M, intercept_scaling=1)`` for each class.
 
 Deviations: ``minFunc`` (L-BFGS, 100 corrections, MaxIter 1000, a Wolfe line search) is
-replaced by :func:`lbfgs` here (the same two-loop recursion and memory, an Armijo
+replaced by :func:`lbfgs` here (the same two-loop recursion with 20 corrections, an Armijo
 backtracking line search, which is enough for this strictly convex objective) with a
 stopping test on the change of the objective (``tol``). ``torch.optim.LBFGS`` is not used:
 its first call imports TorchDynamo, seconds of start-up. The bias is kept apart from the weights instead of appending a column
@@ -31,7 +31,7 @@ from .errors import A2Error
 
 COATES_C = 100.0             # kmeans_demo.m: C = 100
 STANDARDIZE_VAR_REG = 0.01   # kmeans_demo.m: trainXC_sd = sqrt(var(trainXC) + 0.01)
-LBFGS_HISTORY = 100          # minFunc's default number of L-BFGS corrections
+LBFGS_HISTORY = 20           # L-BFGS corrections (minFunc: 100; 20 converges in as many steps here)
 MAX_ITER = 1000              # train_svm.m: MaxIter 1000, MaxFunEvals 1000
 DEFAULT_TOL = 1e-7           # stop when the objective changes by < tol * (its value at 0)
 GRAD_TOL = 1e-5              # minFunc's optTol: stop when max |gradient| < 1e-5
@@ -192,7 +192,8 @@ class L2SVM:
     max_iter : int, default 1000 (``train_svm.m``); also the cap on objective evaluations.
     tol : float, default 1e-7; stop when the objective changes by less than ``tol`` times
         its value at zero (``C·K``), or the gradient's max-norm falls under 1e-5.
-    history : int, L-BFGS corrections (default 100, as minFunc).
+    history : int, L-BFGS corrections (default 20; minFunc uses 100, which costs more per
+        step and took as many evaluations on 4,000 x 6,400 features).
 
     Attributes after :meth:`fit`: ``coef_`` (d, K), ``intercept_`` (K,), ``classes_`` (K,),
     ``info_`` (:class:`FitInfo`).
