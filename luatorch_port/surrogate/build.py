@@ -20,7 +20,7 @@ Seed windows are squares of a random integer side in ``window`` (default 32..64 
 pixels) at a random integer position. With gradient sampling (the default, as the paper:
 "we sample only from regions containing considerable gradients") ``GRADIENT_CANDIDATES``
 random windows are drawn per seed image and one is picked with probability proportional
-to its mean squared intensity gradient.
+to the square of its mean squared intensity gradient (``GRADIENT_POWER``).
 
 Deviations: the paper does not say how strongly it favoured high-gradient regions; the
 candidate scheme above is this port's choice. Patches are resampled bilinearly without
@@ -50,6 +50,7 @@ N_SEEDS = 4000         # report: 4000 seed images
 PER_SEED = 100         # report: 100 transformations per seed
 WINDOW = (32, 64)      # seed window side in source pixels (this port's choice)
 GRADIENT_CANDIDATES = 16
+GRADIENT_POWER = 2     # candidate weight = (mean squared gradient) ** 2 (this port's choice)
 SEEDS_PER_GROUP = 8    # seed images per grid_sample call and jitter block (800 patches)
 
 
@@ -77,7 +78,8 @@ def seed_windows(images: torch.Tensor, generator: torch.Generator, *, window=WIN
     images : uint8 or float tensor (b, C, H, W)
     window : (min, max) side in pixels, inclusive
     gradient : pick among ``candidates`` random windows with probability proportional to
-        their mean squared gradient (False: the first, i.e. uniform position and size)
+        their mean squared gradient to the power ``GRADIENT_POWER`` (False: the first,
+        i.e. uniform position and size)
 
     Returns
     -------
@@ -103,7 +105,8 @@ def seed_windows(images: torch.Tensor, generator: torch.Generator, *, window=WIN
         total = (integral[rows, y1, x1] - integral[rows, y0, x1] - integral[rows, y1, x0]
                  + integral[rows, y0, x0])
         mean = total / ((size - 1) ** 2).double()
-        weights = mean + 1e-12 + 1e-9 * mean.amax(1, keepdim=True)
+        weights = mean ** GRADIENT_POWER
+        weights += 1e-12 + 1e-9 * weights.amax(1, keepdim=True)  # flat images: uniform
         pick = torch.multinomial(weights, 1, generator=generator).squeeze(1)
     sel = torch.arange(b)
     return torch.stack([x0[sel, pick], y0[sel, pick], size[sel, pick]], dim=1).double()
