@@ -282,3 +282,30 @@ def test_centroids_t7_errors_name_the_field(fitted, tmp_path, drop, message):
     t7.save(table, path)
     with pytest.raises(A2Error, match=message):
         CoatesKMeans.load(path)
+
+
+# ---- the torch path used on CUDA (checked on CPU here) and CUDA itself ----------------------
+
+@pytest.mark.parametrize("encoder", ["triangle", "hard"])
+def test_torch_encoder_path_matches_cpu_path(encoder):
+    from luatorch_port.kmeans.encoder import _Encoder
+    g = _gen(21)
+    imgs = torch.rand(4, 3, 10, 10, generator=g) * 255
+    cents, m = torch.randn(7, 48, generator=g), torch.randn(48, generator=g)
+    p = torch.randn(48, 48, generator=g) * 0.1
+    expect = encode(imgs, cents, 4, m, p, encoder=encoder)
+    got = _Encoder(cents, m, p, 4, encoder, 4 * 49).encode(imgs)
+    assert torch.allclose(got, expect, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    x = _clustered(3000, 8, 12)
+    init = x[:20].clone()
+    cpu = run_kmeans(x, 20, 5, init=init)
+    gpu = run_kmeans(x.cuda(), 20, 5, init=init)
+    assert gpu.inertia == pytest.approx(cpu.inertia, rel=1e-4)
+    imgs = torch.rand(3, 3, 12, 12, generator=_gen()) * 255
+    cents = torch.randn(9, 27, generator=_gen())
+    assert torch.allclose(encode(imgs, cents.cuda(), 3), encode(imgs, cents, 3), rtol=1e-3, atol=1e-3)

@@ -22,7 +22,6 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ..errors import A2Error
-from ._blas import matmul_into
 from .patches import image_patches
 from .whitening import CONTRAST_VAR_REG
 
@@ -46,7 +45,7 @@ def pool_quadrants(act: torch.Tensor) -> torch.Tensor:
 
 
 class _Encoder:
-    """Reusable buffers for encoding images with one dictionary."""
+    """Reusable buffers for encoding images with one dictionary (the torch path, for CUDA)."""
 
     def __init__(self, centroids, mean, p, rf, encoder, rows):
         self.k, self.d = centroids.shape
@@ -86,7 +85,7 @@ class _Encoder:
             torch.addmm(self.bias, x, self.p, out=xa[:, :d])
         torch.sum(xa[:, :d] * xa[:, :d], dim=1, out=xa[:, d + 1])
         z = self.z[:m]
-        matmul_into(xa, self.cat, z)                          # ‖x − c‖², (m, k)
+        torch.matmul(xa, self.cat, out=z)                     # ‖x − c‖², (m, k)
         if self.encoder == "hard":
             idx = z.argmin(1, keepdim=True)
             z.zero_().scatter_(1, idx, 1.0)

@@ -16,16 +16,14 @@ plays no part in the objective of the assignment it was empty in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
 from ..errors import A2Error
-from ._blas import matmul_into
 
 INIT_SCALE = 0.1        # run_kmeans.m: centroids = randn(k, d) * 0.1
 COATES_BATCH = 1000     # run_kmeans.m: BATCH_SIZE = 1000 (the assignment chunk)
