@@ -354,3 +354,13 @@ def test_gradient_sampling_on_real_stl10_images(oracle):
     assert weighted.mean() > 1.1 * uniform.mean()
     flat = uniform.quantile(0.2)  # the flattest fifth of uniform windows (sky, walls)
     assert (weighted < flat).sum() < 0.7 * (uniform < flat).sum()  # measured 26 against 49
+
+
+def test_augmentation_examples_with_no_transformations_is_just_seed_patches():
+    ex = B.augmentation_examples(smooth_images(4), 2, 0, torch.Generator().manual_seed(1))
+    assert ex.shape == (2, 1, 3, 32, 32)
+
+
+def test_render_refuses_float_images():
+    with pytest.raises(A2Error, match="uint8"):
+        B.render(smooth_images(1).float(), BOX, params_with(), 32)

@@ -129,6 +129,8 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
     -------
     uint8 (b, k, C, patch, patch) on ``images.device``.
     """
+    if images.dtype != torch.uint8:
+        raise A2Error(f"render: expected uint8 source images, got {images.dtype}")
     b, ch, _, _ = images.shape
     k = params.shape[1]
     if out is None:
@@ -168,7 +170,10 @@ def augmentation_examples(images: torch.Tensor, n_seeds: int, per_seed: int,
     idx = torch.randperm(len(images), generator=generator)[:n_seeds]
     src = images[idx]
     boxes = seed_windows(src, generator, window=window, gradient=gradient)
-    params = T.sample_params(n_seeds * per_seed, ranges, generator).view(n_seeds, per_seed, -1)
+    if per_seed < 0:
+        raise A2Error(f"per_seed={per_seed} should be >= 0")
+    params = T.sample_params(n_seeds * per_seed, ranges, generator).view(
+        n_seeds, per_seed, len(T.COLUMNS))
     identity = torch.tensor(T.IDENTITY, dtype=torch.float64).expand(n_seeds, 1, -1)
     return render(src, boxes, torch.cat([identity, params], dim=1), patch, color=ranges.color)
 
