@@ -48,7 +48,7 @@ def fit(data, out, k, rf, patches, iterations, image_size, whiten, init, limit, 
 
     gen = seed_everything(seed, quiet)
     dev = resolve_device(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     split = load_split(data, limit=limit)
     t_load = time.perf_counter() - t0
     model = CoatesKMeans(k=k, rf=rf, n_patches=patches, iterations=iterations,
@@ -66,7 +66,8 @@ def fit(data, out, k, rf, patches, iterations, image_size, whiten, init, limit, 
                  seed=seed, device=dev,
                  results={"images": len(split), "objective": model.objective_,
                           "final_inertia": model.inertia_, "reseeded": model.reseeded_,
-                          "seconds": seconds, "load_seconds": t_load})
+                          "seconds": seconds, "cpu_seconds": time.process_time() - c0,
+                          "load_seconds": t_load})
     last = f", objective {model.objective_[-1]:.6g}" if model.objective_ else ""
     click.echo(f"wrote {out}: {k} centroids of {split.images.shape[1]}x{rf}x{rf} from {patches} "
                f"patches of {len(split)} images{last} ({seconds:.1f} s)")
@@ -101,7 +102,7 @@ def eval_cmd(centroids, train, test, C, encoder, predictions, svm_out, limit, se
 
     seed_everything(seed, quiet)
     dev = resolve_device(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model = CoatesKMeans.load(centroids)
     if encoder != "saved":
         model.encoder = encoder
@@ -119,6 +120,7 @@ def eval_cmd(centroids, train, test, C, encoder, predictions, svm_out, limit, se
     seconds = time.perf_counter() - t0
     results = {"train_accuracy": result.train_accuracy, "test_accuracy": result.test_accuracy,
                "train_images": len(tr), "test_images": len(te), "seconds": seconds,
+               "cpu_seconds": time.process_time() - c0,
                "stage_seconds": result.seconds, "svm_evaluations": result.classifier.svm.info_.evaluations,
                "svm_objective": result.classifier.svm.info_.objective}
     write_record(_record_path(cpath, "eval"), "kmeans eval",
