@@ -91,8 +91,9 @@ def test_end_to_end_on_the_data_sample_beats_chance(sample_dir, tmp_path):
     assert lua(x).shape == (2, 16)  # one output per seed
     pred = tmp_path / "pred.csv"
     result = invoke("surrogate", "eval", run / "model.pt", "--train", sample_dir / "train.t7b",
-                    "--test", sample_dir / "test.t7b", "--out", pred, "--quiet")
+                    "--test", sample_dir / "test.t7b", "--out", pred)  # with its progress bar
     assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.stdout
     record = json.loads((tmp_path / "pred.json").read_text())["results"]
     assert record["n_features"] == 4 * (16 + 16 + 32)
     assert record["n_test"] == 40

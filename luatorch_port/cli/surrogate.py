@@ -185,7 +185,10 @@ def eval_cmd(model_path, train_path, test_path, out_path, norm_path, c, batch_si
         raise A2Error(f"--batch-size {batch_size} must be >= 1 and -C {c} > 0")
     dev = resolve_device(device)
     seed_everything(seed, quiet=quiet)
-    with progress(length=None, label="features", quiet=quiet) as bar:
+    from ..data import scan_split
+    n_images = sum(min(scan_split(path).n_images, limit or float("inf"))
+                   for path in (train_path, test_path))
+    with progress(length=int(n_images), label="features", quiet=quiet) as bar:
         res = evaluate_features(model_path, train_path, test_path, norm_path=norm_path, C=c,
                                 batch_size=batch_size, device=dev, limit=limit,
                                 on_batch=bar.update)
