@@ -128,3 +128,25 @@ def test_resume_continues_to_more_epochs(run_dir, sample_dir):
     _, rows = read_log(run_dir / "val.log")
     assert len(rows) == 3
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 3
+
+
+def test_predict_with_a_model_written_by_lua_torch(oracle, tmp_path):
+    from luatorch_port.data import save_split
+    from luatorch_port.nn import load_model
+    from luatorch_port.provider import NormStats, normalize
+    from luatorch_port.train.run import save_norm
+    lua_file = oracle("made", "models", "course_sample_model_width_div8.t7")
+    g = torch.Generator().manual_seed(4)
+    images = torch.randint(0, 256, (10, 3, 96, 96), dtype=torch.uint8, generator=g)
+    save_split(tmp_path / "test.t7b", images, torch.arange(10), n_classes=10)
+    stats = NormStats(mean_u=1.5, std_u=9.0, mean_v=-2.0, std_v=11.0)
+    save_norm(stats, tmp_path / "stats.t7")
+    csv = tmp_path / "p.csv"
+    result = CliRunner().invoke(cli, ["predict", str(lua_file), str(tmp_path / "test.t7b"),
+                                      "--norm", str(tmp_path / "stats.t7"), "--out", str(csv),
+                                      "--quiet"])
+    assert result.exit_code == 0, result.output
+    with torch.no_grad():
+        expected = load_model(lua_file).eval()(normalize(images, stats)).argmax(1) + 1
+    got = [int(line.split(",")[1]) for line in csv.read_text().splitlines()[1:]]
+    assert got == expected.tolist()
