@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 import click
 import numpy as np
@@ -52,7 +53,7 @@ def progress(iterable=None, *, length=None, label="", quiet=False):
     """A click progress bar on stderr (a silent pass-through with ``quiet``)."""
     if quiet:
         return _Silent(iterable, length)
-    return click.progressbar(iterable, length=length, label=label, file=click.get_text_stream("stderr"),
+    return click.progressbar(iterable, length=length, label=label, file=sys.stderr,
                              show_eta=True, show_percent=True, item_show_func=None)
 
 
