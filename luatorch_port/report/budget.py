@@ -23,8 +23,8 @@ BUDGETS = {
     },
     "quick": {
         "baseline": {"model": "sample", "epochs": 12, "batch_size": 64, "learning_rate": 1.0, "limit": None},
-        "surrogate": {"seeds": 200, "per_seed": 32, "patch": 32, "model": "64c5-64c5-128f", "epochs": 6,
-                      "batch_size": 128, "learning_rate": 0.01, "weight_decay": 4e-4},
+        "surrogate": {"seeds": 100, "per_seed": 32, "patch": 32, "model": "32c5-32c5-64f", "epochs": 4,
+                      "batch_size": 128, "learning_rate": 0.05, "weight_decay": 4e-4},
         "kmeans": {"k": 400, "patches": 100000, "iterations": 20, "image_size": 32, "rf": 6},
         "pseudolabel": {"model": "sample", "epochs": 12, "batch_size": 64, "learning_rate": 1.0,
                         "alpha_final": 3.0, "t1": 2, "t2": 8, "unlabelled_per_batch": 64, "unlabelled_limit": None},
