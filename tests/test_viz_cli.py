@@ -168,3 +168,20 @@ def test_tsne_errors(sample, tmp_path, args, message):
     result = invoke("tsne", sample / "val.t7b", "--out", tmp_path / "e.png", "--quiet", *args)
     assert result.exit_code == 1
     assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_tsne_and_centroids_from_a_fitted_kmeans(sample, tmp_path):
+    from luatorch_port.kmeans import CoatesKMeans
+
+    images = torch.randint(0, 256, (30, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    km = CoatesKMeans(k=4, rf=3, n_patches=300, iterations=2, image_size=16)
+    km.fit(images, generator=torch.Generator().manual_seed(0))
+    km.save(tmp_path / "centroids.t7")
+    result = invoke("tsne", sample / "test.t7b", "--out", tmp_path / "k.png", "--features", tmp_path / "centroids.t7",
+                    "--iterations", 250, "--perplexity", 10, "--map-size", 64, "--thumb", 8, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "k.json").read_text())["results"]["input_dims"] == 16  # 4 quadrants x k
+    result = invoke("visualize", "centroids", tmp_path / "centroids.t7", "--out", tmp_path / "c.png", "--zoom", 1)
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "c.png") as im:
+        assert im.size == (2 * 4, 2 * 4)  # round(sqrt(4)) = 2 columns of rf + 1
