@@ -217,3 +217,18 @@ def test_kmeans_without_centroids_file_is_an_error(sample_dir, tmp_path):
         "--train", str(sample_dir / "train.t7b"), "--extra", str(sample_dir / "extra.t7b"),
         "--no-val", "--out", str(tmp_path / "r"), "--quiet"])
     assert result.exit_code == 1 and "none.t7" in result.stderr
+
+
+@pytest.mark.parametrize("value, message", [
+    (torch.tensor([1, 2, 11]), "labels should be 1..10, found 1..11"),
+    (torch.tensor([0, 2, 3]), "labels should be 1..10, found 0..3"),
+    (torch.tensor([1.0, 2.0, 3.0]), "1-D integer tensor"),
+    ({"labels": torch.tensor([1, 2, 3])}, "1-D integer tensor"),
+])
+def test_extra_labels_file_is_checked(tmp_path, value, message):
+    from luatorch_port.errors import A2Error
+    from luatorch_port.pseudolabel.run import load_extra_labels
+    path = tmp_path / "labels.t7"
+    t7.save(value, path)
+    with pytest.raises(A2Error, match=message):
+        load_extra_labels(path, 3, 10)
