@@ -108,3 +108,24 @@ def test_bad_c_and_wrong_width():
     svm = L2SVM().fit(x, y)
     with pytest.raises(A2Error, match="5 columns, the SVM was fit on 4"):
         svm.predict(torch.randn(2, 5))
+
+
+def test_numpy_objective_matches_torch_objective():
+    from luatorch_port.svm import _l2svm_objective_np
+    x, y = _data(60, 9, 4)
+    yy = one_vs_all_targets(y, 4)
+    theta = np.random.default_rng(2).standard_normal((10, 4)) * 0.2
+    t = torch.from_numpy(theta).float()
+    v, gw, gb = l2svm_objective(t[:9], t[9], x, yy, 5.0)
+    v_np, g_np = _l2svm_objective_np(theta, x.numpy(), yy.double().numpy(), 5.0)
+    assert v_np == pytest.approx(float(v), rel=1e-5)
+    np.testing.assert_allclose(g_np, torch.cat([gw, gb[None]]).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_lbfgs_minimises_a_quadratic():
+    from luatorch_port.svm import lbfgs
+    a = np.diag(np.arange(1.0, 11.0))
+    b = np.arange(10.0)
+    x, info = lbfgs(lambda v: (0.5 * v @ a @ v - b @ v, a @ v - b), np.zeros(10), tol_grad=1e-9)
+    np.testing.assert_allclose(x, b / np.arange(1.0, 11.0), atol=1e-6)
+    assert info.iterations < 50
