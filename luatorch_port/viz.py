@@ -325,12 +325,14 @@ def save_curves(path, columns: dict[str, list[float]], title: str = "", ylabel: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=size, dpi=dpi)
     try:
         for name, values in columns.items():
             ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         if title:
             ax.set_title(title)
