@@ -320,7 +320,10 @@ def read_logger(path) -> dict[str, list[float]]:
 
 def save_curves(path, columns: dict[str, list[float]], title: str = "", ylabel: str = "accuracy (%)",
                 size=(6.4, 4.0), dpi: int = 100) -> tuple[int, int]:
-    """Plot each column against epoch (1, 2, ...) and write a PNG atomically; returns (width, height)."""
+    """Plot each column against epoch (1, 2, ...) and write a PNG atomically; returns (width, height).
+
+    Columns that are nan throughout (``val.log`` of a run without validation) are left out.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -330,6 +333,8 @@ def save_curves(path, columns: dict[str, list[float]], title: str = "", ylabel: 
     fig, ax = plt.subplots(figsize=size, dpi=dpi)
     try:
         for name, values in columns.items():
+            if all(v != v for v in values):  # an all-nan column (no validation set) has nothing to draw
+                continue
             ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
