@@ -88,15 +88,19 @@ class _Assigner:
         self.best = torch.empty(n, dtype=torch.float32, device=self.device)
         self._buf = None
 
-    def assign(self, centroids: torch.Tensor) -> float:
-        """Fill ``self.labels``; return the inertia ``Σ ‖x − c_label‖²`` (float64 sum)."""
+    def assign(self, centroids: torch.Tensor, sums: torch.Tensor | None = None) -> float:
+        """Fill ``self.labels``; return the inertia ``Σ ‖x − c_label‖²`` (float64 sum).
+
+        With ``sums`` (float32 (k, d+1)), also accumulate each cluster's sum of patches and,
+        in the last column, its count (the appended column of ones).
+        """
         k = centroids.shape[0]
         ca = torch.empty(k, self.d + 1, dtype=torch.float32, device=self.device)
         ca[:, :self.d] = centroids
         ca[:, self.d] = -0.5 * centroids.double().pow(2).sum(1).float()
         cat = ca.t()
         if self.device.type == "cpu":
-            self._assign_cpu(cat.numpy())
+            self._assign_cpu(cat.numpy(), sums)
         else:
             if self._buf is None or self._buf.shape[1] != k:
                 self._buf = torch.empty(self.chunk, k, dtype=torch.float32, device=self.device)
@@ -105,11 +109,14 @@ class _Assigner:
                 buf = self._buf[: hi - lo]
                 torch.matmul(self.xa[lo:hi], cat, out=buf)
                 torch.max(buf, dim=1, out=(self.best[lo:hi], self.labels[lo:hi]))
+            if sums is not None:
+                sums.zero_().index_add_(0, self.labels, self.xa)
         return float((self.x2 - 2.0 * self.best.double()).clamp_(min=0).sum())
 
-    def _assign_cpu(self, cat):
-        """Like sklearn's lloyd: each worker thread runs single-threaded GEMM + argmax on its
-        own chunks (numpy releases the GIL in both), so the argmax pass is parallel too."""
+    def _assign_cpu(self, cat, sums):
+        """Like sklearn's lloyd: each worker thread runs single-threaded GEMM + argmax (and the
+        update's index_add into its own sums) on its own chunks; numpy and torch release the
+        GIL, so every pass is parallel and nothing waits on a spinning thread pool."""
         workers = max(1, min(torch.get_num_threads(), (self.n + self.chunk - 1) // self.chunk))
         k = cat.shape[1]
         if self._buf is None or self._buf.shape != (workers, self.chunk, k):
@@ -117,6 +124,7 @@ class _Assigner:
         xa, labels, best = self.xa.numpy(), self.labels.numpy(), self.best.numpy()
         bounds = [(lo, min(lo + self.chunk, self.n)) for lo in range(0, self.n, self.chunk)]
         rows = np.arange(self.chunk)
+        partial = None if sums is None else torch.zeros(workers, *sums.shape)
 
         def work(w):
             buf = self._buf[w].numpy()
@@ -125,6 +133,8 @@ class _Assigner:
                 np.matmul(xa[lo:hi], cat, out=b)
                 np.argmax(b, axis=1, out=labels[lo:hi])
                 best[lo:hi] = b[rows[: hi - lo], labels[lo:hi]]
+                if partial is not None:
+                    partial[w].index_add_(0, self.labels[lo:hi], self.xa[lo:hi])
 
         with threadpool_limits(1, user_api="blas"):
             if workers == 1:
@@ -132,6 +142,8 @@ class _Assigner:
             else:
                 with ThreadPoolExecutor(workers) as pool:
                     list(pool.map(work, range(workers)))
+        if sums is not None:
+            torch.sum(partial, dim=0, out=sums)
 
 
 def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
@@ -169,13 +181,12 @@ def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
         centroids = initial_centroids(x, k, init, generator)
     assigner = _Assigner(x, batch_size)
     result = KMeansResult(centroids=centroids)
-    sums = torch.empty(k, d, dtype=torch.float32, device=x.device)
+    sums = torch.empty(k, d + 1, dtype=torch.float32, device=x.device)
     for it in range(iterations):
-        objective = assigner.assign(centroids)
-        counts = torch.bincount(assigner.labels, minlength=k)
-        sums.zero_().index_add_(0, assigner.labels, x)
+        objective = assigner.assign(centroids, sums)
+        counts = sums[:, d]
         empty = (counts == 0).nonzero().flatten()
-        centroids = sums / counts.clamp(min=1).unsqueeze(1).to(sums.dtype)
+        centroids = sums[:, :d] / counts.clamp(min=1).unsqueeze(1)
         if empty.numel():
             pick = torch.randint(0, n, (empty.numel(),), generator=generator)
             centroids[empty] = x[pick.to(x.device)]
