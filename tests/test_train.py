@@ -132,3 +132,17 @@ def test_fit_on_cuda_matches_cpu_closely():
     gpu, cpu = run("cuda"), run("cpu")
     assert gpu.fc.weight.device.type == "cuda"
     torch.testing.assert_close(gpu.fc.weight.cpu(), cpu.fc.weight, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_classes, matrix_written", [(4, True), (101, False)])
+def test_confusion_txt_holds_the_matrix_only_for_few_classes(tmp_path, n_classes, matrix_written):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(24, 4), torch.randint(0, 4, (24,), generator=g)
+    model = nn.Linear(4, n_classes)
+    fit(model, (x, y), (x, y), TrainConfig(batch_size=8, max_epoch=1, n_classes=n_classes,
+                                           flip=False, channels_last=False),
+        generator=g, out_dir=tmp_path, save_model_fn=None)
+    text = (tmp_path / "confusion.txt").read_text()
+    assert ("ConfusionMatrix" in text) == matrix_written
+    assert "global correct" in text
+    assert (f"{n_classes} classes: matrices above 100" in text) == (not matrix_written)

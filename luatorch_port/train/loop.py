@@ -48,6 +48,9 @@ from .logger import STARTER_NAMES, Logger
 MODEL_NAME = "model.net"          # train.lua: paths.concat(opt.save, 'model.net')
 LOG_NAME = "val.log"              # train.lua: optim.Logger(paths.concat(opt.save, 'val.log'))
 CONFUSION_NAME = "confusion.txt"  # train.lua writes tostring(confusion) into report.html
+# Above this many classes (surrogate training has 4,000) confusion.txt holds the accuracies
+# only: a 4000x4000 matrix is ~128 MB of text per epoch.
+CONFUSION_TEXT_MAX_CLASSES = 100
 
 
 @dataclass
@@ -315,7 +318,13 @@ def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
         if out_dir is not None and main:
             logger.add([train_acc, val_acc])
             with atomic_output(os.path.join(out_dir, CONFUSION_NAME), "w") as f:
-                f.write(f"epoch {epoch}\ntrain:\n{train_conf}\n\nval:\n{val_conf}\n")
+                if config.n_classes <= CONFUSION_TEXT_MAX_CLASSES:
+                    f.write(f"epoch {epoch}\ntrain:\n{train_conf}\n\nval:\n{val_conf}\n")
+                else:
+                    f.write(f"epoch {epoch}\ntrain: {train_acc:.3f}% global correct\n"
+                            f"val: {val_acc:.3f}% global correct\n({config.n_classes} classes: "
+                            f"matrices above {CONFUSION_TEXT_MAX_CLASSES} classes are not "
+                            f"written)\n")
             if save_model_fn is not None and (epoch % config.save_every == 0 or last):
                 save_model_fn(_contiguous_copy(D.unwrap(net)).eval(),
                               os.path.join(out_dir, MODEL_NAME))
