@@ -24,7 +24,8 @@ from .common import device_option, ensure_parent, quiet_option, resolve_device, 
 @click.option("--theta", type=float, default=0.5, help="Barnes-Hut angle.")
 @click.option("--iterations", type=int, default=1000, help="t-SNE iterations.")
 @click.option("--threads", type=int, default=1,
-              help="OpenMP threads for t-SNE; 0 = all cores (2 threads ran 3-7x slower than 1 on a busy 2-core machine).")
+              help="OpenMP threads for t-SNE; 0 = all cores (2 threads ran 3-7x slower than 1 on a "
+                   "busy 2-core machine).")
 @click.option("--map-size", type=int, default=1024, help="Side of the image map in pixels.")
 @click.option("--thumb", type=int, default=32, help="Side of each thumbnail on the image map.")
 @seed_option()

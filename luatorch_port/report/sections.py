@@ -295,7 +295,8 @@ def pseudolabel(ctx: Context) -> dict:
     fit = run_pseudolabel(config, pl, train_path=ctx.data("train"), val_path=ctx.data("val"),
                           extra_path=ctx.data("extra"), model_name=s["model"], out_dir=out, generator=gen,
                           device=ctx.device, extra_labels_path=labels if labels.exists() else None,
-                          extra_limit=s.get("unlabelled_limit"), progress=ctx.progress, echo=ctx.echo)
+                          extra_limit=s.get("unlabelled_limit"), monitor_size=s["monitor"],
+                          progress=ctx.progress, echo=ctx.echo)
     train_s = time.perf_counter() - t0
     final = fit.final
     notes = [f"α(t): 0 until epoch {s['t1']:g}, rising to {s['alpha_final']:g} at epoch {s['t2']:g}; "
@@ -369,7 +370,8 @@ def tsne(ctx: Context) -> dict:
                      generator=ctx.generator(f"tsne/{name}"))
         maps[name] = {"scatter": ctx.rel(r["scatter"]), "image_map": ctx.rel(r["image_map"]),
                       "coords_csv": ctx.rel(r["coords_csv"]),
-                      "features": r["features"].replace(features, ctx.rel(features)) if name != "raw" else r["features"],
+                      "features": r["features"] if name == "raw" else r["features"].replace(features,
+                                                                                            ctx.rel(features)),
                       "n_images": r["n_images"], "input_dims": r["input_dims"], "pca_dims": r["pca_dims"],
                       "trustworthiness": r["trustworthiness"], "seconds": r["seconds"]["total"]}
     return {"maps": maps}
