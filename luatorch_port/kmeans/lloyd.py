@@ -27,7 +27,7 @@ from ..errors import A2Error
 
 INIT_SCALE = 0.1        # run_kmeans.m: centroids = randn(k, d) * 0.1
 COATES_BATCH = 1000     # run_kmeans.m: BATCH_SIZE = 1000 (the assignment chunk)
-DEFAULT_CHUNK = 2048    # rows of the distance matrix per GEMM here (a speed setting only)
+DEFAULT_CHUNK = 8192    # rows per GEMM and worker (speed only; 8192 beat 1024-4096 at k = 1600)
 
 
 @dataclass
