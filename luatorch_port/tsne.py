@@ -169,7 +169,9 @@ def save_scatter(path, coords: np.ndarray, labels=None, class_names=None, title:
         ax.set_xticks([])
         ax.set_yticks([])
         if title:
-            ax.set_title(title, fontsize=10)
+            import textwrap
+
+            ax.set_title(textwrap.fill(title, 90), fontsize=9)
         fig.tight_layout()
         return _save_figure(fig, path, dpi)
     finally:
