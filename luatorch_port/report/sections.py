@@ -289,7 +289,8 @@ def pseudolabel(ctx: Context) -> dict:
     config = TrainConfig(batch_size=s["batch_size"], learning_rate=s["learning_rate"], max_epoch=s["epochs"],
                          save_every=s["epochs"])
     pl = PseudoLabelConfig(alpha_final=s["alpha_final"], t1=s["t1"], t2=s["t2"],
-                           unlabelled_per_batch=s["unlabelled_per_batch"])
+                           unlabelled_per_batch=s["unlabelled_per_batch"], warmup=s["warmup"],
+                           threshold=s["threshold"])
     labels = ctx.data_dir / "extra_labels.t7"
     t0 = time.perf_counter()
     fit = run_pseudolabel(config, pl, train_path=ctx.data("train"), val_path=ctx.data("val"),
@@ -301,6 +302,10 @@ def pseudolabel(ctx: Context) -> dict:
     final = fit.final
     notes = [f"α(t): 0 until epoch {s['t1']:g}, rising to {s['alpha_final']:g} at epoch {s['t2']:g}; "
              f"{s['unlabelled_per_batch']} unlabelled images per batch of {s['batch_size']} labelled"]
+    if s["warmup"]:
+        notes.append(f"supervised warm-up: no unlabelled images in epochs 1..{s['warmup']}")
+    if s["threshold"] is not None:
+        notes.append(f"only pseudo-labels with softmax confidence >= {s['threshold']:g} count")
     if final.get("pl_acc") is not None and final.get("pl_acc") == final.get("pl_acc"):
         notes.append(f"pseudo-labels right on the monitored unlabelled images after the last epoch: "
                      f"{final['pl_acc']:.2f} % (true labels of extra, used only for this score)")
