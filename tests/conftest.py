@@ -12,8 +12,18 @@ ORACLE = Path(os.environ.get("LUATORCH_ORACLE",
                              Path(__file__).resolve().parents[1].parent / "shared" / "t7-oracle"))
 
 # Tests use tiny tensors: one intra-op thread avoids oversubscription on a 2-core box
-# (the torchrun test starts its own processes; benchmarks set their own thread counts).
+# (small elementwise ops ran ~100x slower with 2 threads on a busy machine). The torchrun
+# test starts its own processes; benchmarks set their own thread counts.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _one_intra_op_thread():
+    """Every test starts with one thread, whatever the test before it set."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def oracle_path(*parts) -> Path:

@@ -12,15 +12,6 @@ from luatorch_port import nn as lnn
 from luatorch_port import t7
 from luatorch_port.cli import cli
 
-@pytest.fixture(autouse=True)
-def _one_intra_op_thread():
-    # Small elementwise ops run ~100x slower with 2 intra-op threads on a busy 2-core box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_convert_help_shows_defaults():
     result = CliRunner().invoke(cli, ["t7", "convert", "--help"])
     assert result.exit_code == 0

@@ -8,14 +8,6 @@ import torch
 from luatorch_port import t7
 from luatorch_port import nn as lnn
 
-@pytest.fixture(autouse=True)
-def _one_intra_op_thread():
-    # Small elementwise ops run ~100x slower with 2 intra-op threads on a busy 2-core box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 MODULE_FILES = [
     "BatchNormalization_6_eps1e-3_evaluate", "BatchNormalization_6_eps1e-3_train",
     "Dropout_0.5_evaluate", "Linear_6to5", "LogSoftMax", "ReLU", "Reshape_48", "Sigmoid",

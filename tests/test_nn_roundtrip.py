@@ -11,14 +11,6 @@ from luatorch_port.errors import A2Error
 
 from test_nn_oracle import CRITERION_FILES, MODULE_FILES  # tests/ is on sys.path (rootdir conftest)
 
-@pytest.fixture(autouse=True)
-def _one_intra_op_thread():
-    # Small elementwise ops run ~100x slower with 2 intra-op threads on a busy 2-core box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 # Buffers Lua creates during forward/backward; a freshly written module does not have them.
 FORWARD_BUFFERS = {"ones", "_coef", "_inpsz", "localsums", "adjustedsums", "localstds",
                    "adjustedstds", "thresholdedstds"}

@@ -10,15 +10,6 @@ from luatorch_port.errors import A2Error
 from luatorch_port.nn.spec import Layer, parse_spec
 
 
-@pytest.fixture(autouse=True)
-def _one_intra_op_thread():
-    # Small elementwise ops run ~100x slower with 2 intra-op threads on a busy 2-core box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("spec, layers", [
     ("64c5-128c5-256c5-512f", [Layer("conv", 64, 5), Layer("conv", 128, 5), Layer("conv", 256, 5),
                                Layer("fc", 512)]),

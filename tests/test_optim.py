@@ -9,14 +9,6 @@ from luatorch_port import t7
 from luatorch_port.errors import A2Error
 from luatorch_port.optim import SGD
 
-@pytest.fixture(autouse=True)
-def _one_intra_op_thread():
-    # Small elementwise ops run ~100x slower with 2 intra-op threads on a busy 2-core box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 @pytest.fixture
 def sgd_oracle(oracle):
     return t7.load(oracle("made", "optim_sgd.t7"))
