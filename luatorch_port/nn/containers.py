@@ -23,10 +23,8 @@ def _indent(text: str, prefix: str) -> str:
     return text.replace("\n", "\n" + prefix)
 
 
-class Sequential(LuaModule, nn.Sequential):
-    """Port of nn.Sequential (torch/nn): ``add(m)`` returns self, ``get(i)`` is 1-based."""
-
-    lua_class = "nn.Sequential"
+class _Container:
+    """nn.Container's ``add(m)`` (returns self) and 1-based ``get(i)``, for list-like modules."""
 
     def add(self, module):
         self.append(module)
@@ -37,6 +35,12 @@ class Sequential(LuaModule, nn.Sequential):
         if not 1 <= i <= len(self):
             raise A2Error(f"{self.lua_class}.get({i}): index out of range 1..{len(self)}")
         return self[i - 1]
+
+
+class Sequential(_Container, LuaModule, nn.Sequential):
+    """Port of nn.Sequential (torch/nn): ``add(m)`` returns self, ``get(i)`` is 1-based."""
+
+    lua_class = "nn.Sequential"
 
     def size(self):
         return len(self)
@@ -54,17 +58,8 @@ def _lua_str(m) -> str:
     return m.lua_str() if isinstance(m, LuaModule) else repr(m)
 
 
-class _Branching(LuaModule, nn.ModuleList):
+class _Branching(_Container, LuaModule, nn.ModuleList):
     """Printing shared by Concat, ConcatTable and ParallelTable (one branch per module)."""
-
-    def add(self, module):
-        self.append(module)
-        return self
-
-    def get(self, i):
-        if not 1 <= i <= len(self):
-            raise A2Error(f"{self.lua_class}.get({i}): index out of range 1..{len(self)}")
-        return self[i - 1]
 
     def lua_str(self):
         nxt, last_nxt, ext, ext_last = "  |`-> ", "   `-> ", "  |    ", "       "

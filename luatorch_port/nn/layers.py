@@ -137,7 +137,26 @@ class SpatialConvolutionMM(SpatialConvolution):
 
 # ---------------------------------------------------------------- pooling
 
-class SpatialMaxPooling(LuaModule, nn.MaxPool2d):
+class _LuaPooling:
+    """Lua's field names over PyTorch's (H, W) tuples, and ``:ceil()``/``:floor()``."""
+
+    kW = property(lambda self: self.kernel_size[1])
+    kH = property(lambda self: self.kernel_size[0])
+    dW = property(lambda self: self.stride[1])
+    dH = property(lambda self: self.stride[0])
+    padW = property(lambda self: self.padding[1])
+    padH = property(lambda self: self.padding[0])
+
+    def ceil(self):
+        self.ceil_mode = True
+        return self
+
+    def floor(self):
+        self.ceil_mode = False
+        return self
+
+
+class SpatialMaxPooling(_LuaPooling, LuaModule, nn.MaxPool2d):
     """Port of nn.SpatialMaxPooling (torch/nn): ``(kW, kH, dW=kW, dH=kH, padW=0, padH=0)``.
 
     ``:ceil()`` / ``:floor()`` switch ``ceil_mode`` and return the module, as in Lua.
@@ -155,21 +174,6 @@ class SpatialMaxPooling(LuaModule, nn.MaxPool2d):
         super().__init__((int(kH), int(kW)), stride=(int(dH), int(dW)),
                          padding=(int(padH), int(padW)), ceil_mode=bool(ceil_mode))
 
-    kW = property(lambda self: self.kernel_size[1])
-    kH = property(lambda self: self.kernel_size[0])
-    dW = property(lambda self: self.stride[1])
-    dH = property(lambda self: self.stride[0])
-    padW = property(lambda self: self.padding[1])
-    padH = property(lambda self: self.padding[0])
-
-    def ceil(self):
-        self.ceil_mode = True
-        return self
-
-    def floor(self):
-        self.ceil_mode = False
-        return self
-
     def lua_args(self):
         return [self.kW, self.kH, self.dW, self.dH, self.padW, self.padH], {"ceil_mode": self.ceil_mode}
 
@@ -180,7 +184,7 @@ class SpatialMaxPooling(LuaModule, nn.MaxPool2d):
         return s + ")"
 
 
-class SpatialAveragePooling(LuaModule, nn.AvgPool2d):
+class SpatialAveragePooling(_LuaPooling, LuaModule, nn.AvgPool2d):
     """Port of nn.SpatialAveragePooling (torch/nn): ``(kW, kH, dW=1, dH=1, padW=0, padH=0)``.
 
     ``count_include_pad`` defaults to true and ``divide`` to true, as in Lua.
@@ -193,21 +197,6 @@ class SpatialAveragePooling(LuaModule, nn.AvgPool2d):
         super().__init__((int(kH), int(kW)), stride=(int(dH), int(dW)),
                          padding=(int(padH), int(padW)), ceil_mode=bool(ceil_mode),
                          count_include_pad=bool(count_include_pad))
-
-    kW = property(lambda self: self.kernel_size[1])
-    kH = property(lambda self: self.kernel_size[0])
-    dW = property(lambda self: self.stride[1])
-    dH = property(lambda self: self.stride[0])
-    padW = property(lambda self: self.padding[1])
-    padH = property(lambda self: self.padding[0])
-
-    def ceil(self):
-        self.ceil_mode = True
-        return self
-
-    def floor(self):
-        self.ceil_mode = False
-        return self
 
     def lua_args(self):
         return ([self.kW, self.kH, self.dW, self.dH, self.padW, self.padH],
