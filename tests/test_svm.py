@@ -129,3 +129,37 @@ def test_lbfgs_minimises_a_quadratic():
     x, info = lbfgs(lambda v: (0.5 * v @ a @ v - b @ v, a @ v - b), np.zeros(10), tol_grad=1e-9)
     np.testing.assert_allclose(x, b / np.arange(1.0, 11.0), atol=1e-6)
     assert info.iterations < 50
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_fused_objective_matches_reference(workers):
+    # rows not a multiple of ROW_CHUNK, several blocks per worker: same value and gradient
+    from luatorch_port.svm import ROW_CHUNK, _FusedObjective, _l2svm_objective_np
+    x, y = _data(2 * ROW_CHUNK + 37, 9, 4)
+    yy = one_vs_all_targets(y, 4)
+    theta = np.random.default_rng(3).standard_normal((10, 4)) * 0.2
+    obj = _FusedObjective(x.numpy(), yy.numpy(), 7.0, workers)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(workers) as pool:
+        v, g = obj(theta, pool)
+    v_ref, g_ref = _l2svm_objective_np(theta, x.numpy(), yy.double().numpy(), 7.0)
+    assert v == pytest.approx(v_ref, rel=1e-6)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-4)
+    assert obj.evaluations == 1
+
+
+def test_fit_reaches_the_reference_optimum():
+    # the fused objective + L-BFGS reaches the optimum of the plain float64 objective that
+    # scipy's L-BFGS-B finds, and predicts the same classes
+    from scipy.optimize import minimize
+    x, y = _data(300, 15, 4)
+    xs = Standardizer().fit_transform(x)
+    yy = one_vs_all_targets(y, 4)
+    ref = minimize(l2svm_loss_flat, np.zeros(16 * 4), args=(xs, yy, 100.0), jac=True,
+                   method="L-BFGS-B", options={"maxiter": 5000, "ftol": 1e-14, "gtol": 1e-9})
+    svm = L2SVM(C=100.0, tol=1e-9).fit(xs, y)
+    ours = l2svm_loss_flat(torch.cat([svm.coef_, svm.intercept_[None]]).double().numpy().ravel(),
+                           xs, yy, 100.0)[0]
+    assert ours == pytest.approx(ref.fun, rel=1e-4)
+    t = torch.from_numpy(ref.x.reshape(16, 4)).float()
+    assert torch.equal(svm.predict(xs), (xs @ t[:15] + t[15]).argmax(1))
