@@ -1,13 +1,17 @@
-"""Report part 3.2: a t-SNE map of images (PCA to 50 dimensions, then Barnes-Hut t-SNE).
+"""Report part 3.2: a t-SNE map of images (PCA to 50 dimensions, then t-SNE).
 
 Port of the report's use of manifold.embedding.tsne (clementfarabet/manifold, which reduces its
-input with PCA before t-SNE) and manifold.draw_image_map; the t-SNE itself is scikit-learn's.
+input with PCA before t-SNE) and manifold.draw_image_map; the t-SNE is scikit-learn's
+(perplexity 30, PCA initialisation, its optimiser), either as scikit-learn runs it with
+Barnes-Hut (θ 0.5) or, up to :data:`tsne_exact.EXACT_MAX_POINTS` points, the same algorithm
+with the exact gradient in torch (:mod:`luatorch_port.tsne_exact`).
 
-Deviations: the optimiser is scikit-learn's Barnes-Hut t-SNE (perplexity 30, θ 0.5, PCA
-initialisation) rather than manifold's bhtsne binding, so coordinates differ from a Lua run
-even for the same input; only the map's structure is comparable. The embedding is scored with
-scikit-learn's trustworthiness (k = 5 neighbours) against the features given, a number the
-report did not have.
+Deviations: manifold called the bhtsne binary; coordinates differ from a Lua run even for the
+same input, only the map's structure is comparable. ``method="auto"`` (the default) uses the
+exact gradient for the report's 1,000 val images: the same affinities and optimiser as
+Barnes-Hut without its θ approximation, and faster here (docs/visualize.md). The embedding is
+scored with scikit-learn's trustworthiness (k = 5 neighbours) against the features given, a
+number the report did not have.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ PERPLEXITY = 30.0
 THETA = 0.5
 N_ITER = 1000
 TRUST_NEIGHBORS = 5
+METHODS = ("auto", "exact", "barnes-hut")
 
 
 @dataclass
@@ -41,6 +46,7 @@ class Embedding:
     input_dims: int
     pca_dims: int
     kl_divergence: float
+    method: str = "barnes-hut"
     seconds: dict = field(default_factory=dict)
 
 
@@ -72,15 +78,19 @@ def pca(x: torch.Tensor, dims: int = PCA_DIMS) -> torch.Tensor:
 
 def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY, theta: float = THETA,
           n_iter: int = N_ITER, trust_neighbors: int = TRUST_NEIGHBORS, threads: int | None = None,
-          generator: torch.Generator | None = None) -> Embedding:
+          method: str = "auto", generator: torch.Generator | None = None) -> Embedding:
     """t-SNE of ``features`` (N×D, any float or integer dtype) into 2-D.
 
     PCA to ``pca_dims`` (skipped when ``pca_dims`` is 0 or D is already that small), then
-    scikit-learn's Barnes-Hut t-SNE (``perplexity``, ``angle=theta``, ``max_iter=n_iter``, PCA
-    initialisation, seeded from ``generator``). Trustworthiness is computed against
-    ``features`` themselves. ``threads`` caps the OpenMP threads of the t-SNE gradient (None:
-    all cores); on a shared, busy machine one thread can be several times faster than two.
+    t-SNE (``perplexity``, ``n_iter`` iterations, PCA initialisation): ``method="barnes-hut"``
+    is scikit-learn's (``angle=theta``, seeded from ``generator``), ``"exact"`` the exact
+    gradient of :mod:`luatorch_port.tsne_exact` (deterministic, ``theta`` unused), ``"auto"``
+    exact up to ``tsne_exact.EXACT_MAX_POINTS`` points. Trustworthiness is computed against
+    ``features`` themselves. ``threads`` caps the threads of the t-SNE step (None: all cores);
+    on a shared, busy machine one thread can be several times faster than two.
     """
+    from .tsne_exact import EXACT_MAX_POINTS, tsne_exact
+
     from sklearn.manifold import TSNE, trustworthiness
     from threadpoolctl import threadpool_limits
 
@@ -97,6 +107,10 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
         raise A2Error("t-SNE: the features contain NaN or infinite values (a diverged model?)")
     if bool((x == x[:1]).all()):
         raise A2Error("t-SNE: every image has the same features; there is nothing to map")
+    if method not in METHODS:
+        raise A2Error(f"t-SNE method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "auto":
+        method = "exact" if n <= EXACT_MAX_POINTS else "barnes-hut"
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
     seconds = {}
     t0 = time.perf_counter()
@@ -104,16 +118,26 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
     reduced = pca(x64, pca_dims) if pca_dims and d > pca_dims else x64
     seconds["pca"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tsne = TSNE(n_components=2, perplexity=perplexity, angle=theta, max_iter=n_iter, init="pca",
-                learning_rate="auto", method="barnes_hut", random_state=seed)
-    with threadpool_limits(limits=threads, user_api="openmp"):
-        coords = tsne.fit_transform(reduced.numpy())
+    if method == "exact":
+        old_threads = torch.get_num_threads()
+        torch.set_num_threads(threads or old_threads)
+        try:
+            result = tsne_exact(reduced, perplexity=perplexity, n_iter=n_iter)
+        finally:
+            torch.set_num_threads(old_threads)
+        coords, kl = result.coords.to(torch.float64).numpy(), result.kl_divergence
+    else:
+        tsne = TSNE(n_components=2, perplexity=perplexity, angle=theta, max_iter=n_iter, init="pca",
+                    learning_rate="auto", method="barnes_hut", random_state=seed)
+        with threadpool_limits(limits=threads, user_api="openmp"):
+            coords = tsne.fit_transform(reduced.numpy())
+        kl = float(tsne.kl_divergence_)
     seconds["tsne"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     trust = float(trustworthiness(x64.numpy(), coords, n_neighbors=trust_neighbors))
     seconds["trustworthiness"] = time.perf_counter() - t0
     return Embedding(coords=np.asarray(coords, dtype=np.float64), trustworthiness=trust, input_dims=d,
-                     pca_dims=reduced.shape[1], kl_divergence=float(tsne.kl_divergence_), seconds=seconds)
+                     pca_dims=reduced.shape[1], kl_divergence=kl, method=method, seconds=seconds)
 
 
 def raw_channel_features(images: torch.Tensor, channel: int = 1) -> torch.Tensor:
@@ -272,8 +296,8 @@ def compute_features(spec: str, images: torch.Tensor, *, channel: int = 1, devic
 
 def run_tsne(data_path, out_png, *, features: str = "raw", channel: int = 1, limit=None,
              pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY, theta: float = THETA,
-             n_iter: int = N_ITER, threads=None, map_size: int = 1024, thumb: int = 32,
-             device=None, generator=None) -> dict:
+             n_iter: int = N_ITER, threads=None, method: str = "auto", map_size: int = 1024,
+             thumb: int = 32, device=None, generator=None) -> dict:
     """What ``a2 tsne`` does: read a t7b file, embed, write the figures and the coordinates.
 
     Writes ``out_png`` (scatter by class), ``<stem>_map.png`` (image map), ``<stem>.csv``
@@ -288,7 +312,7 @@ def run_tsne(data_path, out_png, *, features: str = "raw", channel: int = 1, lim
     split = load_split(data_path, limit=limit)
     feats, description = compute_features(features, split.images, channel=channel, device=device)
     emb = embed(feats, pca_dims=pca_dims, perplexity=perplexity, theta=theta, n_iter=n_iter,
-                threads=threads, generator=generator)
+                threads=threads, method=method, generator=generator)
     stem = os.path.splitext(os.fspath(out_png))[0]
     labels = split.labels.numpy() if split.labels is not None else None
     classes = split.classes if split.labels is not None else None
@@ -304,6 +328,6 @@ def run_tsne(data_path, out_png, *, features: str = "raw", channel: int = 1, lim
     write_coords_csv(stem + ".csv", emb.coords, labels, classes)
     return {"scatter": os.fspath(out_png), "image_map": stem + "_map.png", "coords_csv": stem + ".csv",
             "n_images": len(split), "features": description, "input_dims": emb.input_dims,
-            "pca_dims": emb.pca_dims, "trustworthiness": emb.trustworthiness,
+            "pca_dims": emb.pca_dims, "method": emb.method, "trustworthiness": emb.trustworthiness,
             "kl_divergence": emb.kl_divergence, "seconds": dict(emb.seconds,
                                                                 total=time.perf_counter() - t_start)}

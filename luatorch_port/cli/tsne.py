@@ -21,20 +21,23 @@ from .common import device_option, ensure_parent, quiet_option, resolve_device, 
 @click.option("--limit", type=int, default=None, help="Use only the first N images of FILE.")
 @click.option("--pca", "pca_dims", type=int, default=50, help="PCA dimensions before t-SNE (0 = none).")
 @click.option("--perplexity", type=float, default=30.0, help="t-SNE perplexity.")
-@click.option("--theta", type=float, default=0.5, help="Barnes-Hut angle.")
+@click.option("--method", type=click.Choice(["auto", "exact", "barnes-hut"]), default="auto",
+              help="exact: the exact t-SNE gradient in torch; barnes-hut: scikit-learn's; auto: exact "
+                   "up to 2,500 images (faster there), Barnes-Hut above.")
+@click.option("--theta", type=float, default=0.5, help="Barnes-Hut angle (--method barnes-hut).")
 @click.option("--iterations", type=int, default=1000, help="t-SNE iterations.")
 @click.option("--threads", type=int, default=1,
-              help="OpenMP threads for t-SNE; 0 = all cores (2 threads ran 3-7x slower than 1 on a "
+              help="Threads for the t-SNE step; 0 = all cores (2 threads ran 3-7x slower than 1 on a "
                    "busy 2-core machine).")
 @click.option("--map-size", type=int, default=1024, help="Side of the image map in pixels.")
 @click.option("--thumb", type=int, default=32, help="Side of each thumbnail on the image map.")
 @seed_option()
 @device_option()
 @quiet_option()
-def tsne_cmd(data_path, out, features, channel, limit, pca_dims, perplexity, theta, iterations, threads,
+def tsne_cmd(data_path, out, features, channel, limit, pca_dims, perplexity, method, theta, iterations, threads,
              map_size, thumb, seed, device, quiet):
-    """t-SNE of the images in FILE (e.g. val.t7b): PCA to 50 dimensions, then Barnes-Hut
-    t-SNE; writes a scatter coloured by class, an image map, the 2-D coordinates (CSV) and the
+    """t-SNE of the images in FILE (e.g. val.t7b): PCA to 50 dimensions, then t-SNE (exact
+    gradient up to 2,500 images, Barnes-Hut above); writes a scatter coloured by class, an image map, the 2-D coordinates (CSV) and the
     trustworthiness of the map."""
     from ..provenance import write_record
     from ..tsne import run_tsne
@@ -49,10 +52,10 @@ def tsne_cmd(data_path, out, features, channel, limit, pca_dims, perplexity, the
     gen = seed_everything(seed, quiet=quiet)
     ensure_parent(out)
     result = run_tsne(data_path, out, features=features, channel=channel, limit=limit, pca_dims=pca_dims,
-                      perplexity=perplexity, theta=theta, n_iter=iterations, threads=threads or None,
+                      perplexity=perplexity, theta=theta, n_iter=iterations, threads=threads or None, method=method,
                       map_size=map_size, thumb=thumb, device=dev, generator=gen)
     config = {"data": data_path, "features": features, "channel": channel, "limit": limit, "pca": pca_dims,
-              "perplexity": perplexity, "theta": theta, "iterations": iterations, "threads": threads,
+              "perplexity": perplexity, "method": method, "theta": theta, "iterations": iterations, "threads": threads,
               "map_size": map_size, "thumb": thumb}
     write_record(os.path.splitext(out)[0] + ".json", "tsne", config, seed=seed, device=dev, results=result)
     click.echo(f"{result['n_images']} images, {result['features']}: trustworthiness "

@@ -172,9 +172,11 @@ def render_report(states: dict, *, budget_name: str, settings: dict, data_dir, s
     if ts is None:
         w(_status_line(states.get("tsne")) + "\n")
     else:
+        methods = sorted({m.get("method", "barnes-hut") for m in ts["maps"].values()})
+        how = " / ".join("exact-gradient t-SNE" if m == "exact" else "Barnes-Hut t-SNE (θ 0.5)" for m in methods)
         w("As in the report, each validation image's first channel (1×H×W) is the input — here reduced to 50 "
-          "dimensions with PCA (as manifold.embedding.tsne did) and embedded with Barnes-Hut t-SNE (perplexity "
-          f"{settings['tsne']['perplexity']:g}, θ 0.5); the second map uses the supervised baseline's "
+          f"dimensions with PCA (as manifold.embedding.tsne did) and embedded with {how} (perplexity "
+          f"{settings['tsne']['perplexity']:g}); the second map uses the supervised baseline's "
           "penultimate layer instead. Trustworthiness (k = 5) measures how well local neighbourhoods survive "
           "(1 = perfectly).\n")
         w("| input | images | dimensions (after PCA) | trustworthiness | time |")

@@ -378,7 +378,7 @@ def tsne(ctx: Context) -> dict:
                       "features": r["features"] if name == "raw" else r["features"].replace(features,
                                                                                             ctx.rel(features)),
                       "n_images": r["n_images"], "input_dims": r["input_dims"], "pca_dims": r["pca_dims"],
-                      "trustworthiness": r["trustworthiness"], "seconds": r["seconds"]["total"]}
+                      "method": r["method"], "trustworthiness": r["trustworthiness"], "seconds": r["seconds"]["total"]}
     return {"maps": maps}
 
 
