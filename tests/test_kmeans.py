@@ -173,6 +173,20 @@ def test_kmeans_is_deterministic_and_rejects_bad_sizes():
         run_kmeans(x, 401, 1)
 
 
+def test_kmeans_worker_threads_give_the_one_thread_result(monkeypatch):
+    # Small tasks so that two workers share the pass; partial sums are folded in task order,
+    # so the result is bitwise the same whichever worker ran which task.
+    from luatorch_port.kmeans import lloyd
+    monkeypatch.setattr(lloyd, "TASK_ROWS", 256)
+    x = _clustered(3000, 6, 10)
+    one = run_kmeans(x, 12, 4, generator=_gen(3), batch_size=100)
+    torch.set_num_threads(2)
+    two = run_kmeans(x, 12, 4, generator=_gen(3), batch_size=100)
+    assert torch.get_num_threads() == 2
+    assert torch.equal(one.centroids, two.centroids)
+    assert one.objective == two.objective and one.inertia == two.inertia
+
+
 # ---- encoder (extract_features.m) --------------------------------------------------------
 
 @pytest.mark.parametrize("n, half", [(27, 14), (26, 13), (25, 13), (3, 2), (2, 1), (1, 1),
@@ -233,6 +247,20 @@ def test_encode_matches_extract_features_transcription(encoder, whiten, size, ch
                                  None if p is None else p.double().numpy(), encoder)
     assert got.shape == (3, 4 * k)
     np.testing.assert_allclose(got.numpy(), expect, rtol=2e-3, atol=2e-3)
+
+
+def test_encode_worker_threads_give_the_one_thread_result():
+    g = _gen(8)
+    images = torch.randint(0, 256, (5, 3, 9, 9), generator=g).float()
+    cents, m = torch.randn(7, 48, generator=g), torch.randn(48, generator=g)
+    p = torch.randn(48, 48, generator=g) * 0.1
+    for encoder in ("triangle", "hard"):
+        one = encode(images, cents, 4, m, p, encoder=encoder, chunk_rows=36)
+        torch.set_num_threads(2)
+        two = encode(images, cents, 4, m, p, encoder=encoder, chunk_rows=36)
+        assert torch.get_num_threads() == 2   # the workers' one-thread OpenMP limit stays theirs
+        torch.set_num_threads(1)
+        assert torch.equal(one, two)
 
 
 def test_pool_quadrants_layout():

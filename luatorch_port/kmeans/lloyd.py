@@ -16,6 +16,7 @@ plays no part in the objective of the assignment it was empty in.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,7 +28,9 @@ from ..errors import A2Error
 
 INIT_SCALE = 0.1        # run_kmeans.m: centroids = randn(k, d) * 0.1
 COATES_BATCH = 1000     # run_kmeans.m: BATCH_SIZE = 1000 (the assignment chunk)
-DEFAULT_CHUNK = 8192    # rows per GEMM and worker (speed only; 8192 beat 1024-4096 at k = 1600)
+DEFAULT_CHUNK = 1024    # rows per GEMM block: a 1024 x 1600 score block (6.5 MB) per worker stays in
+                        # the 32 MB L3 for the argmax (speed only)
+TASK_ROWS = 8192        # rows per task handed to a worker (one index_add and partial sum each)
 
 
 @dataclass
@@ -100,50 +103,76 @@ class _Assigner:
         ca[:, self.d] = -0.5 * centroids.double().pow(2).sum(1).float()
         cat = ca.t()
         if self.device.type == "cpu":
-            self._assign_cpu(cat.numpy(), sums)
-        else:
-            if self._buf is None or self._buf.shape[1] != k:
-                self._buf = torch.empty(self.chunk, k, dtype=torch.float32, device=self.device)
-            for lo in range(0, self.n, self.chunk):
-                hi = min(lo + self.chunk, self.n)
-                buf = self._buf[: hi - lo]
-                torch.matmul(self.xa[lo:hi], cat, out=buf)
-                torch.max(buf, dim=1, out=(self.best[lo:hi], self.labels[lo:hi]))
-            if sums is not None:
-                sums.zero_().index_add_(0, self.labels, self.xa)
+            return self._assign_cpu(cat.numpy(), sums)
+        if self._buf is None or self._buf.shape[1] != k:
+            self._buf = torch.empty(self.chunk, k, dtype=torch.float32, device=self.device)
+        for lo in range(0, self.n, self.chunk):
+            hi = min(lo + self.chunk, self.n)
+            buf = self._buf[: hi - lo]
+            torch.matmul(self.xa[lo:hi], cat, out=buf)
+            torch.max(buf, dim=1, out=(self.best[lo:hi], self.labels[lo:hi]))
+        if sums is not None:
+            sums.zero_().index_add_(0, self.labels, self.xa)
         return float((self.x2 - 2.0 * self.best.double()).clamp_(min=0).sum())
 
     def _assign_cpu(self, cat, sums):
-        """Like sklearn's lloyd: each worker thread runs single-threaded GEMM + argmax (and the
-        update's index_add into its own sums) on its own chunks; numpy and torch release the
-        GIL, so every pass is parallel and nothing waits on a spinning thread pool."""
-        workers = max(1, min(torch.get_num_threads(), (self.n + self.chunk - 1) // self.chunk))
+        """Like sklearn's lloyd, with worker threads that each run single-threaded GEMM +
+        argmax on their own rows; numpy and torch release the GIL, so every pass is parallel
+        and no BLAS thread pool spins beside the other work.
+
+        Work is split into tasks of ``TASK_ROWS`` rows handed out one at a time (a busy core
+        delays one task, not half of the pass); a task computes its scores in blocks of
+        ``self.chunk`` rows whose score matrix stays in cache for the argmax, then adds its rows
+        into its own partial sums and inertia. The main thread folds the partials in task
+        order, so the result does not depend on which worker ran which task.
+        """
         k = cat.shape[1]
-        if self._buf is None or self._buf.shape != (workers, self.chunk, k):
-            self._buf = torch.empty(workers, self.chunk, k, dtype=torch.float32)
-        xa, labels, best = self.xa.numpy(), self.labels.numpy(), self.best.numpy()
-        bounds = [(lo, min(lo + self.chunk, self.n)) for lo in range(0, self.n, self.chunk)]
+        xa, labels, best, x2 = self.xa.numpy(), self.labels.numpy(), self.best.numpy(), self.x2.numpy()
+        step = max(self.chunk, TASK_ROWS)
+        tasks = [(lo, min(lo + step, self.n)) for lo in range(0, self.n, step)]
+        workers = max(1, min(torch.get_num_threads(), len(tasks)))
+        local = threading.local()
         rows = np.arange(self.chunk)
-        partial = None if sums is None else torch.zeros(workers, *sums.shape)
 
-        def work(w):
-            buf = self._buf[w].numpy()
-            for lo, hi in bounds[w::workers]:
-                b = buf[: hi - lo]
-                np.matmul(xa[lo:hi], cat, out=b)
-                np.argmax(b, axis=1, out=labels[lo:hi])
-                best[lo:hi] = b[rows[: hi - lo], labels[lo:hi]]
-                if partial is not None:
-                    partial[w].index_add_(0, self.labels[lo:hi], self.xa[lo:hi])
+        def work(task):
+            lo, hi = task
+            buf = getattr(local, "buf", None)
+            if buf is None:
+                buf = local.buf = np.empty((self.chunk, k), np.float32)
+            for s in range(lo, hi, self.chunk):
+                e = min(s + self.chunk, hi)
+                b = buf[: e - s]
+                np.matmul(xa[s:e], cat, out=b)
+                np.argmax(b, axis=1, out=labels[s:e])
+                best[s:e] = b[rows[: e - s], labels[s:e]]
+            dist = x2[lo:hi] - 2.0 * best[lo:hi]          # float64
+            inertia = float(np.maximum(dist, 0.0, out=dist).sum())
+            if sums is None:
+                return inertia, None
+            part = np.zeros(tuple(sums.shape), np.float32)  # torch.zeros would start OpenMP threads
+            torch.from_numpy(part).index_add_(0, self.labels[lo:hi], self.xa[lo:hi])
+            return inertia, part
 
+        total = 0.0
+        if sums is not None:
+            acc = sums.numpy()
+            acc.fill(0.0)
         with threadpool_limits(1, user_api="blas"):
             if workers == 1:
-                work(0)
+                results = map(work, tasks)
+                pool = None
             else:
-                with ThreadPoolExecutor(workers) as pool:
-                    list(pool.map(work, range(workers)))
-        if sums is not None:
-            torch.sum(partial, dim=0, out=sums)
+                pool = ThreadPoolExecutor(workers)
+                results = pool.map(work, tasks)
+            try:
+                for inertia, part in results:     # in task order: a fixed summation order
+                    total += inertia
+                    if part is not None:
+                        np.add(acc, part, out=acc)
+            finally:
+                if pool is not None:
+                    pool.shutdown()
+        return total
 
 
 def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
