@@ -14,10 +14,14 @@ multiplies the *mean* squared margin: this is scikit-learn's
 Deviations: ``minFunc`` (L-BFGS, 100 corrections, MaxIter 1000, a Wolfe line search) is
 replaced by :func:`lbfgs` here (the same two-loop recursion with 20 corrections, an Armijo
 backtracking line search, which is enough for this strictly convex objective) with a
-stopping test on the change of the objective (``tol``). ``torch.optim.LBFGS`` is not used:
-its first call imports TorchDynamo, seconds of start-up. The bias is kept apart from the weights instead of appending a column
-of ones to ``X`` (same objective, no copy of the feature matrix). Features are
-standardised by :class:`Standardizer` (``kmeans_demo.m``: ``sqrt(var + 0.01)``).
+stopping test on the objective's relative decrease over the last 10 iterations (``tol``;
+minFunc stops on a change under 1e-9 or 1000 iterations). ``torch.optim.LBFGS`` is not
+used: its first call imports TorchDynamo, seconds of start-up. The bias is kept apart from
+the weights instead of appending a column of ones to ``X`` (same objective, no copy of the
+feature matrix). On CPU each evaluation reads ``X`` once, in row blocks that compute the
+scores and ``Xᵀ·G`` together (:class:`_FusedObjective`), with float32 GEMMs and float64
+sums. Features are standardised by :class:`Standardizer` (``kmeans_demo.m``:
+``sqrt(var + 0.01)``).
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ COATES_C = 100.0             # kmeans_demo.m: C = 100
 STANDARDIZE_VAR_REG = 0.01   # kmeans_demo.m: trainXC_sd = sqrt(var(trainXC) + 0.01)
 LBFGS_HISTORY = 20           # L-BFGS corrections (minFunc: 100; 20 converges in as many steps here)
 MAX_ITER = 1000              # train_svm.m: MaxIter 1000, MaxFunEvals 1000
-DEFAULT_TOL = 1e-6           # stop when the objective changes by < tol * (its value at 0)
+DEFAULT_TOL = 1e-5           # stop when the objective falls by < tol * (its value) per iteration,
+                             # on average over the last TOL_WINDOW iterations (see L2SVM)
+TOL_WINDOW = 10              # iterations the decrease is averaged over (single ones vary 10x)
 GRAD_TOL = 1e-5              # minFunc's optTol: stop when max |gradient| < 1e-5
 
 
@@ -216,20 +222,23 @@ ARMIJO = 1e-4               # sufficient-decrease constant of the backtracking l
 
 
 def lbfgs(fun, x0: np.ndarray, *, max_iter: int = MAX_ITER, history: int = LBFGS_HISTORY,
-          tol_change: float = 0.0, tol_grad: float = GRAD_TOL) -> tuple[np.ndarray, FitInfo]:
+          tol_rel: float = 0.0, window: int = TOL_WINDOW,
+          tol_grad: float = GRAD_TOL) -> tuple[np.ndarray, FitInfo]:
     """Minimise ``fun(x) -> (float value, gradient)`` by L-BFGS (Nocedal & Wright, alg. 7.4).
 
     ``x0`` and the gradients are float64 numpy arrays (any shape); the vector algebra is
     small and stays in numpy, off any thread pool. Backtracking (Armijo, quadratic
     interpolation) from the unit step; the first step is scaled to ``min(1, 1/‖g‖₁)`` as
     minFunc and torch's LBFGS do. Stops after ``max_iter`` iterations or objective
-    evaluations, when an iteration changes the value by less than ``tol_change``, or when
-    ``max |g| <= tol_grad``. Pairs with ``sᵀy <= 0`` are skipped.
+    evaluations, when the value fell by less than ``tol_rel·|f|`` per iteration on average
+    over the last ``window`` iterations, or when ``max |g| <= tol_grad``. Pairs with
+    ``sᵀy <= 0`` are skipped.
     """
     x = np.array(x0, dtype=np.float64)
     f, g = fun(x)
     evals, it = 1, 0
     mem = []  # (s, y, 1 / yᵀs), oldest first
+    values = [f]
     while it < max_iter and evals < max_iter and float(np.abs(g).max()) > tol_grad:
         it += 1
         q = g.copy()
@@ -267,9 +276,9 @@ def lbfgs(fun, x0: np.ndarray, *, max_iter: int = MAX_ITER, history: int = LBFGS
             mem.append((s_new, y_new, 1.0 / ys))
             if len(mem) > history:
                 mem.pop(0)
-        change = abs(f - f_new)
         x, f, g = x_new, f_new, g_new
-        if change <= tol_change:
+        values.append(f)
+        if len(values) > window and values[-window - 1] - f <= tol_rel * window * abs(f):
             break
     return x, FitInfo(objective=f, evaluations=evals, iterations=it)
 
@@ -281,8 +290,11 @@ class L2SVM:
     ----------
     C : float, default 100 (Coates).
     max_iter : int, default 1000 (``train_svm.m``); also the cap on objective evaluations.
-    tol : float, default 1e-6; stop when the objective changes by less than ``tol`` times
-        its value at zero (``C·K``), or the gradient's max-norm falls under 1e-5.
+    tol : float, default 1e-5; stop when the objective fell by less than ``tol`` times its
+        value per iteration, on average over the last 10 iterations, or when the gradient's
+        max-norm falls under 1e-5. (At 1e-5 the objective is within ~3e-4 of its minimum on
+        the benchmark's 4,000 x 6,400 features; the old rule, one iteration's change under
+        1e-6·C·K, stopped ~1 % above it, which moved the test accuracy by > 1 point there.)
     history : int, L-BFGS corrections (default 20; minFunc uses 100, which costs more per
         step and took as many evaluations on 4,000 x 6,400 features).
 
@@ -316,9 +328,8 @@ class L2SVM:
         x = features.float().contiguous()
         y = one_vs_all_targets(labels, k)
         d = x.shape[1]
-        # At theta = 0 every margin is 1, so the objective starts at C·K: tol is relative to it.
-        options = dict(max_iter=self.max_iter, history=self.history,
-                       tol_change=self.tol * self.C * k, tol_grad=GRAD_TOL)
+        options = dict(max_iter=self.max_iter, history=self.history, tol_rel=self.tol,
+                       tol_grad=GRAD_TOL)
         if x.device.type == "cpu":
             objective = _FusedObjective(x.numpy(), y.numpy(), self.C, torch.get_num_threads())
             with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(objective.workers) as pool:

@@ -163,3 +163,17 @@ def test_fit_reaches_the_reference_optimum():
     assert ours == pytest.approx(ref.fun, rel=1e-4)
     t = torch.from_numpy(ref.x.reshape(16, 4)).float()
     assert torch.equal(svm.predict(xs), (xs @ t[:15] + t[15]).argmax(1))
+
+
+def test_lbfgs_relative_stopping_rule():
+    # stops once the mean relative decrease over `window` iterations is under tol_rel;
+    # a tighter tol_rel runs longer and ends lower
+    from luatorch_port.svm import lbfgs
+    a = np.diag(np.logspace(0, 3, 40))
+    fun = lambda v: (0.5 * v @ a @ v + 1.0, a @ v)   # minimum 1 at 0
+    x0 = np.ones(40)
+    _, loose = lbfgs(fun, x0, tol_rel=1e-3, window=5, tol_grad=0.0)
+    _, tight = lbfgs(fun, x0, tol_rel=1e-8, window=5, tol_grad=0.0)
+    assert 5 < loose.iterations < tight.iterations < 1000
+    assert 1.0 <= tight.objective < loose.objective
+    assert tight.objective - 1.0 < 1e-6
