@@ -306,6 +306,10 @@ def pseudolabel(ctx: Context) -> dict:
         notes.append(f"supervised warm-up: no unlabelled images in epochs 1..{s['warmup']}")
     if s["threshold"] is not None:
         notes.append(f"only pseudo-labels with softmax confidence >= {s['threshold']:g} count")
+        confident = final.get("pl_confident")
+        if confident is not None and confident == confident:
+            notes.append(f"monitored unlabelled images at or above that confidence after the last epoch: "
+                         f"{confident:.1f} % (rows below it add nothing to the loss)")
     if final.get("pl_acc") is not None and final.get("pl_acc") == final.get("pl_acc"):
         notes.append(f"pseudo-labels right on the monitored unlabelled images after the last epoch: "
                      f"{final['pl_acc']:.2f} % (true labels of extra, used only for this score)")
