@@ -25,6 +25,39 @@ def quiet_option():
     return click.option("--quiet", is_flag=True, help="No progress bars.")
 
 
+def sgd_options(tag: str = "", *, learning_rate: float, learning_rate_decay: float, weight_decay: float,
+                momentum: float = 0.9, epoch_step: int, notes: dict | None = None):
+    """optim.sgd's settings under train.lua's names (``-r/--learningRate``, ``--learningRateDecay``,
+    ``--weightDecay``, ``-m/--momentum``, ``--epoch_step``) plus ``--channels-last``, shared by
+    every training command. ``tag`` prefixes each help text (e.g. ``"[cnn] "``); ``notes`` maps a
+    parameter name to a remark appended to its help (e.g. ``{"learning_rate": "paper: 0.01"}``)."""
+    notes = notes or {}
+
+    def text(name, help_):
+        return tag + help_ + (f" ({notes[name]})" if name in notes else "") + "."
+
+    options = [
+        click.option("-r", "--learningRate", "learning_rate", type=float, default=learning_rate,
+                     help=text("learning_rate", "optim.sgd learningRate")),
+        click.option("--learningRateDecay", "learning_rate_decay", type=float, default=learning_rate_decay,
+                     help=text("learning_rate_decay", "lr / (1 + steps * learningRateDecay)")),
+        click.option("--weightDecay", "weight_decay", type=float, default=weight_decay,
+                     help=text("weight_decay", "L2 weight decay")),
+        click.option("-m", "--momentum", "momentum", type=float, default=momentum, help=text("momentum", "Momentum")),
+        click.option("--epoch_step", "epoch_step", type=int, default=epoch_step,
+                     help=text("epoch_step", "Halve the learning rate at every multiple of this epoch")),
+        click.option("--channels-last/--no-channels-last", default=True,
+                     help=text("channels_last", "NHWC memory format (faster convolutions on CPU)")),
+    ]
+
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto|cpu|cuda`` -> a ``torch.device``; asking for cuda without one is an error."""
     if name == "auto":

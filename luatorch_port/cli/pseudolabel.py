@@ -11,7 +11,7 @@ import click
 
 from ..errors import A2Error
 from .common import (device_option, progress, quiet_option, resolve_device, seed_everything,
-                     seed_option)
+                     seed_option, sgd_options)
 
 RUN_RECORD = "run.json"
 
@@ -64,19 +64,10 @@ def group():
                    "(pseudolabel.log).")
 @click.option("-b", "--batchSize", "batch_size", type=int, default=64,
               help="[cnn] Labelled images per batch (global).")
-@click.option("-r", "--learningRate", "learning_rate", type=float, default=1.0,
-              help="[cnn] optim.sgd learningRate.")
-@click.option("--learningRateDecay", "learning_rate_decay", type=float, default=1e-7,
-              help="[cnn] lr / (1 + steps * learningRateDecay).")
-@click.option("--weightDecay", "weight_decay", type=float, default=5e-4, help="[cnn] L2 weight decay.")
-@click.option("-m", "--momentum", "momentum", type=float, default=0.9, help="[cnn] Momentum.")
-@click.option("--epoch_step", "epoch_step", type=int, default=25,
-              help="[cnn] Halve the learning rate at every multiple of this epoch.")
+@sgd_options("[cnn] ", learning_rate=1.0, learning_rate_decay=1e-7, weight_decay=5e-4, epoch_step=25)
 @click.option("--save-every", "save_every", type=int, default=5,
               help="[cnn] Write model.net every N epochs (and after the last).")
 @click.option("--flip/--no-flip", default=True, help="[cnn] BatchFlip on the mixed batch.")
-@click.option("--channels-last/--no-channels-last", default=True,
-              help="[cnn] NHWC memory format (faster convolutions on CPU).")
 @click.option("--resume", is_flag=True, help="[cnn] Continue from RUN_DIR/checkpoint.pt.")
 # part 2.4 (kmeans)
 @click.option("--centroids", "centroids_path", type=click.Path(dir_okay=False), default=None,

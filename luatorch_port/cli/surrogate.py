@@ -7,7 +7,7 @@ import os
 import click
 
 from .common import (device_option, ensure_parent, progress, quiet_option, resolve_device,
-                     seed_everything, seed_option)
+                     seed_everything, seed_option, sgd_options)
 
 
 def _record_path(out):
@@ -93,23 +93,14 @@ def build_cmd(extra, out, n_seeds, per_seed, patch, window, uniform, rotation, s
 @click.option("--epochs", "--max_epoch", "max_epoch", type=int, default=30, help="Epochs.")
 @click.option("-b", "--batchSize", "batch_size", type=int, default=128,
               help="Global batch size (paper: 128).")
-@click.option("-r", "--learningRate", "learning_rate", type=float, default=0.01,
-              help="optim.sgd learningRate (paper: 0.01).")
-@click.option("--learningRateDecay", "learning_rate_decay", type=float, default=0.0,
-              help="lr / (1 + steps * learningRateDecay).")
-@click.option("--weightDecay", "weight_decay", type=float, default=4e-4,
-              help="L2 weight decay (paper: 0.0004).")
-@click.option("-m", "--momentum", "momentum", type=float, default=0.9, help="Momentum.")
-@click.option("--epoch_step", "epoch_step", type=int, default=10,
-              help="Halve the learning rate at every multiple of this epoch.")
+@sgd_options(learning_rate=0.01, learning_rate_decay=0.0, weight_decay=4e-4, epoch_step=10,
+             notes={"learning_rate": "paper: 0.01", "weight_decay": "paper: 0.0004"})
 @click.option("--save-every", "save_every", type=int, default=5,
               help="Write model.net every N epochs (and after the last).")
 @click.option("--val-per-seed", type=int, default=0,
               help="Hold out this many patches of every class as a validation set.")
 @click.option("--flip/--no-flip", default=False,
               help="BatchFlip on top of the transformations (which already flip).")
-@click.option("--channels-last/--no-channels-last", default=True,
-              help="NHWC memory format (faster convolutions on CPU).")
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/checkpoint.pt.")
 @seed_option()
 @device_option()

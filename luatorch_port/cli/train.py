@@ -10,7 +10,7 @@ import click
 
 from ..errors import A2Error
 from .common import (device_option, ensure_parent, progress, quiet_option, resolve_device,
-                     seed_everything, seed_option)
+                     seed_everything, seed_option, sgd_options)
 
 RUN_RECORD = "run.json"
 
@@ -30,19 +30,10 @@ RUN_RECORD = "run.json"
               help="Number of epochs (train.lua's --max_epoch).")
 @click.option("-b", "--batchSize", "batch_size", type=int, default=64,
               help="Global batch size (split across torchrun processes).")
-@click.option("-r", "--learningRate", "learning_rate", type=float, default=1.0,
-              help="optim.sgd learningRate.")
-@click.option("--learningRateDecay", "learning_rate_decay", type=float, default=1e-7,
-              help="lr / (1 + steps * learningRateDecay).")
-@click.option("--weightDecay", "weight_decay", type=float, default=5e-4, help="L2 weight decay.")
-@click.option("-m", "--momentum", "momentum", type=float, default=0.9, help="Momentum.")
-@click.option("--epoch_step", "epoch_step", type=int, default=25,
-              help="Halve the learning rate at every multiple of this epoch.")
+@sgd_options(learning_rate=1.0, learning_rate_decay=1e-7, weight_decay=5e-4, epoch_step=25)
 @click.option("--save-every", "save_every", type=int, default=5,
               help="Write model.net every N epochs (and after the last).")
 @click.option("--flip/--no-flip", default=True, help="BatchFlip: flip half of each batch.")
-@click.option("--channels-last/--no-channels-last", default=True,
-              help="NHWC memory format (faster convolutions on CPU).")
 @click.option("--resume", is_flag=True,
               help="Continue from RUN_DIR/checkpoint.pt (weights, optimizer, epoch, RNGs).")
 @seed_option()
