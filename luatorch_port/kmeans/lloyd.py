@@ -9,8 +9,10 @@ Deviations: Coates initialises with ``randn(k, d) * 0.1`` and sets an empty clus
 centroid to zero; here an empty cluster is re-seeded from a random patch (a dead zero
 centroid wastes a feature), and ``init="patches"`` (the line commented out in
 ``run_kmeans.m``) starts from ``k`` distinct random patches. The assignment is computed
-in chunks of ``batch_size`` patches (Coates: 1000); the chunk size changes only speed,
-never the result. Neither change can make the objective increase: an empty centroid
+in blocks of ``batch_size`` patches (Coates: 1000); the block size changes only speed and
+the float rounding of the centroid sums, and on CPU the worker threads' partial sums are
+folded in a fixed order, so a seed gives the same centroids whatever the thread count.
+Neither change can make the objective increase: an empty centroid
 plays no part in the objective of the assignment it was empty in.
 """
 
