@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import A2Error
 from ..t7 import atomic_output
@@ -128,7 +129,7 @@ class RenderBuffers:
     def __init__(self, n_patches: int, patch: int, device="cpu"):
         """n_patches: the most patches of one chunk (see :func:`chunking`)."""
         self.n_patches, self.patch, self.device = n_patches, patch, torch.device(device)
-        self.grid = torch.empty(n_patches, patch, patch, 2, device=device)
+        self.grid = torch.empty(n_patches * 2 * patch * patch, device=device)
         self.ints = torch.empty(n_patches * 3 * patch * patch, dtype=torch.int32, device=device)
         self.jitter = T.ColorJitter(n_patches * patch * patch, torch.float32, device)
 
@@ -180,28 +181,51 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
     if buffers is None or not buffers.fits(per_chunk * step, patch, images.device):
         buffers = RenderBuffers(per_chunk * step, patch, images.device)
     theta = T.affine_thetas(boxes.repeat_interleave(k, dim=0), params.reshape(b * k, -1), h, w)
-    theta = theta.view(b, k, 2, 3)
+    along_x, along_y = (x.view(b, k, 2, patch).transpose(1, 2).contiguous()  # (b, 2, k, P)
+                        for x in T.grid_terms(theta, patch, torch.float32, images.device))
     src = images.float()
     if color:
         src.mul_(1.0 / 255.0)
+        constants = T.JitterConstants(params, 255.0, torch.float32, images.device)
     pixels = patch * patch
     for i in range(0, b, per_chunk):
         i1 = min(b, i + per_chunk)
         for j in range(0, k, step):
             j1 = min(k, j + step)
             ni, nj = i1 - i, j1 - j
-            grid = T.affine_grid(theta[i:i1, j:j1].reshape(-1, 2, 3), patch,
-                                 out=buffers.grid[:ni * nj])
-            values = T.sample(src[i:i1], grid.view(ni, nj * patch, patch, 2))
+            planes = buffers.grid[:ni * nj * 2 * pixels].view(ni, 2, nj, patch, patch)
+            grid = T.compose_grid(along_x[i:i1, :, j:j1], along_y[i:i1, :, j:j1], planes)
+            values = T.sample(src[i:i1], grid)
             values = values.view(ni, ch, nj, pixels)   # grid_sample's layout: channel planes
             if color:
-                buffers.jitter.apply(values, params[i:i1, j:j1], 255.0, 0.5)
+                buffers.jitter.apply(values, constants[i:i1, j:j1], bias=0.5)
             else:
                 values.round_()
             ints = buffers.ints[:values.numel()].view(values.shape)
             ints.copy_(values)                          # truncates: exact, or rounds given the + 0.5
             out[i:i1, j:j1].view(ni, nj, ch, pixels).copy_(ints.transpose(1, 2))
     return out
+
+
+def render_reference(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor,
+                     patch: int = PATCH, color: bool = True) -> torch.Tensor:
+    """:func:`render` written out plainly, in float64: the oracle of tests and benchmark.
+
+    ``F.affine_grid`` and one ``grid_sample`` over all patches, then
+    :func:`transforms.color_jitter_reference` (RGB to HSV, jitter, back), scaled to 0..255
+    and rounded. Same arguments and result layout as :func:`render`.
+    """
+    b, ch, h, w = images.shape
+    k = params.shape[1]
+    theta = T.affine_thetas(boxes.repeat_interleave(k, dim=0), params.reshape(b * k, -1), h, w)
+    grid = F.affine_grid(theta.to(images.device), (b * k, 1, patch, patch), align_corners=False)
+    src = images.double() / 255.0
+    values = T.sample(src, grid.view(b, k * patch, patch, 2))            # (b, C, k*P, P)
+    values = values.view(b, ch, k, patch, patch).transpose(1, 2).reshape(b * k, ch, patch, patch)
+    if color:
+        values = T.color_jitter_reference(values, params.reshape(b * k, -1))
+    out = (values * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return out.view(b, k, ch, patch, patch)
 
 
 def augmentation_examples(images: torch.Tensor, n_seeds: int, per_seed: int,
