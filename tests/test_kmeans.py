@@ -263,6 +263,35 @@ def test_encode_worker_threads_give_the_one_thread_result():
         assert torch.equal(one, two)
 
 
+def test_encode_rounding_negative_distances_give_zero_not_nan():
+    # Centroids equal to some of the images' own whitened patches (computed as the encoder
+    # does, in float32): their distance² rounds to tiny values of either sign, and the rows
+    # holding a negative one take the encoder's recomputation path.
+    g = _gen(5)
+    images = torch.randint(0, 256, (4, 3, 8, 8), generator=g).float()
+    rf = 4
+    sample = random_patches(images, 400, rf, generator=g)
+    contrast_normalize(sample, out=sample)
+    m, p = fit_zca(sample)
+    win = np.lib.stride_tricks.sliding_window_view(images.numpy(), (rf, rf), axis=(2, 3))
+    x = win.transpose(0, 2, 3, 1, 4, 5).reshape(-1, 48)
+    x = x - x.mean(1, keepdims=True)
+    x /= np.sqrt(np.einsum("ij,ij->i", x, x) / 47 + CONTRAST_VAR_REG)[:, None]
+    xw = x @ p.numpy()
+    xw += -(m.numpy() @ p.numpy())
+    cents = xw[::2].copy()
+    xa = np.concatenate([xw, np.ones((len(xw), 1), np.float32),
+                         np.einsum("ij,ij->i", xw, xw)[:, None]], axis=1)
+    cat = np.concatenate([-2 * cents.T, (cents.astype(np.float64) ** 2).sum(1)[None].astype(np.float32),
+                          np.ones((1, len(cents)), np.float32)])
+    assert ((xa @ cat) < 0).any()     # the case is exercised
+    got = encode(images, torch.from_numpy(cents), rf, m, p)
+    assert torch.isfinite(got).all()
+    expect = np_extract_features(images.double().numpy(), cents.astype(np.float64), rf,
+                                 m.double().numpy(), p.double().numpy())
+    np.testing.assert_allclose(got.numpy(), expect, rtol=2e-3, atol=2e-3)
+
+
 def test_pool_quadrants_layout():
     act = torch.arange(1 * 3 * 3 * 2, dtype=torch.float32).view(1, 3, 3, 2)
     got = pool_quadrants(act)[0]

@@ -209,10 +209,18 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
             idx = torch.from_numpy(z.argmin(1)).unsqueeze(1)
             tz.zero_().scatter_(1, idx, 1.0)
         else:
-            tz.clamp_min_(0.0)
-            np.sqrt(z, out=z)
+            # sqrt(max(z, 0)) without a clamping pass: a distance² that rounding made negative
+            # gives NaN, which the row's mean then carries; only those (rare) rows are redone.
+            with np.errstate(invalid="ignore"):
+                np.sqrt(z, out=z)
             mz = local.mz[:m]
             np.matmul(z, inv_k, out=mz[:, 0])
+            bad = np.flatnonzero(np.isnan(mz[:, 0]))
+            if bad.size:
+                zb = xa[bad] @ cat
+                np.sqrt(np.maximum(zb, 0.0, out=zb), out=zb)
+                z[bad] = zb
+                mz[bad, 0] = zb @ inv_k
             torch.sub(torch.from_numpy(mz), tz, out=tz).clamp_min_(0.0)
         act = tz.view(b, pr, pc, k)
         hr, hc = quadrant_half(pr), quadrant_half(pc)
