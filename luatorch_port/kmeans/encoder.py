@@ -169,7 +169,6 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
     cat[:d] = -2.0 * c.T
     cat[d] = (c.astype(np.float64) ** 2).sum(1)
     cat[d + 1] = 1.0
-    inv_k = np.full(k, 1.0 / k, np.float32)      # z @ inv_k = mean over centroids (a GEMV)
     pm = None if p is None else p.float().numpy()
     bias = None if p is None else -(mean.float().numpy() @ pm)
     out_np = out.numpy()
@@ -213,15 +212,15 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
             # gives NaN, which the row's mean then carries; only those (rare) rows are redone.
             with np.errstate(invalid="ignore"):
                 np.sqrt(z, out=z)
-            mz = local.mz[:m]
-            np.matmul(z, inv_k, out=mz[:, 0])
-            bad = np.flatnonzero(np.isnan(mz[:, 0]))
+            mz = torch.from_numpy(local.mz[:m])
+            torch.mean(tz, 1, keepdim=True, out=mz)       # torch's cascade sum: as exact as numpy's
+            bad = torch.isnan(mz[:, 0]).nonzero()[:, 0].numpy()
             if bad.size:
                 zb = xa[bad] @ cat
                 np.sqrt(np.maximum(zb, 0.0, out=zb), out=zb)
                 z[bad] = zb
-                mz[bad, 0] = zb @ inv_k
-            torch.sub(torch.from_numpy(mz), tz, out=tz).clamp_min_(0.0)
+                mz[bad, 0] = torch.from_numpy(zb).mean(1)
+            torch.sub(mz, tz, out=tz).clamp_min_(0.0)
         act = tz.view(b, pr, pc, k)
         hr, hc = quadrant_half(pr), quadrant_half(pc)
         top, bottom = act[:, :hr].sum(1), act[:, hr:].sum(1)     # (b, pc, k)
