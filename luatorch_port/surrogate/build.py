@@ -137,9 +137,10 @@ class RenderBuffers:
         return self.n_patches >= n_patches and self.patch == patch and self.device == device
 
 
-def chunking(b: int, k: int, chunk: int = CHUNK_PATCHES):
+def chunking(b: int, k: int, chunk: Optional[int] = None):
     """(images, patches) per chunk for ``b`` images of ``k`` patches: whole images while
-    ``k <= chunk``, else ``chunk`` patches of one image."""
+    ``k <= chunk`` (default ``CHUNK_PATCHES``), else ``chunk`` patches of one image."""
+    chunk = CHUNK_PATCHES if chunk is None else chunk
     if k <= chunk:
         return max(1, min(b, chunk // max(k, 1))), max(k, 1)
     return 1, chunk

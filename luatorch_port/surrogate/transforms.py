@@ -314,32 +314,32 @@ class JitterConstants:
     """Per-patch constants of :class:`ColorJitter` for (b, k) transformations.
 
     ``power``, ``mul``, ``add``: (2, b, k, 1) rows for (S, V): the power divided by ln 2
-    (powers are taken as ``exp2``), ``mul`` and ``add`` of V times ``scale``; ``offset``:
-    (b, 3, k, 1) the hue offsets ``o_x`` of R, G, B; ``top``: (2, 1, 1, 1) the clamp
-    maxima (1, scale).
+    (powers are taken as ``exp2``), ``mul`` and ``add`` times ``scale`` (both rows are
+    clamped to [0, scale] in one op); ``offset``: (b, 3, k, 1) the hue offsets ``o_x`` of
+    R, G, B; ``scale``.
     """
 
     def __init__(self, params: torch.Tensor, scale: float = 1.0, dtype=torch.float32,
                  device="cpu", _parts=None):
         if _parts is not None:
-            self.power, self.mul, self.add, self.offset, self.top = _parts
+            self.power, self.mul, self.add, self.offset, self.scale = _parts
             return
+        self.scale = float(scale)
         p = params.to(device=device, dtype=torch.float64)
         col = lambda name: p[..., _COL[name]]  # noqa: E731
         rows = lambda s, v: torch.stack([s, v]).unsqueeze(-1).to(dtype)  # noqa: E731
         self.power = rows(col("s_pow"), col("v_pow")) / math.log(2.0)
-        self.mul = rows(col("s_mul"), col("v_mul") * scale)
-        self.add = rows(col("s_add"), col("v_add") * scale)
+        self.mul = rows(col("s_mul"), col("v_mul")) * scale
+        self.add = rows(col("s_add"), col("v_add")) * scale
         sector = torch.tensor(_SECTOR, dtype=torch.float64, device=device).view(1, 3, 1)
         offset = torch.remainder(sector + 6.0 * col("hue").unsqueeze(1), 6.0) - 5.0
         self.offset = offset.unsqueeze(-1).to(dtype)
-        self.top = torch.tensor([1.0, scale], dtype=dtype, device=device).view(2, 1, 1, 1)
 
     def __getitem__(self, index):
         """Constants of ``params[index]`` for an index over (b, k), e.g. ``(slice, slice)``."""
         i, j = index
         return JitterConstants(None, _parts=(self.power[:, i, j], self.mul[:, i, j],
-                                             self.add[:, i, j], self.offset[i, :, j], self.top))
+                                             self.add[:, i, j], self.offset[i, :, j], self.scale))
 
 
 _LOG_HSV_EPS = math.log(_HSV_EPS)
@@ -424,10 +424,11 @@ class ColorJitter:
         logs.log_()
         torch.clamp(lv, min=_LOG_HSV_EPS, out=t)
         ls.sub_(t).clamp_(min=_LOG_POW_FLOOR)            # ln S
-        logs.mul_(constants.power).exp2_().mul_(constants.mul).add_(constants.add).clamp_(min=0.0)
-        torch.minimum(logs, constants.top, out=logs)     # S', scale V'
-        ls.mul_(lv)                                      # B = scale V' S'
-        torch.add(lv, ls, alpha=-2.0, out=v).add_(bias)  # A = scale V' - 2 B + bias
+        scale = constants.scale
+        logs.mul_(constants.power).exp2_().mul_(constants.mul).add_(constants.add) \
+            .clamp_(0.0, scale)                          # scale S', scale V'
+        ls.mul_(lv)                                      # scale B = scale^2 V' S'
+        torch.add(lv, ls, alpha=-2.0 / scale, out=v).add_(bias)  # A = scale V' - 2 B + bias
         torch.add(h.unsqueeze(1), constants.offset, out=rgb)
         rgb.abs_().sub_(3.0).abs_().clamp_(1.0, 2.0)
-        return torch.addcmul(v.unsqueeze(1), ls.unsqueeze(1), rgb, out=rgb)
+        return torch.addcmul(v.unsqueeze(1), ls.unsqueeze(1), rgb, value=1.0 / scale, out=rgb)
