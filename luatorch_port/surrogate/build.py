@@ -22,10 +22,16 @@ pixels) at a random integer position. With gradient sampling (the default, as th
 random windows are drawn per seed image and one is picked with probability proportional
 to the square of its mean squared intensity gradient (``GRADIENT_POWER``).
 
+Rendering (:func:`render`) works in chunks of ``CHUNK_PATCHES`` patches: one
+``grid_sample`` per chunk, the fused colour jitter in place on its output, rounding to
+uint8 through int32; :func:`render_reference` is the same computation written out plainly
+in float64 (the oracle: uint8 results agree to 1 grey level, 3e-5 of values differ).
+
 Deviations: the paper does not say how strongly it favoured high-gradient regions; the
 candidate scheme above is this port's choice. Patches are resampled bilinearly without
 anti-aliasing (a 64-pixel window shrunk to 32 aliases slightly, as nearest-neighbour
-pyramids in the paper's era did).
+pyramids in the paper's era did). Colour-jittered values are rounded half up (geometry
+only: half to even), in float32.
 """
 
 from __future__ import annotations

@@ -16,7 +16,12 @@ the source point ``c + (size / (2 * scale)) * R(angle) @ F @ u + size * (tx, ty)
 rotation matrix: with the y axis pointing down, ``angle = +90`` gives exactly
 ``torch.rot90(patch, 1, dims=(-2, -1))``. All transformations of one source image share
 one ``grid_sample`` call (their grids are stacked along the height axis), so the source
-is never copied per transformation.
+is never copied per transformation; grids are built by broadcasting (:func:`affine_grid`).
+
+Colour. :func:`color_jitter_reference` is the jitter written out (RGB to HSV, jitter, back);
+:class:`ColorJitter` computes the same values (to 1e-4, tested) in fused form on
+``grid_sample``'s output: two per-pixel planes ``A`` and ``B`` and one trapezoid per
+channel, without forming HSV (its docstring gives the algebra).
 
 Deviations: sampling is bilinear with **reflection** padding (the paper does not say; PIL
 and Lua's ``image.rotate`` fill with black, which would teach the net black corners).
