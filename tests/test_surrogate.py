@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import matplotlib.colors
 import pytest
@@ -344,8 +345,12 @@ def test_seed_windows_in_blocks_equal_the_plain_formula(n, size):
     images[0] = 77  # a flat image: uniform weights
     window = (32, 64) if size == 96 else (20, 40)
     for seed in range(3):
+        plain = plain_seed_windows(images, torch.Generator().manual_seed(seed), window=window)
         assert torch.equal(B.seed_windows(images, torch.Generator().manual_seed(seed), window=window),
-                           plain_seed_windows(images, torch.Generator().manual_seed(seed), window=window))
+                           plain)
+        with ThreadPoolExecutor(2) as pool:  # energy blocks on threads, as build_surrogate does
+            assert torch.equal(B.seed_windows(images, torch.Generator().manual_seed(seed),
+                                              window=window, map_fn=pool.map), plain)
 
 
 @pytest.mark.parametrize("window", [(1, 10), (40, 30), (32, 97)])

@@ -79,7 +79,8 @@ class SurrogateSet:
 
 
 def seed_windows(images: torch.Tensor, generator: torch.Generator, *, window=WINDOW,
-                 gradient: bool = True, candidates: int = GRADIENT_CANDIDATES) -> torch.Tensor:
+                 gradient: bool = True, candidates: int = GRADIENT_CANDIDATES,
+                 map_fn: Optional[Callable] = None) -> torch.Tensor:
     """One square seed window per image.
 
     Parameters
@@ -89,6 +90,8 @@ def seed_windows(images: torch.Tensor, generator: torch.Generator, *, window=WIN
     gradient : pick among ``candidates`` random windows with probability proportional to
         their mean squared gradient to the power ``GRADIENT_POWER`` (False: the first,
         i.e. uniform position and size)
+    map_fn : optional ``map`` to spread the gradient-energy blocks over threads (e.g. a
+        ``ThreadPoolExecutor``'s); the result does not depend on it
 
     Returns
     -------
@@ -105,22 +108,24 @@ def seed_windows(images: torch.Tensor, generator: torch.Generator, *, window=WIN
     y0 = (torch.rand(b, k, generator=generator, dtype=torch.float64) * (h - size + 1)).long()
     pick = torch.zeros(b, dtype=torch.long)
     if gradient:
+        images = images.cpu()  # the generator is on the CPU
         y1, x1 = y0 + size - 1, x0 + size - 1
         total = torch.empty(b, k, dtype=torch.float64)
-        block = min(b, _ENERGY_BLOCK)
-        grey_buf = torch.empty(block, h, w, dtype=torch.float64)
-        integral_buf = torch.zeros(block, h, w, dtype=torch.float64)  # padded by a zero row/col
-        for i in range(0, b, block):  # cache-sized blocks; the same values as all at once
-            j = min(b, i + block)
-            grey = torch.sum(images[i:j], 1, dtype=torch.float64, out=grey_buf[:j - i]).div_(3.0)
+
+        def block(i):  # cache-sized blocks of images: the same values as all at once
+            j = min(b, i + _ENERGY_BLOCK)
+            grey = images[i:j].sum(1, dtype=torch.float64).div_(3.0)  # = .double().mean(1)
             dx, dy = grey.diff(dim=2)[:, :-1, :], grey.diff(dim=1)[:, :, :-1]
             energy = dx.mul_(dx).addcmul_(dy, dy)  # squared gradient, (h-1) x (w-1)
-            integral = integral_buf[:j - i]
+            integral = torch.zeros(j - i, h, w, dtype=torch.float64)  # padded by a zero row/col
             torch.cumsum(energy.cumsum_(1), 2, out=integral[:, 1:, 1:])
             rows = torch.arange(j - i).unsqueeze(1)
             ya, yb, xa, xb = y0[i:j], y1[i:j], x0[i:j], x1[i:j]
             total[i:j] = (integral[rows, yb, xb] - integral[rows, ya, xb] - integral[rows, yb, xa]
                           + integral[rows, ya, xa])
+
+        for _ in (map_fn or map)(block, range(0, b, _ENERGY_BLOCK)):
+            pass
         mean = total / ((size - 1) ** 2).double()
         weights = mean ** GRADIENT_POWER
         weights += 1e-12 + 1e-9 * weights.amax(1, keepdim=True)  # flat images: uniform
@@ -366,9 +371,11 @@ def _build(images, out_path, generator, n_seeds, per_seed, patch, window, gradie
            device, group, workers, on_progress):
     n, _, h, w = images.shape
     seeds = torch.randperm(n, generator=generator)[:n_seeds]
-    boxes = torch.cat([seed_windows(images[seeds[i:i + 256]], generator, window=window,
-                                    gradient=gradient)
-                       for i in range(0, n_seeds, 256)])
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # the energy maps, side by side
+        map_fn = pool.map if device.type == "cpu" and workers > 1 else None
+        boxes = torch.cat([seed_windows(images[seeds[i:i + 256]], generator, window=window,
+                                        gradient=gradient, map_fn=map_fn)
+                           for i in range(0, n_seeds, 256)])
     params = T.sample_params(n_seeds * per_seed, ranges, generator).view(n_seeds, per_seed, -1)
     n_patches = n_seeds * per_seed
     labels = torch.arange(1, n_seeds + 1, dtype=torch.long).repeat_interleave(per_seed)
