@@ -481,6 +481,19 @@ def test_augmentation_examples_with_no_transformations_is_just_seed_patches():
     assert ex.shape == (2, 1, 3, 32, 32)
 
 
+def test_render_geometry_of_other_channel_counts():
+    images = smooth_images(2)
+    four = torch.cat([images, images[:, :1]], dim=1)  # 4 channels
+    p = T.sample_params(6, T.TransformRanges(color=False), torch.Generator().manual_seed(16)).view(2, 3, -1)
+    boxes = torch.tensor([[20.0, 30.0, 32.0], [10.0, 5.0, 48.0]])
+    out = B.render(four, boxes, p, 32, color=False)
+    assert out.shape == (2, 3, 4, 32, 32)
+    assert torch.equal(out[:, :, :3], B.render(images, boxes, p, 32, color=False))
+    assert torch.equal(out[:, :, 3], out[:, :, 0])
+    with pytest.raises(A2Error, match="3 channels"):
+        B.render(four, boxes, p, 32, color=True)
+
+
 def test_render_refuses_float_images():
     with pytest.raises(A2Error, match="uint8"):
         B.render(smooth_images(1).float(), BOX, params_with(), 32)

@@ -137,15 +137,18 @@ def seed_windows(images: torch.Tensor, generator: torch.Generator, *, window=WIN
 class RenderBuffers:
     """Work buffers :func:`render` reuses between calls (one set per thread)."""
 
-    def __init__(self, n_patches: int, patch: int, device="cpu"):
+    def __init__(self, n_patches: int, patch: int, device="cpu", channels: int = 3):
         """n_patches: the most patches of one chunk (see :func:`chunking`)."""
-        self.n_patches, self.patch, self.device = n_patches, patch, torch.device(device)
+        self.n_patches, self.patch, self.channels = n_patches, patch, channels
+        self.device = torch.device(device)
         self.grid = torch.empty(n_patches * 2 * patch * patch, device=device)
-        self.ints = torch.empty(n_patches * 3 * patch * patch, dtype=torch.int32, device=device)
+        self.ints = torch.empty(n_patches * channels * patch * patch, dtype=torch.int32,
+                                device=device)
         self.jitter = T.ColorJitter(n_patches * patch * patch, torch.float32, device)
 
-    def fits(self, n_patches, patch, device) -> bool:
-        return self.n_patches >= n_patches and self.patch == patch and self.device == device
+    def fits(self, n_patches, patch, device, channels=3) -> bool:
+        return (self.n_patches >= n_patches and self.patch == patch and self.device == device
+                and self.channels >= channels)
 
 
 def chunking(b: int, k: int, chunk: Optional[int] = None):
@@ -171,7 +174,7 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
     images : uint8 (b, C, H, W), on the device the work runs on (C = 3 for ``color``)
     boxes : (b, 3) seed windows; params : (b, k, 12) transformations
     color : apply the colour jitter columns of ``params``
-    out : optional uint8 (b, k, C, patch, patch) to write into
+    out : optional contiguous uint8 (b, k, C, patch, patch) to write into
     buffers : optional reusable :class:`RenderBuffers`
 
     Returns
@@ -190,8 +193,8 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
     if b == 0 or k == 0:
         return out
     per_chunk, step = chunking(b, k)
-    if buffers is None or not buffers.fits(per_chunk * step, patch, images.device):
-        buffers = RenderBuffers(per_chunk * step, patch, images.device)
+    if buffers is None or not buffers.fits(per_chunk * step, patch, images.device, ch):
+        buffers = RenderBuffers(per_chunk * step, patch, images.device, max(ch, 3))
     theta = T.affine_thetas(boxes.repeat_interleave(k, dim=0), params.reshape(b * k, -1), h, w)
     along_x, along_y = (x.view(b, k, 2, patch).transpose(1, 2).contiguous()  # (b, 2, k, P)
                         for x in T.grid_terms(theta, patch, torch.float32, images.device))
