@@ -142,11 +142,14 @@ class _FusedObjective:
 
     The objective is a sum over rows, so each block of ``ROW_CHUNK`` rows computes its
     scores ``X_b·W``, margins and ``X_bᵀ·G_b`` while the block is still in cache (one pass
-    over ``X`` instead of two). Worker threads (``torch.get_num_threads()``) each take every
-    ``workers``-th block with single-threaded OpenBLAS and their own buffers, as sklearn's
-    k-means does; numpy releases the GIL. ``theta``/gradient are float64 (d+1, K) with the
-    bias as the last row; the GEMMs are float32; the loss is summed in float64.
-    Call inside ``threadpool_limits(1, "blas")``.
+    over ``X`` instead of two). The blocks are tasks for worker threads
+    (``torch.get_num_threads()``) running single-threaded OpenBLAS, as sklearn's k-means
+    does (numpy releases the GIL); a free worker takes the next block, so a worker the
+    scheduler preempts on a shared machine does not hold the others up. Each block writes
+    its own partial sums, added in block order: the result does not depend on the number
+    of workers. ``theta``/gradient are float64 (d+1, K) with the bias as the last row; the
+    GEMMs are float32; the loss is summed in float64. Call inside
+    ``threadpool_limits(1, "blas")``.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, c: float, workers: int):
@@ -156,45 +159,42 @@ class _FusedObjective:
         self.bounds = [(lo, min(lo + ROW_CHUNK, self.m)) for lo in range(0, self.m, ROW_CHUNK)]
         self.workers = max(1, min(workers, len(self.bounds)))
         self.margin = np.empty((self.m, self.k), np.float32)
-        self.acc = np.empty((self.workers, self.d, self.k), np.float32)
-        self.tmp = np.empty((self.workers, self.d, self.k), np.float32)
+        n = len(self.bounds)
+        self.part_grad = np.empty((n, self.d, self.k), np.float32)   # X_bᵀ·G_b per block
+        self.part_bias = np.empty((n, self.k))
+        self.part_loss = np.empty(n)
         self.evaluations = 0
 
-    def _part(self, w, weight, bias):
-        acc, tmp = self.acc[w], self.tmp[w]
-        acc.fill(0.0)
-        loss, grad_b = 0.0, np.zeros(self.k)
-        scale = np.float32(-2.0 * self.c / self.m)
-        for lo, hi in self.bounds[w::self.workers]:
-            xb, yb, mb = self.x[lo:hi], self.y[lo:hi], self.margin[lo:hi]
-            np.matmul(xb, weight, out=mb)
-            mb += bias
-            mb *= yb
-            np.subtract(1.0, mb, out=mb)
-            np.maximum(mb, 0.0, out=mb)
-            m64 = mb.astype(np.float64)
-            loss += float(np.einsum("ij,ij->", m64, m64))
-            mb *= yb
-            mb *= scale
-            grad_b += mb.sum(0, dtype=np.float64)
-            np.matmul(xb.T, mb, out=tmp)
-            acc += tmp
-        return loss, grad_b
+    def _block(self, i, weight, bias):
+        lo, hi = self.bounds[i]
+        xb, yb, mb = self.x[lo:hi], self.y[lo:hi], self.margin[lo:hi]
+        np.matmul(xb, weight, out=mb)
+        mb += bias
+        mb *= yb
+        np.subtract(1.0, mb, out=mb)
+        np.maximum(mb, 0.0, out=mb)
+        m64 = mb.astype(np.float64)
+        self.part_loss[i] = np.einsum("ij,ij->", m64, m64)
+        mb *= yb
+        mb *= np.float32(-2.0 * self.c / self.m)
+        self.part_bias[i] = mb.sum(0, dtype=np.float64)
+        np.matmul(xb.T, mb, out=self.part_grad[i])
 
     def __call__(self, theta: np.ndarray, pool=None):
         self.evaluations += 1
         d = self.d
         weight = np.ascontiguousarray(theta[:d], dtype=np.float32)
         bias = theta[d].astype(np.float32)
+        blocks = range(len(self.bounds))
         if pool is None or self.workers == 1:
-            parts = [self._part(w, weight, bias) for w in range(self.workers)]
+            for i in blocks:
+                self._block(i, weight, bias)
         else:
-            parts = list(pool.map(lambda w: self._part(w, weight, bias), range(self.workers)))
+            list(pool.map(lambda i: self._block(i, weight, bias), blocks))
         grad = theta.copy()
-        for w, (_, grad_b) in enumerate(parts):
-            grad[:d] += self.acc[w]
-            grad[d] += grad_b
-        value = 0.5 * _dot(theta, theta) + self.c / self.m * sum(p[0] for p in parts)
+        grad[:d] += self.part_grad.sum(0)
+        grad[d] += self.part_bias.sum(0)
+        value = 0.5 * _dot(theta, theta) + self.c / self.m * float(self.part_loss.sum())
         return value, grad
 
 

@@ -177,3 +177,19 @@ def test_lbfgs_relative_stopping_rule():
     assert 5 < loose.iterations < tight.iterations < 1000
     assert 1.0 <= tight.objective < loose.objective
     assert tight.objective - 1.0 < 1e-6
+
+
+def test_fused_objective_is_independent_of_worker_count():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from luatorch_port.svm import ROW_CHUNK, _FusedObjective
+    x, y = _data(3 * ROW_CHUNK + 5, 7, 3)
+    yy = one_vs_all_targets(y, 3).numpy()
+    theta = np.random.default_rng(4).standard_normal((8, 3)) * 0.3
+    results = []
+    for workers in (1, 2, 4):
+        with ThreadPoolExecutor(workers) as pool:
+            results.append(_FusedObjective(x.numpy(), yy, 3.0, workers)(theta, pool))
+    for v, g in results[1:]:
+        assert v == results[0][0]
+        assert np.array_equal(g, results[0][1])
