@@ -372,8 +372,9 @@ class ColorJitter:
       ``S`` uses ``max(V, 1e-8)`` as in :func:`rgb_to_hsv`; ``V`` and ``c`` are floored
       at float32's smallest normal (``log`` of 0 ran 3.7x slower), so ``0 ** p`` comes out
       below 1e-9 for ``p >= 0.25`` instead of 0.
-    * The hue takes the max channel as masks in float (``eq`` into a float tensor is
-      vectorised, ``where`` with a bool mask ran at 4.7 ns per element here).
+    * The hue takes the max channel as masks in float and selects with ``lerp`` by 0 or 1
+      (exact; ``eq`` into a float tensor is vectorised, ``where`` with a bool mask ran at
+      4.7 ns per element here).
 
     Every step is an in-place or ``out=`` op on preallocated planes (fresh temporaries
     cost more in page faults than the arithmetic); callers keep blocks small (a few
@@ -418,10 +419,8 @@ class ColorJitter:
         torch.eq(v, g, out=is_g)
         # hue times chroma, in sixths: B max r - g + 4c, G max b - r + 2c, R max g - b
         torch.sub(r, g, out=h).add_(c, alpha=4.0)
-        torch.sub(bl, r, out=t).add_(c, alpha=2.0).sub_(h)
-        h.addcmul_(is_g, t)
-        torch.sub(g, bl, out=t).sub_(h)
-        h.addcmul_(is_r, t)                              # R wins ties, as in rgb_to_hsv
+        h.lerp_(torch.sub(bl, r, out=t).add_(c, alpha=2.0), is_g)  # lerp by 0 or 1: exact
+        h.lerp_(torch.sub(g, bl, out=t), is_r)          # R wins ties, as in rgb_to_hsv
         h.div_(torch.clamp(c, min=_HSV_EPS, out=t))      # hue in sixths, in [-1, 5]
         torch.clamp(planes[0:2], min=_TINY, out=logs).log_()  # ln V, ln c (v, c adjacent)
         ls.sub_(torch.clamp(lv, min=_LOG_HSV_EPS, out=t))      # ln S, S = c / max(V, 1e-8)
