@@ -80,8 +80,9 @@ def stage_split(images, n_seeds, per_seed, path):
     library pieces, timing each with ``time.thread_time``.
     """
     clock = time.thread_time
-    split = dict.fromkeys(["seed windows + parameters", "thetas + grid terms", "compose grids",
-                           "grid_sample", "colour jitter", "uint8", "write"], 0.0)
+    split = dict.fromkeys(["seed windows + parameters", "thetas + jitter constants",
+                           "grid terms", "compose grids", "grid_sample", "colour jitter",
+                           "uint8", "write"], 0.0)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -90,7 +91,12 @@ def stage_split(images, n_seeds, per_seed, path):
         seeds = torch.randperm(len(images), generator=gen)[:n_seeds]
         boxes = B.seed_windows(images[seeds], gen)
         params = T.sample_params(n_seeds * per_seed, T.TransformRanges(), gen).view(n_seeds, per_seed, -1)
-        split["seed windows + parameters"] += clock() - t
+        t = _lap(split, "seed windows + parameters", t, clock)
+        theta_all = T.affine_thetas(boxes.repeat_interleave(per_seed, 0),
+                                    params.reshape(n_seeds * per_seed, -1),
+                                    *images.shape[2:]).view(n_seeds, per_seed, 2, 3)
+        constants_all = T.JitterConstants(params, 255.0)
+        _lap(split, "thetas + jitter constants", t, clock)
         patch, group = B.PATCH, B.SEEDS_PER_GROUP
         per_chunk, step = B.chunking(group, per_seed)
         buffers = B.RenderBuffers(per_chunk * step, patch)
@@ -101,14 +107,12 @@ def stage_split(images, n_seeds, per_seed, path):
                 g1 = min(n_seeds, g0 + group)
                 b, k = g1 - g0, per_seed
                 src_u8 = images[seeds[g0:g1]]
-                theta = T.affine_thetas(boxes[g0:g1].repeat_interleave(k, 0),
-                                        params[g0:g1].reshape(b * k, -1), *src_u8.shape[2:])
                 along_x, along_y = (x.view(b, k, 2, patch).transpose(1, 2).contiguous()
-                                    for x in T.grid_terms(theta, patch))
-                constants = T.JitterConstants(params[g0:g1], 255.0)
+                                    for x in T.grid_terms(theta_all[g0:g1].reshape(b * k, 2, 3), patch))
+                constants = constants_all[g0:g1, :]
                 src = src_u8.float().mul_(1.0 / 255.0)
                 out = torch.empty(b, k, 3, patch, patch, dtype=torch.uint8)
-                t = _lap(split, "thetas + grid terms", t, clock)
+                t = _lap(split, "grid terms", t, clock)
                 for i in range(0, b, per_chunk):
                     i1 = min(b, i + per_chunk)
                     for j in range(0, k, step):

@@ -162,7 +162,8 @@ def chunking(b: int, k: int, chunk: Optional[int] = None):
 
 def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patch: int = PATCH,
            color: bool = True, out: Optional[torch.Tensor] = None,
-           buffers: Optional[RenderBuffers] = None) -> torch.Tensor:
+           buffers: Optional[RenderBuffers] = None, theta: Optional[torch.Tensor] = None,
+           constants: Optional[T.JitterConstants] = None) -> torch.Tensor:
     """Transformed uint8 patches of a group of source images.
 
     Works in chunks of about ``CHUNK_PATCHES`` patches: one ``grid_sample`` per chunk (the
@@ -176,6 +177,9 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
     color : apply the colour jitter columns of ``params``
     out : optional contiguous uint8 (b, k, C, patch, patch) to write into
     buffers : optional reusable :class:`RenderBuffers`
+    theta, constants : optional precomputed ``affine_thetas`` (b, k, 2, 3) of ``boxes`` and
+        ``params`` and ``JitterConstants(params, 255.0)`` (the build computes them for all
+        patches at once: per group, their small ops cost 2 us per patch)
 
     Returns
     -------
@@ -195,13 +199,16 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
     per_chunk, step = chunking(b, k)
     if buffers is None or not buffers.fits(per_chunk * step, patch, images.device, ch):
         buffers = RenderBuffers(per_chunk * step, patch, images.device, max(ch, 3))
-    theta = T.affine_thetas(boxes.repeat_interleave(k, dim=0), params.reshape(b * k, -1), h, w)
+    if theta is None:
+        theta = T.affine_thetas(boxes.repeat_interleave(k, dim=0), params.reshape(b * k, -1), h, w)
     along_x, along_y = (x.view(b, k, 2, patch).transpose(1, 2).contiguous()  # (b, 2, k, P)
-                        for x in T.grid_terms(theta, patch, torch.float32, images.device))
+                        for x in T.grid_terms(theta.reshape(b * k, 2, 3), patch, torch.float32,
+                                              images.device))
     src = images.float()
     if color:
         src.mul_(1.0 / 255.0)
-        constants = T.JitterConstants(params, 255.0, torch.float32, images.device)
+        if constants is None:
+            constants = T.JitterConstants(params, 255.0, torch.float32, images.device)
     pixels = patch * patch
     for i in range(0, b, per_chunk):
         i1 = min(b, i + per_chunk)
@@ -413,6 +420,10 @@ def _render_groups(images, seeds, boxes, params, patch, color, device, group, wo
     n_seeds = len(seeds)
     per_seed = params.shape[1]
     local = threading.local()
+    h, w = images.shape[2:]
+    theta = T.affine_thetas(boxes.repeat_interleave(per_seed, dim=0),  # all at once: few ops
+                            params.reshape(n_seeds * per_seed, -1), h, w).view(n_seeds, per_seed, 2, 3)
+    constants = T.JitterConstants(params, 255.0, torch.float32, device) if color else None
 
     def work(start):
         stop = min(start + group, n_seeds)
@@ -422,7 +433,9 @@ def _render_groups(images, seeds, boxes, params, patch, color, device, group, wo
             buffers = local.buffers = RenderBuffers(per_chunk * step, patch, device)
         src = images[seeds[start:stop]].to(device)
         return stop - start, render(src, boxes[start:stop], params[start:stop], patch, color,
-                                    buffers=buffers)
+                                    buffers=buffers, theta=theta[start:stop],
+                                    constants=None if constants is None
+                                    else constants[start:stop, :])
 
     starts = range(0, n_seeds, group)
     if device.type != "cpu" or workers <= 1 or len(starts) < 2:
