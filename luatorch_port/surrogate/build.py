@@ -224,7 +224,7 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
             else:
                 values.round_()
             ints = buffers.ints[:values.numel()].view(values.shape)
-            ints.copy_(values)                          # truncates: exact, or rounds given the + 0.5
+            ints.copy_(values)                 # truncates: exact, or rounds given the + 0.5
             out[i:i1, j:j1].view(ni, nj, ch, pixels).copy_(ints.transpose(1, 2))
     return out
 
@@ -422,7 +422,8 @@ def _render_groups(images, seeds, boxes, params, patch, color, device, group, wo
     local = threading.local()
     h, w = images.shape[2:]
     theta = T.affine_thetas(boxes.repeat_interleave(per_seed, dim=0),  # all at once: few ops
-                            params.reshape(n_seeds * per_seed, -1), h, w).view(n_seeds, per_seed, 2, 3)
+                            params.reshape(n_seeds * per_seed, -1), h, w)
+    theta = theta.view(n_seeds, per_seed, 2, 3)
     constants = T.JitterConstants(params, 255.0, torch.float32, device) if color else None
 
     def work(start):

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -208,7 +207,8 @@ def grid_terms(theta: torch.Tensor, patch: int, dtype=torch.float32, device=None
     return along_x.to(device=device, dtype=dtype), along_y.to(device=device, dtype=dtype)
 
 
-def compose_grid(along_x: torch.Tensor, along_y: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
+def compose_grid(along_x: torch.Tensor, along_y: torch.Tensor,
+                 planes: torch.Tensor) -> torch.Tensor:
     """The tall sampling grid of ``k`` patches of each of ``b`` images.
 
     Parameters
@@ -332,7 +332,8 @@ class JitterConstants:
         self.scale = float(scale)
         p = params.to(device=device, dtype=torch.float64)
         col = lambda name: p[..., _COL[name]]  # noqa: E731
-        rows = lambda name: torch.stack([col("v_" + name), col("s_" + name)]).unsqueeze(-1).to(dtype)  # noqa: E731
+        rows = lambda name: (torch.stack([col("v_" + name), col("s_" + name)])  # noqa: E731
+                             .unsqueeze(-1).to(dtype))
         self.power = rows("pow") / math.log(2.0)
         self.mul = rows("mul") * scale
         self.add = rows("add") * scale
@@ -388,7 +389,8 @@ class ColorJitter:
         self.n_pixels = int(n_pixels)
         self.planes = torch.empty(self.N_PLANES, self.n_pixels, dtype=dtype, device=device)
 
-    def apply(self, rgb: torch.Tensor, constants: JitterConstants, bias: float = 0.0) -> torch.Tensor:
+    def apply(self, rgb: torch.Tensor, constants: JitterConstants,
+              bias: float = 0.0) -> torch.Tensor:
         """Jitter ``rgb`` in place.
 
         Parameters
