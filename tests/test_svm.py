@@ -193,3 +193,25 @@ def test_fused_objective_is_independent_of_worker_count():
     for v, g in results[1:]:
         assert v == results[0][0]
         assert np.array_equal(g, results[0][1])
+
+
+def test_default_fit_reaches_linearsvc_objective():
+    # default stopping rule (tol 1e-5): the objective within 1e-3 of LinearSVC's converged
+    # one (dual coordinate descent, as in the benchmark), the same test predictions
+    from sklearn.svm import LinearSVC
+
+    from luatorch_port.svm import _l2svm_objective_np
+    x, y = _data(400, 30, 5, seed=3, noise=2.5)
+    xt, yt = _data(200, 30, 5, seed=4, noise=2.5)
+    st = Standardizer().fit(x)
+    xs, xts = st.transform(x), st.transform(xt)
+    ours = L2SVM(C=100.0).fit(xs, y)
+    sk = LinearSVC(C=100.0 / 400, loss="squared_hinge", dual=True, tol=1e-6,
+                   max_iter=20000).fit(xs.numpy(), y.numpy())
+    yy = one_vs_all_targets(y, 5).double().numpy()
+    f_ours = _l2svm_objective_np(torch.cat([ours.coef_, ours.intercept_[None]]).double().numpy(),
+                                 xs.numpy(), yy, 100.0)[0]
+    f_sk = _l2svm_objective_np(np.vstack([sk.coef_.T, sk.intercept_[None]]), xs.numpy(), yy, 100.0)[0]
+    assert f_ours == pytest.approx(f_sk, rel=1e-3)
+    agree = (ours.predict(xts).numpy() == sk.predict(xts.numpy())).mean()
+    assert agree >= 0.99
