@@ -201,8 +201,8 @@ def test_default_fit_reaches_linearsvc_objective():
     from sklearn.svm import LinearSVC
 
     from luatorch_port.svm import _l2svm_objective_np
-    x, y = _data(400, 30, 5, seed=3, noise=2.5)
-    xt, yt = _data(200, 30, 5, seed=4, noise=2.5)
+    xa, ya = _data(600, 30, 5, seed=3, noise=2.5)
+    x, y, xt = xa[:400], ya[:400], xa[400:]
     st = Standardizer().fit(x)
     xs, xts = st.transform(x), st.transform(xt)
     ours = L2SVM(C=100.0).fit(xs, y)
