@@ -76,8 +76,9 @@ def timed(fn):
 def stage_split(images, n_seeds, per_seed, path):
     """CPU seconds per stage of a one-thread build of ``n_seeds`` x ``per_seed`` patches.
 
-    Mirrors :func:`build.build_surrogate` / :func:`build.render` step by step with the same
-    library pieces, timing each with ``time.thread_time``.
+    Does what :func:`build.build_surrogate` does, group by group, through :func:`build.render`
+    itself (its ``stage`` callback marks the end of each stage), timing each stage with
+    ``time.thread_time``.
     """
     clock = time.thread_time
     split = dict.fromkeys(["seed windows + parameters", "thetas + jitter constants",
@@ -100,38 +101,19 @@ def stage_split(images, n_seeds, per_seed, path):
         patch, group = B.PATCH, B.SEEDS_PER_GROUP
         per_chunk, step = B.chunking(group, per_seed)
         buffers = B.RenderBuffers(per_chunk * step, patch)
-        pixels = patch * patch
+        state = {}
+
+        def stage(name):
+            state["t"] = _lap(split, name, state["t"], clock)
+
         with open(path, "wb") as f:
             for g0 in range(0, n_seeds, group):
-                t = clock()
+                state["t"] = clock()
                 g1 = min(n_seeds, g0 + group)
-                b, k = g1 - g0, per_seed
-                src_u8 = images[seeds[g0:g1]]
-                along_x, along_y = (x.view(b, k, 2, patch).transpose(1, 2).contiguous()
-                                    for x in T.grid_terms(theta_all[g0:g1].reshape(b * k, 2, 3), patch))
-                constants = constants_all[g0:g1, :]
-                src = src_u8.float().mul_(1.0 / 255.0)
-                out = torch.empty(b, k, 3, patch, patch, dtype=torch.uint8)
-                t = _lap(split, "grid terms", t, clock)
-                for i in range(0, b, per_chunk):
-                    i1 = min(b, i + per_chunk)
-                    for j in range(0, k, step):
-                        j1 = min(k, j + step)
-                        ni, nj = i1 - i, j1 - j
-                        planes = buffers.grid[:ni * nj * 2 * pixels].view(ni, 2, nj, patch, patch)
-                        grid = T.compose_grid(along_x[i:i1, :, j:j1], along_y[i:i1, :, j:j1], planes)
-                        t = _lap(split, "compose grids", t, clock)
-                        values = T.sample(src[i:i1], grid)
-                        values = values.view(ni, 3, nj, pixels)
-                        t = _lap(split, "grid_sample", t, clock)
-                        buffers.jitter.apply(values, constants[i:i1, j:j1], bias=0.5)
-                        t = _lap(split, "colour jitter", t, clock)
-                        ints = buffers.ints[:values.numel()].view(values.shape)
-                        ints.copy_(values)
-                        out[i:i1, j:j1].view(ni, nj, 3, pixels).copy_(ints.transpose(1, 2))
-                        t = _lap(split, "uint8", t, clock)
+                out = B.render(images[seeds[g0:g1]], boxes[g0:g1], params[g0:g1], patch, buffers=buffers,
+                               theta=theta_all[g0:g1], constants=constants_all[g0:g1, :], stage=stage)
                 f.write(memoryview(out.numpy().reshape(-1)))
-                _lap(split, "write", t, clock)
+                stage("write")
     finally:
         torch.set_num_threads(previous)
     return split

@@ -163,7 +163,7 @@ def chunking(b: int, k: int, chunk: Optional[int] = None):
 def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patch: int = PATCH,
            color: bool = True, out: Optional[torch.Tensor] = None,
            buffers: Optional[RenderBuffers] = None, theta: Optional[torch.Tensor] = None,
-           constants: Optional[T.JitterConstants] = None) -> torch.Tensor:
+           constants: Optional[T.JitterConstants] = None, stage=None) -> torch.Tensor:
     """Transformed uint8 patches of a group of source images.
 
     Works in chunks of about ``CHUNK_PATCHES`` patches: one ``grid_sample`` per chunk (the
@@ -180,6 +180,8 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
     theta, constants : optional precomputed ``affine_thetas`` (b, k, 2, 3) of ``boxes`` and
         ``params`` and ``JitterConstants(params, 255.0)`` (the build computes them for all
         patches at once: per group, their small ops cost 2 us per patch)
+    stage : optional callable, called with a stage's name ("grid terms", "compose grids",
+        "grid_sample", "colour jitter", "uint8") as each one ends (the benchmark's timer)
 
     Returns
     -------
@@ -210,6 +212,8 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
         if constants is None:
             constants = T.JitterConstants(params, 255.0, torch.float32, images.device)
     pixels = patch * patch
+    mark = stage or (lambda name: None)
+    mark("grid terms")
     for i in range(0, b, per_chunk):
         i1 = min(b, i + per_chunk)
         for j in range(0, k, step):
@@ -217,15 +221,19 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
             ni, nj = i1 - i, j1 - j
             planes = buffers.grid[:ni * nj * 2 * pixels].view(ni, 2, nj, patch, patch)
             grid = T.compose_grid(along_x[i:i1, :, j:j1], along_y[i:i1, :, j:j1], planes)
+            mark("compose grids")
             values = T.sample(src[i:i1], grid)
             values = values.view(ni, ch, nj, pixels)   # grid_sample's layout: channel planes
+            mark("grid_sample")
             if color:
                 buffers.jitter.apply(values, constants[i:i1, j:j1], bias=0.5)
             else:
                 values.round_()
+            mark("colour jitter")
             ints = buffers.ints[:values.numel()].view(values.shape)
             ints.copy_(values)                 # truncates: exact, or rounds given the + 0.5
             out[i:i1, j:j1].view(ni, nj, ch, pixels).copy_(ints.transpose(1, 2))
+            mark("uint8")
     return out
 
 
