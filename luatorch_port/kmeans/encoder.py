@@ -14,16 +14,16 @@ encoded in chunks of several images (worker threads on CPU) instead of one at a 
 
 from __future__ import annotations
 
-import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from threadpoolctl import ThreadpoolController, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 from ..errors import A2Error
 from .patches import image_patches
+from .threads import single_threaded_openmp
 from .whitening import CONTRAST_VAR_REG
 
 ENCODERS = ("triangle", "hard")
@@ -143,21 +143,6 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
     return out
 
 
-def _single_threaded_openmp():
-    """Pool initializer: torch's elementwise ops in this worker thread run on it alone.
-
-    libgomp keeps the thread count per calling thread, so this leaves the main thread's
-    ``torch.get_num_threads()`` as it was; without it each worker's torch op starts its own
-    OpenMP team and two workers put four spinning threads on two cores.
-    """
-    _openmp_controller().limit(limits=1, user_api="openmp")
-
-
-@functools.lru_cache(maxsize=1)
-def _openmp_controller():
-    return ThreadpoolController()
-
-
 def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, progress):
     """CPU path: worker threads each encode whole chunks with single-threaded BLAS (numpy's
     OpenBLAS GEMMs) and single-threaded torch elementwise ops (AVX2 kernels, 2-5x numpy's
@@ -239,7 +224,7 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
                 if progress is not None:
                     progress(done)
             return
-        with ThreadPoolExecutor(workers, initializer=_single_threaded_openmp) as pool:
+        with ThreadPoolExecutor(workers, initializer=single_threaded_openmp) as pool:
             futures = [pool.submit(work, lo, hi) for lo, hi in bounds]
             for fut in futures:
                 done = fut.result()

@@ -27,11 +27,12 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ..errors import A2Error
+from .threads import single_threaded_openmp
 
 INIT_SCALE = 0.1        # run_kmeans.m: centroids = randn(k, d) * 0.1
 COATES_BATCH = 1000     # run_kmeans.m: BATCH_SIZE = 1000 (the assignment chunk)
-DEFAULT_CHUNK = 1024    # rows per GEMM block: a 1024 x 1600 score block (6.5 MB) per worker stays in
-                        # the 32 MB L3 for the argmax (speed only)
+DEFAULT_CHUNK = 512     # rows per GEMM block: a 512 x 1600 score block (3.3 MB) per worker stays in
+                        # the L3 for the argmax (speed only; 256-2048 within 10 %, 512 the steadiest)
 TASK_ROWS = 8192        # rows per task handed to a worker (one index_add and partial sum each)
 
 
@@ -120,7 +121,8 @@ class _Assigner:
     def _assign_cpu(self, cat, sums):
         """Like sklearn's lloyd, with worker threads that each run single-threaded GEMM +
         argmax on their own rows; numpy and torch release the GIL, so every pass is parallel
-        and no BLAS thread pool spins beside the other work.
+        and no BLAS or OpenMP thread pool spins beside the other work (each worker runs torch's
+        index_add_ on one OpenMP thread: two-thread teams per worker cost 13 % more CPU per pass).
 
         Work is split into tasks of ``TASK_ROWS`` rows handed out one at a time (a busy core
         delays one task, not half of the pass); a task computes its scores in blocks of
@@ -164,7 +166,7 @@ class _Assigner:
                 results = map(work, tasks)
                 pool = None
             else:
-                pool = ThreadPoolExecutor(workers)
+                pool = ThreadPoolExecutor(workers, initializer=single_threaded_openmp)
                 results = pool.map(work, tasks)
             try:
                 for inertia, part in results:     # in task order: a fixed summation order
