@@ -366,3 +366,24 @@ def test_cuda_matches_cpu():
     imgs = torch.rand(3, 3, 12, 12, generator=_gen()) * 255
     cents = torch.randn(9, 27, generator=_gen())
     assert torch.allclose(encode(imgs, cents.cuda(), 3), encode(imgs, cents, 3), rtol=1e-3, atol=1e-3)
+
+
+def test_worker_threads_run_torch_on_one_openmp_thread():
+    """The pools' initializer limits torch's OpenMP team in that worker only; without it a
+    worker thread's torch ops would use as many threads as the main thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from luatorch_port.kmeans.threads import single_threaded_openmp
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            plain_worker = pool.submit(torch.get_num_threads).result()
+        with ThreadPoolExecutor(1, initializer=single_threaded_openmp) as pool:
+            limited_worker = pool.submit(torch.get_num_threads).result()
+        assert plain_worker == 2
+        assert limited_worker == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

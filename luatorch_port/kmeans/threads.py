@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 
+import torch
 from threadpoolctl import ThreadpoolController
 
 
@@ -16,8 +17,11 @@ def single_threaded_openmp() -> None:
     """Thread-pool initializer: torch's ops in this worker thread run on it alone.
 
     libgomp keeps the thread count per calling thread, so this leaves the main thread's
-    ``torch.get_num_threads()`` as it was.
+    ``torch.get_num_threads()`` as it was. torch initialises each thread's count lazily, on
+    its first parallel op, to the process-wide ``torch.set_num_threads`` value when one was
+    set; that runs first here so it cannot undo the limit later.
     """
+    torch.get_num_threads()
     _openmp_controller().limit(limits=1, user_api="openmp")
 
 
