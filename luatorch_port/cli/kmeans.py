@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import device_option, progress, quiet_option, resolve_device, seed_everything
+from .common import device_option, progress, quiet_option, resolve_device, seed_everything, seed_option
 
 
 @click.group("kmeans")
@@ -37,7 +37,7 @@ def _record_path(path: Path, what: str) -> Path:
               help="k-means start: randn*0.1 (Coates) or k random patches.")
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Read only the first N images of --data.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Random seed; recorded.")
+@seed_option()
 @device_option()
 @quiet_option()
 def fit(data, out, k, rf, patches, iterations, image_size, whiten, init, limit, seed, device, quiet):
@@ -90,7 +90,7 @@ def fit(data, out, k, rf, patches, iterations, image_size, whiten, init, limit, 
               help="Where the SVM goes [default: <centroids stem>.svm.t7 beside --centroids].")
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Read only the first N images of each split.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Random seed; recorded.")
+@seed_option()
 @device_option()
 @quiet_option()
 def eval_cmd(centroids, train, test, C, encoder, predictions, svm_out, limit, seed, device, quiet):

@@ -65,7 +65,18 @@ class LuaModule:
 
 # ---------------------------------------------------------------- convolutions
 
-class SpatialConvolution(LuaModule, nn.Conv2d):
+class _LuaKernelFields:
+    """Lua's kW/kH, dW/dH, padW/padH over PyTorch's (H, W) ``kernel_size``/``stride``/``padding``."""
+
+    kW = property(lambda self: self.kernel_size[1])
+    kH = property(lambda self: self.kernel_size[0])
+    dW = property(lambda self: self.stride[1])
+    dH = property(lambda self: self.stride[0])
+    padW = property(lambda self: self.padding[1])
+    padH = property(lambda self: self.padding[0])
+
+
+class SpatialConvolution(_LuaKernelFields, LuaModule, nn.Conv2d):
     """Port of nn.SpatialConvolution (torch/nn SpatialConvolution.lua).
 
     ``SpatialConvolution(nInputPlane, nOutputPlane, kW, kH, dW=1, dH=1, padW=0, padH=padW)``;
@@ -85,12 +96,6 @@ class SpatialConvolution(LuaModule, nn.Conv2d):
 
     nInputPlane = property(lambda self: self.in_channels)
     nOutputPlane = property(lambda self: self.out_channels)
-    kW = property(lambda self: self.kernel_size[1])
-    kH = property(lambda self: self.kernel_size[0])
-    dW = property(lambda self: self.stride[1])
-    dH = property(lambda self: self.stride[0])
-    padW = property(lambda self: self.padding[1])
-    padH = property(lambda self: self.padding[0])
 
     def reset_parameters(self):
         # torch's __init__ calls this before ours has run: skip it there; later calls
@@ -137,15 +142,8 @@ class SpatialConvolutionMM(SpatialConvolution):
 
 # ---------------------------------------------------------------- pooling
 
-class _LuaPooling:
-    """Lua's field names over PyTorch's (H, W) tuples, and ``:ceil()``/``:floor()``."""
-
-    kW = property(lambda self: self.kernel_size[1])
-    kH = property(lambda self: self.kernel_size[0])
-    dW = property(lambda self: self.stride[1])
-    dH = property(lambda self: self.stride[0])
-    padW = property(lambda self: self.padding[1])
-    padH = property(lambda self: self.padding[0])
+class _LuaPooling(_LuaKernelFields):
+    """Lua's field names (see :class:`_LuaKernelFields`), and ``:ceil()``/``:floor()``."""
 
     def ceil(self):
         self.ceil_mode = True
