@@ -310,8 +310,8 @@ def pseudolabel(ctx: Context) -> dict:
         if confident is not None and confident == confident:
             right = final.get("pl_confident_acc")
             notes.append(f"monitored unlabelled images at or above that confidence after the last epoch: "
-                         f"{confident:.1f} %" + (f", {right:.2f} % of them right" if right == right and
-                                                 right is not None else "")
+                         f"{confident:.1f} %" + (f", {right:.2f} % of them right" if right is not None and
+                                                 right == right else "")
                          + " (rows below it add nothing to the loss)")
     if final.get("pl_acc") is not None and final.get("pl_acc") == final.get("pl_acc"):
         notes.append(f"pseudo-labels right on the monitored unlabelled images after the last epoch: "
