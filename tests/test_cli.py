@@ -62,3 +62,17 @@ def test_unknown_file_is_one_line_error():
     result = CliRunner().invoke(cli, ["t7", "show", "no/such/file.t7"])
     assert result.exit_code != 0
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("path,expected", [
+    (("surrogate", "train"), ["optim.sgd learningRate (paper: 0.01).", "L2 weight decay (paper: 0.0004)."]),
+    (("pseudolabel", "train"), ["[cnn] optim.sgd learningRate.", "[cnn] NHWC memory format"]),
+    (("train",), ["optim.sgd learningRate.", "Halve the learning rate at every multiple"]),
+])
+def test_sgd_options_help(path, expected):
+    """The shared optim.sgd options carry each command's tag and notes."""
+    result = CliRunner(env={"COLUMNS": "400"}).invoke(cli, list(path) + ["--help"], terminal_width=400)
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    for fragment in expected:
+        assert fragment in text

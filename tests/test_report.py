@@ -161,3 +161,21 @@ def test_section_generators_are_independent_of_order(tmp_path):
     b = torch.rand(3, generator=ctx.generator("kmeans"))
     assert torch.equal(a, b)
     assert not torch.equal(a, torch.rand(3, generator=ctx.generator("surrogate")))
+
+
+def test_tsne_section_names_its_method(tiny_report):
+    out, _ = tiny_report
+    text = (out / "report.md").read_text()
+    assert "embedded with exact-gradient t-SNE" in text   # 20 val images: auto picks exact
+    assert load_states(out)["tsne"]["results"]["maps"]["raw"]["method"] == "exact"
+
+
+def test_pseudolabel_notes_give_the_confident_share(data, tmp_path, monkeypatch):
+    """With a threshold, 2.3 reports the share of monitored unlabelled images above it."""
+    monkeypatch.setitem(BUDGETS["tiny"]["pseudolabel"], "threshold", 0.0)   # every row is confident
+    run_report(data, tmp_path, budget_name="tiny", only=["pseudolabel"])
+    notes = load_states(tmp_path)["pseudolabel"]["results"]["notes"]
+    assert "only pseudo-labels with softmax confidence >= 0 count" in notes
+    share = [n for n in notes if n.startswith("monitored unlabelled images at or above")]
+    assert len(share) == 1 and ": 100.0 %, " in share[0] and "% of them right" in share[0]
+    assert share[0] in (tmp_path / "report.md").read_text()

@@ -206,6 +206,21 @@ def test_chunking_does_not_change_the_bytes(monkeypatch, chunk, per_seed, expect
         assert torch.equal(B.render(images, boxes, params, color=color), whole[color])
 
 
+def test_render_reports_its_stages_without_changing_the_bytes(monkeypatch):
+    """The ``stage`` callback (bench_surrogate's per-stage timer) sees each stage in order."""
+    images = smooth_images(3)
+    g = torch.Generator().manual_seed(16)
+    boxes = B.seed_windows(images, g)
+    params = T.sample_params(3 * 4, T.TransformRanges(), g).view(3, 4, -1)
+    plain = B.render(images, boxes, params)
+    monkeypatch.setattr(B, "CHUNK_PATCHES", 4)               # three chunks: one image each
+    seen = []
+    timed = B.render(images, boxes, params, stage=seen.append)
+    assert torch.equal(timed, plain)
+    per_chunk = ["compose grids", "grid_sample", "colour jitter", "uint8"]
+    assert seen == ["grid terms"] + per_chunk * 3
+
+
 def test_warp_stacks_many_transformations_per_image():
     images = smooth_images(2)
     boxes = torch.tensor([[20.0, 30.0, 32.0], [10.0, 5.0, 48.0]])

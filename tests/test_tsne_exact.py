@@ -116,3 +116,14 @@ def test_unknown_method_is_an_error():
     x, _ = _blobs(n=100)
     with pytest.raises(A2Error, match="method must be one of"):
         tsne.embed(x, method="fast")
+
+
+def test_exact_method_restores_the_thread_count():
+    x, _ = _blobs(n=60)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        tsne.embed(x, perplexity=10.0, n_iter=250, threads=1, method="exact")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -185,3 +185,18 @@ def test_tsne_and_centroids_from_a_fitted_kmeans(sample, tmp_path):
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "c.png") as im:
         assert im.size == (2 * 4, 2 * 4)  # round(sqrt(4)) = 2 columns of rf + 1
+
+
+@pytest.mark.parametrize("method,used", [("auto", "exact"), ("barnes-hut", "barnes-hut")])
+def test_tsne_method_option(sample, tmp_path, method, used):
+    out = tmp_path / "tsne.png"
+    result = invoke("tsne", sample / "test.t7b", "--out", out, "--method", method, "--iterations", 250,
+                    "--map-size", 64, "--thumb", 8, "--quiet")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "tsne.json").read_text())
+    assert record["config"]["method"] == method and record["results"]["method"] == used
+
+
+def test_tsne_rejects_an_unknown_method(sample, tmp_path):
+    result = invoke("tsne", sample / "test.t7b", "--out", tmp_path / "t.png", "--method", "fast")
+    assert result.exit_code != 0 and "'fast' is not one of" in result.stderr
