@@ -2,11 +2,21 @@
 
 Both produce the same geometric transformations (rotation, scale, translation, flip) of
 the same seed windows; the PIL loop has no colour jitter (PIL has no per-patch HSV power),
-the port is timed with and without it. Printed as absolute patches/s and as ratios against
-the PIL loop measured in the same run (the machine is shared: absolute numbers are noisy).
-The PIL loop's coefficients are computed for all patches at once before it is timed, so
-it times ``Image.transform`` itself. Target (issue 8): >= 50,000 patches/s with colour
-jitter on the 2-core machine, i.e. the report's 400,000 patches in under 10 s.
+the port is timed with and without it. Target (issue 8): >= 50,000 patches/s with colour
+jitter on the 2-core machine, i.e. the report's 400,000 patches in under 10 s, where PIL
+ran at about 32,000/s: 1.56x PIL, the ratio this benchmark checks.
+
+How the pair is timed, on a shared box whose wall rates move +-15 % from one second to
+the next:
+
+* in ``--rounds`` rounds, the default build and the PIL loop back to back; the median of
+  each and the median of the per-round ratios are reported;
+* PIL's loop keeps each patch's ``tobytes`` (an array per patch cost it 30-40 %), its
+  affine coefficients are computed before it is timed, and it runs once untimed first;
+* the builds write under ``/dev/shm`` (RAM) when it is writable: writing to disk left
+  the kernel's writeback busy for seconds after each build, which slowed the PIL loop
+  that followed 1.7x (24,000 -> 13,000-15,000/s) and made the ratio flatter the port. One
+  more default build writes to disk, for the rate a user sees there.
 
 Also printed, all from the same run:
 
@@ -17,13 +27,14 @@ Also printed, all from the same run:
   parameters, grids, ``grid_sample``, colour jitter, uint8 conversion, writing.
 * The limit of this design: ``grid_sample`` alone, over both cores.
 
-Run: python benchmarks/bench_surrogate.py [--seeds 400] [--per-seed 100] [--pil 10000]
+Run: python benchmarks/bench_surrogate.py [--seeds 400] [--per-seed 100] [--pil 10000] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +47,8 @@ from luatorch_port.surrogate import build as B
 from luatorch_port.surrogate import transforms as T
 
 REPORT_PATCHES = 400_000
+TARGET_VS_PIL = 50_000 / 32_000  # the issue's target over its PIL rate
+SHM = "/dev/shm"
 
 
 def pil_coefficients(boxes, params, patch):
@@ -55,16 +68,32 @@ def pil_coefficients(boxes, params, patch):
 
 
 def pil_loop(images, coeffs, k, patch):
-    """uint8 (b, k, 3, P, P): one ``Image.transform`` per patch (coefficients given)."""
+    """Raw bytes of ``b * k`` patches, one ``Image.transform`` per patch (coefficients given).
+
+    The loop keeps PIL's own output: each patch's bytes (P x P x 3, interleaved) go into one
+    buffer with ``tobytes``; turning them into an array per patch (``np.asarray`` and a copy
+    into a channel-first array) cost PIL's loop 30-40 % here, so that is left to
+    :func:`pil_patches`, outside the timed loop.
+    """
     b = len(images)
-    out = np.empty((b, k, patch, patch, 3), dtype=np.uint8)
     rows = coeffs.view(b, k, 6).tolist()
+    size = patch * patch * 3
+    out = bytearray(b * k * size)
+    view = memoryview(out)
+    at = 0
     for i in range(b):
         img = Image.fromarray(images[i].permute(1, 2, 0).numpy())
-        for j in range(k):
-            out[i, j] = np.asarray(img.transform((patch, patch), Image.Transform.AFFINE, rows[i][j],
-                                                 resample=Image.Resampling.BILINEAR))
-    return torch.from_numpy(out).permute(0, 1, 4, 2, 3)
+        for row in rows[i]:
+            view[at:at + size] = img.transform((patch, patch), Image.Transform.AFFINE, row,
+                                               resample=Image.Resampling.BILINEAR).tobytes()
+            at += size
+    return out
+
+
+def pil_patches(raw, b, k, patch):
+    """:func:`pil_loop`'s bytes as uint8 (b, k, 3, P, P), the port's layout."""
+    pixels = np.frombuffer(raw, dtype=np.uint8).reshape(b, k, patch, patch, 3)
+    return torch.from_numpy(pixels.copy()).permute(0, 1, 4, 2, 3)
 
 
 def timed(fn):
@@ -158,6 +187,12 @@ def main():
     ap.add_argument("--reference", type=int, default=5000,
                     help="patches for render_reference (timing and agreement)")
     ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--out-dir", default=None,
+                    help=f"where the builds write (default {SHM} when writable: in RAM, so the "
+                         "disk's writeback, which here slowed the next measurement 1.7x for "
+                         "seconds, stays out of the rates)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="rounds of (default build, PIL loop) back to back; medians reported")
     ap.add_argument("--omp", action="store_true",
                     help="also time workers=1 with torch's OpenMP threads (slow on a busy machine)")
     args = ap.parse_args()
@@ -172,6 +207,15 @@ def main():
     print(f"torch {torch.__version__}, {threads} threads, {os.cpu_count()} cpus, load average "
           f"{load:.1f}; {n} patches ({args.seeds} seeds x {args.per_seed}), 32x32 from 96x96")
 
+    # PIL: the same geometric transformations of the same windows, one call per patch.
+    k = args.per_seed
+    g = torch.Generator().manual_seed(2)
+    b = max(1, args.pil // k)
+    src = images[:b]
+    boxes = B.seed_windows(src, g)
+    params = T.sample_params(b * k, T.TransformRanges(color=False), g).view(b, k, -1)
+    coeffs = pil_coefficients(boxes.repeat_interleave(k, 0), params.reshape(b * k, -1), 32)
+
     results = {}
     # (name, colour, torch intra-op threads, worker threads); the default is the first
     runs = [(f"port, colour, {threads} workers", True, threads, threads),
@@ -179,21 +223,39 @@ def main():
             ("port, colour, 1 thread", True, 1, 1)]
     if args.omp and threads > 1:
         runs.append((f"port, colour, {threads} omp threads", True, threads, 1))
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, color, n_threads, workers in runs:
+    out_dir = args.out_dir or (SHM if os.access(SHM, os.W_OK) else None)
+    where = f"a temporary directory under {out_dir}" if out_dir else "the default temporary directory"
+    print(f"build output: {where}{' (RAM)' if out_dir == SHM else ''}")
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp, tempfile.TemporaryDirectory() as disk:
+        def build(color, n_threads, workers, where=tmp):
             torch.set_num_threads(n_threads)
-            ranges = T.TransformRanges(color=color)
-            _, dt = timed(lambda: B.build_surrogate(images, os.path.join(tmp, "s.t7b"),
-                                                    torch.Generator().manual_seed(1),
-                                                    n_seeds=args.seeds, per_seed=args.per_seed,
-                                                    ranges=ranges, workers=workers))
-            results[name] = n / dt
-        torch.set_num_threads(threads)
+            try:
+                _, dt = timed(lambda: B.build_surrogate(
+                    images, os.path.join(where, "s.t7b"), torch.Generator().manual_seed(1),
+                    n_seeds=args.seeds, per_seed=args.per_seed,
+                    ranges=T.TransformRanges(color=color), workers=workers))
+            finally:
+                torch.set_num_threads(threads)
+            return n / dt
+
+        # The target's pair, default build and PIL, back to back in each round: the box is
+        # shared, so each round's ratio compares rates taken moments apart.
+        pil_loop(src[:max(1, b // 10)], coeffs[:max(1, b // 10) * k], k, 32)  # warm-up (its
+        # first pass ran 1.5x slower than the next ones here); the builds warm up in round 1
+        rounds = []
+        for _ in range(args.rounds):
+            ours_rate = build(*runs[0][1:])
+            raw, dt = timed(lambda: pil_loop(src, coeffs, k, 32))
+            rounds.append((ours_rate, b * k / dt))
+        results[runs[0][0]] = statistics.median(r[0] for r in rounds)
+        for name, color, n_threads, workers in runs[1:]:
+            results[name] = build(color, n_threads, workers)
+        if out_dir == SHM:  # the default once more, its file on disk (writeback takes CPU too)
+            results[runs[0][0] + ", file on disk"] = build(*runs[0][1:], where=disk)
+        results["PIL Image.transform per patch"] = statistics.median(r[1] for r in rounds)
         split = stage_split(images, min(args.seeds, 160), args.per_seed, os.path.join(tmp, "split.bin"))
 
     # The straightforward torch path (float64, HSV round trip), on one thread.
-    k = args.per_seed
-    g = torch.Generator().manual_seed(2)
     nr = max(1, args.reference // k)
     ref_boxes = B.seed_windows(images[:nr], g)
     ref_params = T.sample_params(nr * k, T.TransformRanges(), g).view(nr, k, -1)
@@ -204,14 +266,7 @@ def main():
     fast = B.render(images[:nr], ref_boxes, ref_params)
     agree = (fast.int() - reference.int()).abs()
 
-    # PIL: the same geometric transformations of the same windows, one call per patch.
-    b = max(1, args.pil // k)
-    src = images[:b]
-    boxes = B.seed_windows(src, g)
-    params = T.sample_params(b * k, T.TransformRanges(color=False), g).view(b, k, -1)
-    coeffs = pil_coefficients(boxes.repeat_interleave(k, 0), params.reshape(b * k, -1), 32)
-    pil, dt = timed(lambda: pil_loop(src, coeffs, k, 32))
-    results["PIL Image.transform per patch"] = b * k / dt
+    pil = pil_patches(raw, b, k, 32)
     ours = B.render(src, boxes, params, 32, color=False)
 
     # Geometry agreement where the window stays inside the image (PIL fills outside black).
@@ -234,6 +289,16 @@ def main():
           f"(1 thread: {results['port, colour, 1 thread'] / results['render_reference, colour, 1 thread']:.1f}x)")
     print(f"{REPORT_PATCHES:,} patches with colour jitter: {REPORT_PATCHES / default:.1f} s at the "
           f"default (target < 10 s, i.e. >= 50,000/s; 1.56x PIL at PIL's quiet 32,000/s)")
+    print(f"rounds, default build then PIL back to back (target >= 50,000/s and >= "
+          f"{TARGET_VS_PIL:.2f}x PIL):")
+    for i, (ours_rate, pil_rate) in enumerate(rounds, 1):
+        print(f"  {i}: {ours_rate:9,.0f}/s  PIL {pil_rate:9,.0f}/s  {ours_rate / pil_rate:5.2f}x")
+    ratios = [ours_rate / pil_rate for ours_rate, pil_rate in rounds]
+    ratio = statistics.median(ratios)
+    print(f"  median ratio {ratio:.2f}x (lowest {min(ratios):.2f}x) against the target's "
+          f"{TARGET_VS_PIL:.2f}x: {'met' if ratio >= TARGET_VS_PIL else 'NOT met'}; "
+          f"median rate {default:,.0f}/s against 50,000/s: "
+          f"{'met' if default >= 50_000 else 'not met'} (this box's wall rates vary +-15 % run to run)")
     total = sum(split.values())
     per = min(args.seeds, 160) * k
     print(f"stage split, one thread, CPU time ({total / per * 1e6:.1f} us per patch, "
