@@ -304,3 +304,30 @@ def test_storage_and_tensor_on_it_are_written_once():
     assert data.count(b"torch.FloatStorage") == 1
     back = t7.load(io.BytesIO(data))
     assert back["s"].tensor.untyped_storage().data_ptr() == back["t"].untyped_storage().data_ptr()
+
+
+def test_streamed_table_and_tensor_headers_give_save_bytes():
+    """table_header + tensor_header + the raw data, piece by piece, is t7.dumps' file."""
+    data = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4)
+    labels = torch.tensor([3, 1], dtype=torch.int64)
+    buf = io.BytesIO()
+    w = Writer(buf)
+    w.table_header(3)
+    w.write("data")
+    assert w.tensor_header("torch.FloatTensor", data.shape) == data.numel()
+    buf.write(data.numpy().tobytes())
+    w.write("labels")
+    w.write(labels)  # objects written after a streamed one keep their reference numbers
+    w.write("name")
+    w.write("streamed")
+    assert buf.getvalue() == t7.dumps({"data": data, "labels": labels, "name": "streamed"})
+
+
+@pytest.mark.parametrize("class_name, shape, message", [
+    ("torch.CudaTensor", (2,), "unknown tensor class 'torch.CudaTensor'"),
+    ("torch.ByteTensor", (), r"sizes >= 1, got \(\)"),
+    ("torch.ByteTensor", (3, 0), r"sizes >= 1, got \(3, 0\)"),
+])
+def test_tensor_header_refuses_what_it_cannot_stream(class_name, shape, message):
+    with pytest.raises(t7.T7WriteError, match=message):
+        Writer(io.BytesIO()).tensor_header(class_name, shape)

@@ -48,7 +48,6 @@ import torch.nn.functional as F
 from ..errors import A2Error
 from ..t7 import atomic_output
 from ..t7 import load as t7_load
-from ..t7.reader import TYPE_TABLE, TYPE_TORCH
 from ..t7.writer import Writer
 from . import transforms as T
 
@@ -308,25 +307,11 @@ class _StreamedTable:
     def __init__(self, f, n_keys):
         self.f = f
         self.w = Writer(f)
-        self.w._reference(TYPE_TABLE, ("stream-table",))
-        self.w._i32(n_keys)
+        self.w.table_header(n_keys)
 
     def begin_tensor(self, key, shape, class_name="torch.ByteTensor"):
         self.w.write(key)
-        self.w._reference(TYPE_TORCH, ("stream-tensor", key))
-        self.w._torch_header(class_name)
-        strides, acc = [], 1
-        for n in reversed(shape):
-            strides.insert(0, acc)
-            acc *= n
-        self.w._i32(len(shape))
-        self.w._i64s(list(shape))
-        self.w._i64s(strides)
-        self.w._i64s([1])
-        self.w._reference(TYPE_TORCH, ("stream-storage", key))
-        self.w._torch_header(class_name.replace("Tensor", "Storage"))
-        self.w._i64s([acc])
-        self.expected, self.written = acc, 0
+        self.expected, self.written = self.w.tensor_header(class_name, shape), 0
 
     def append(self, tensor):
         data = tensor.detach().cpu().contiguous().numpy().reshape(-1)

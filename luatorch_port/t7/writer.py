@@ -28,6 +28,7 @@ from .types import DTYPE_TENSOR_CLASS, LuaFunction, LuaObject, Storage, TableKey
 
 _CHUNK = 1 << 24  # bytes per write() of a large storage
 _HEADERS = {}  # (class name, version) -> its encoded "V n" and name strings
+_TENSOR_CLASSES = frozenset(DTYPE_TENSOR_CLASS.values())
 
 
 class T7WriteError(ValueError):
@@ -82,6 +83,42 @@ class Writer:
             if len(_HEADERS) < 1000:
                 _HEADERS[class_name, version] = header
         self.f.write(header)
+
+    def table_header(self, n_entries):
+        """Start a new table of ``n_entries`` key/value pairs, which the caller writes next
+        (``write(key)`` then the value, ``n_entries`` times): for tables streamed piece by
+        piece. The bytes are what :meth:`write` gives a dict of that many entries."""
+        self._reference(TYPE_TABLE, ("stream", self.next_index))
+        self._i32(n_entries)
+
+    def tensor_header(self, class_name, shape) -> int:
+        """Start a new contiguous tensor of ``shape`` whose storage data the caller writes.
+
+        Writes what :meth:`write` writes for a fresh contiguous tensor up to its storage's
+        raw data: the tensor's header, sizes, strides and offset, then the storage's header.
+        The caller then writes exactly the returned number of elements, in the class's
+        element type, little-endian (a ByteTensor's: bytes).
+
+        Raises T7WriteError for a class name Torch7 does not have or an empty shape.
+        """
+        if class_name not in _TENSOR_CLASSES:
+            raise T7WriteError(f"unknown tensor class {class_name!r}; expected one of "
+                               f"{', '.join(sorted(_TENSOR_CLASSES))}")
+        shape = [int(n) for n in shape]
+        if not shape or min(shape) < 1:
+            raise T7WriteError(f"a streamed tensor needs sizes >= 1, got {tuple(shape)}")
+        strides, numel = [], 1
+        for n in reversed(shape):
+            strides.insert(0, numel)
+            numel *= n
+        self._reference(TYPE_TORCH, ("stream", self.next_index))
+        self._torch_header(class_name)
+        self._i32(len(shape))
+        self._i64s([*shape, *strides, 1])
+        self._reference(TYPE_TORCH, ("stream", self.next_index))
+        self._torch_header(class_name.replace("Tensor", "Storage"))
+        self._i64s([numel])
+        return numel
 
     def write(self, obj, path="root"):
         if obj is None:
