@@ -412,7 +412,7 @@ class ColorJitter:
             raise ValueError(f"ColorJitter sized for {self.n_pixels} pixels, got {n}")
         planes = self.planes[:, :n].view(self.N_PLANES, b, k, length)
         v, c, h, t, is_r, is_g = planes[:6]
-        logs = planes[6:8]                               # (log2 V, log2 S), then (scale V', scale S')
+        logs = planes[6:8]                      # (log2 V, log2 S), then (scale V', scale S')
         lv, ls = logs
         r, g, bl = rgb.unbind(1)
         torch.amax(rgb, dim=1, out=v)
@@ -425,7 +425,7 @@ class ColorJitter:
         h.lerp_(torch.sub(bl, r, out=t).add_(c, alpha=2.0), is_g)  # lerp by 0 or 1: exact
         h.lerp_(torch.sub(g, bl, out=t), is_r)          # R wins ties, as in rgb_to_hsv
         h.div_(torch.clamp(c, min=_HSV_EPS, out=t))      # hue in sixths, in [-1, 5]
-        torch.clamp(planes[0:2], min=_TINY, out=logs).log2_()  # log2 V, c (v, c adjacent)
+        torch.clamp(planes[0:2], min=_TINY, out=logs).log2_()  # log2 V, log2 c (adjacent)
         ls.sub_(torch.clamp(lv, min=_LOG2_HSV_EPS, out=t))      # log2 S, S = c / max(V, 1e-8)
         scale = constants.scale
         logs.mul_(constants.power).exp2_().mul_(constants.mul).add_(constants.add) \
