@@ -96,6 +96,16 @@ def pil_patches(raw, b, k, patch):
     return torch.from_numpy(pixels.copy()).permute(0, 1, 4, 2, 3)
 
 
+def ram_fits(folder, nbytes):
+    """Whether ``folder`` exists, is writable and has ``nbytes`` free (a container's
+    /dev/shm is often 64 MB)."""
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK) and stat.f_bavail * stat.f_frsize >= nbytes
+
+
 def timed(fn):
     t = time.perf_counter()
     result = fn()
@@ -188,7 +198,7 @@ def main():
                     help="patches for render_reference (timing and agreement)")
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--out-dir", default=None,
-                    help=f"where the builds write (default {SHM} when writable: in RAM, so the "
+                    help=f"where the builds write (default {SHM} when writable with room: in RAM, so the "
                          "disk's writeback, which here slowed the next measurement 1.7x for "
                          "seconds, stays out of the rates)")
     ap.add_argument("--rounds", type=int, default=5,
@@ -223,7 +233,7 @@ def main():
             ("port, colour, 1 thread", True, 1, 1)]
     if args.omp and threads > 1:
         runs.append((f"port, colour, {threads} omp threads", True, threads, 1))
-    out_dir = args.out_dir or (SHM if os.access(SHM, os.W_OK) else None)
+    out_dir = args.out_dir or (SHM if ram_fits(SHM, 2 * n * 3 * 32 * 32) else None)
     where = f"a temporary directory under {out_dir}" if out_dir else "the default temporary directory"
     print(f"build output: {where}{' (RAM)' if out_dir == SHM else ''}")
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp, tempfile.TemporaryDirectory() as disk:
