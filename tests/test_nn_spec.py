@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from luatorch_port import nn as lnn
 from luatorch_port.errors import A2Error
+from luatorch_port.nn import layers as L
 from luatorch_port.nn.spec import Layer, parse_spec
 
 
@@ -107,3 +110,21 @@ def test_criteria_take_zero_based_targets():
     t = torch.tensor([1, 4, 0, 2])
     assert lnn.ClassNLLCriterion()(x, t).item() == pytest.approx(-x[range(4), t].mean().item())
     assert lnn.ClassNLLCriterion(sizeAverage=False)(x, t).item() == pytest.approx(-x[range(4), t].sum().item())
+
+
+@pytest.mark.parametrize("make, shape, fan_in", [
+    (lambda g: L.SpatialConvolution(3, 4, 5, 3, generator=g), (4, 3, 3, 5), 5 * 3 * 3),
+    (lambda g: L.Linear(10, 3, generator=g), (3, 10), 10),
+])
+def test_conv_and_linear_reset_is_luas_uniform(make, shape, fan_in):
+    """Lua reset(): weight then bias from U(-stdv, stdv), stdv = 1/sqrt(fan in), in that order."""
+    m = make(torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    stdv = 1 / math.sqrt(fan_in)
+    weight = torch.empty(shape).uniform_(-stdv, stdv, generator=g)
+    bias = torch.empty(shape[0]).uniform_(-stdv, stdv, generator=g)
+    assert torch.equal(m.weight.data, weight) and torch.equal(m.bias.data, bias)
+    m.reset(0.01, generator=g)
+    assert m.weight.abs().max() <= 0.01 and m.bias.abs().max() <= 0.01
+    m.apply(lambda x: x.reset_parameters())  # torch's hook lands on Lua's reset()
+    assert 0.01 < m.weight.abs().max() <= stdv

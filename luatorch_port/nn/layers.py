@@ -76,7 +76,29 @@ class _LuaKernelFields:
     padH = property(lambda self: self.padding[0])
 
 
-class SpatialConvolution(_LuaKernelFields, LuaModule, nn.Conv2d):
+class _UniformReset:
+    """Lua's ``reset(stdv)`` of nn.SpatialConvolution and nn.Linear: weight and bias from
+    U(-stdv, stdv), stdv = 1/sqrt(fan in) by default (``_fan_in`` of the class)."""
+
+    def reset_parameters(self):
+        # torch's __init__ calls this before ours has run: skip it there; later calls
+        # (model.apply(lambda m: m.reset_parameters())) get Lua's reset()
+        if getattr(self, "_lua_built", False):
+            self.reset()
+
+    def reset(self, stdv=None, generator=None):
+        """Lua ``reset(stdv)``: U(-stdv, stdv) for weight and bias."""
+        if not _INIT["enabled"]:
+            return self
+        stdv = 1 / math.sqrt(self._fan_in()) if stdv is None else stdv
+        with torch.no_grad():
+            self.weight.uniform_(-stdv, stdv, generator=generator)
+            if self.bias is not None:
+                self.bias.uniform_(-stdv, stdv, generator=generator)
+        return self
+
+
+class SpatialConvolution(_UniformReset, _LuaKernelFields, LuaModule, nn.Conv2d):
     """Port of nn.SpatialConvolution (torch/nn SpatialConvolution.lua).
 
     ``SpatialConvolution(nInputPlane, nOutputPlane, kW, kH, dW=1, dH=1, padW=0, padH=padW)``;
@@ -97,22 +119,8 @@ class SpatialConvolution(_LuaKernelFields, LuaModule, nn.Conv2d):
     nInputPlane = property(lambda self: self.in_channels)
     nOutputPlane = property(lambda self: self.out_channels)
 
-    def reset_parameters(self):
-        # torch's __init__ calls this before ours has run: skip it there; later calls
-        # (model.apply(lambda m: m.reset_parameters())) get Lua's reset()
-        if getattr(self, "_lua_built", False):
-            self.reset()
-
-    def reset(self, stdv=None, generator=None):
-        """Lua ``reset(stdv)``: U(-stdv, stdv) for weight and bias."""
-        if not _INIT["enabled"]:
-            return self
-        stdv = 1 / math.sqrt(self.kW * self.kH * self.nInputPlane) if stdv is None else stdv
-        with torch.no_grad():
-            self.weight.uniform_(-stdv, stdv, generator=generator)
-            if self.bias is not None:
-                self.bias.uniform_(-stdv, stdv, generator=generator)
-        return self
+    def _fan_in(self):
+        return self.kW * self.kH * self.nInputPlane
 
     def lua_args(self):
         return ([self.nInputPlane, self.nOutputPlane, self.kW, self.kH, self.dW, self.dH,
@@ -274,7 +282,7 @@ class SpatialBatchNormalization(_LuaBatchNorm, nn.BatchNorm2d):
 
 # ---------------------------------------------------------------- linear
 
-class Linear(LuaModule, nn.Linear):
+class Linear(_UniformReset, LuaModule, nn.Linear):
     """Port of nn.Linear (torch/nn): ``(inputSize, outputSize, bias=true)``; weight out x in.
 
     ``reset`` draws weight and bias from U(-stdv, stdv), stdv = 1/sqrt(inputSize).
@@ -287,22 +295,8 @@ class Linear(LuaModule, nn.Linear):
         self.reset(generator=generator)
         self._lua_built = True
 
-    def reset_parameters(self):
-        # torch's __init__ calls this before ours has run: skip it there; later calls
-        # (model.apply(lambda m: m.reset_parameters())) get Lua's reset()
-        if getattr(self, "_lua_built", False):
-            self.reset()
-
-    def reset(self, stdv=None, generator=None):
-        """Lua ``reset(stdv)``: U(-stdv, stdv), stdv = 1/sqrt(inputSize)."""
-        if not _INIT["enabled"]:
-            return self
-        stdv = 1 / math.sqrt(self.in_features) if stdv is None else stdv
-        with torch.no_grad():
-            self.weight.uniform_(-stdv, stdv, generator=generator)
-            if self.bias is not None:
-                self.bias.uniform_(-stdv, stdv, generator=generator)
-        return self
+    def _fan_in(self):
+        return self.in_features
 
     def lua_args(self):
         return [self.in_features, self.out_features, self.bias is not None], {}
