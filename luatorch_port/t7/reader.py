@@ -55,14 +55,9 @@ _LONG_NP = {8: "<i8", 4: "<i4"}
 _BIG_ENDIAN_HOST = sys.byteorder == "big"
 
 
-class _Buffer:
-    """Bounds-checked primitive reads from an in-memory buffer (the base of the ascii reader)."""
-
-    def __init__(self, buf, long_size=8):
-        self.buf = buf
-        self.n = len(buf)
-        self.pos = 0
-        self.long_size = long_size
+class _Bounded:
+    """What both primitive readers share: ``pos`` and ``n`` (bytes in all), and errors that
+    name the offset."""
 
     def fail(self, what, at=None):
         at = self.pos if at is None else at
@@ -74,6 +69,16 @@ class _Buffer:
 
     def remaining(self):
         return self.n - self.pos
+
+
+class _Buffer(_Bounded):
+    """Bounds-checked primitive reads from an in-memory buffer (the base of the ascii reader)."""
+
+    def __init__(self, buf, long_size=8):
+        self.buf = buf
+        self.n = len(buf)
+        self.pos = 0
+        self.long_size = long_size
 
     def chars(self, count, what="characters"):
         self.need(count, what)
@@ -97,7 +102,7 @@ class _Buffer:
         return src.astype(dtype, copy=True)
 
 
-class _Binary:
+class _Binary(_Bounded):
     """Primitive reads in torch7's binary format (little-endian) from a seekable binary file.
 
     ``n`` is the number of bytes from the start position to the end of the file: every
@@ -112,17 +117,6 @@ class _Binary:
         self.pos = 0
         self.long_size = long_size
         self._long = _LONG[long_size]
-
-    def fail(self, what, at=None):
-        at = self.pos if at is None else at
-        raise T7FormatError(f"offset {at}: expected {what}")
-
-    def need(self, nbytes, what):
-        if nbytes < 0 or self.pos + nbytes > self.n:
-            self.fail(f"{what} ({nbytes} bytes), but only {self.n - self.pos} bytes remain")
-
-    def remaining(self):
-        return self.n - self.pos
 
     def _read(self, size, what):
         data = self.f.read(size)
