@@ -541,6 +541,28 @@ def _write_scn(m, dtype):
     return f
 
 
+# The first entry whose classes the module is an instance of writes it (containers, which
+# also take the path, are handled before this list).
+WRITERS = (
+    (L.SpatialConvolution, _write_conv),
+    (L.SpatialMaxPooling, _write_maxpool),
+    (L.SpatialAveragePooling, _write_avgpool),
+    (L._LuaBatchNorm, _write_bn),
+    (L.Linear, _write_linear),
+    (L.ReLU, _write_relu),
+    (L.Dropout, _write_dropout),
+    (L.View, _write_view),
+    (L.Reshape, _write_reshape),
+    (L.SpatialZeroPadding, _write_padding),
+    ((L.Sigmoid, L.Tanh, L.LogSoftMax, L.SoftMax, L.Identity), _base),
+    ((C.CAddTable, C.CMinTable, C.CMaxTable, C.JoinTable), _write_table_reduce),
+    (SpatialContrastiveNormalization, _write_scn),
+    (K.ClassNLLCriterion, _write_nll),
+    (K.CrossEntropyCriterion, _write_crossentropy),
+    (K.MSECriterion, _write_mse),
+)
+
+
 def to_t7(module: nn.Module, path: str = "", dtype: torch.dtype | None = None) -> LuaObject:
     """A PyTorch model built from these layers -> Lua nn objects ready for ``t7.save``.
 
@@ -555,40 +577,11 @@ def to_t7(module: nn.Module, path: str = "", dtype: torch.dtype | None = None) -
     m = module
     if isinstance(m, (C.Sequential, C._Branching)):
         fields = _write_container(m, dtype, path)
-    elif isinstance(m, L.SpatialConvolution):
-        fields = _write_conv(m, dtype)
-    elif isinstance(m, L.SpatialMaxPooling):
-        fields = _write_maxpool(m, dtype)
-    elif isinstance(m, L.SpatialAveragePooling):
-        fields = _write_avgpool(m, dtype)
-    elif isinstance(m, L._LuaBatchNorm):
-        fields = _write_bn(m, dtype)
-    elif isinstance(m, L.Linear):
-        fields = _write_linear(m, dtype)
-    elif isinstance(m, L.ReLU):
-        fields = _write_relu(m, dtype)
-    elif isinstance(m, L.Dropout):
-        fields = _write_dropout(m, dtype)
-    elif isinstance(m, L.View):
-        fields = _write_view(m, dtype)
-    elif isinstance(m, L.Reshape):
-        fields = _write_reshape(m, dtype)
-    elif isinstance(m, L.SpatialZeroPadding):
-        fields = _write_padding(m, dtype)
-    elif isinstance(m, (L.Sigmoid, L.Tanh, L.LogSoftMax, L.SoftMax, L.Identity)):
-        fields = _base(m, dtype)
-    elif isinstance(m, (C.CAddTable, C.CMinTable, C.CMaxTable, C.JoinTable)):
-        fields = _write_table_reduce(m, dtype)
-    elif isinstance(m, SpatialContrastiveNormalization):
-        fields = _write_scn(m, dtype)
-    elif isinstance(m, K.ClassNLLCriterion):
-        fields = _write_nll(m, dtype)
-    elif isinstance(m, K.CrossEntropyCriterion):
-        fields = _write_crossentropy(m, dtype)
-    elif isinstance(m, K.MSECriterion):
-        fields = _write_mse(m, dtype)
     else:
-        raise A2Error(f"{where}: {type(m).__module__}.{type(m).__name__} has no Lua nn "
-                      f"equivalent (build models from luatorch_port.nn layers)")
+        write = next((w for types, w in WRITERS if isinstance(m, types)), None)
+        if write is None:
+            raise A2Error(f"{where}: {type(m).__module__}.{type(m).__name__} has no Lua nn "
+                          f"equivalent (build models from luatorch_port.nn layers)")
+        fields = write(m, dtype)
     version = 2 if isinstance(m, L._LuaBatchNorm) else 1
     return LuaObject(m.lua_class, fields, version)
