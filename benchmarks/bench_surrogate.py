@@ -45,6 +45,7 @@ from PIL import Image
 
 from luatorch_port.surrogate import build as B
 from luatorch_port.surrogate import transforms as T
+from luatorch_port.threads import torch_threads
 
 REPORT_PATCHES = 400_000
 TARGET_VS_PIL = 50_000 / 32_000  # the target over its PIL rate
@@ -123,9 +124,7 @@ def stage_split(images, n_seeds, per_seed, path):
     split = dict.fromkeys(["seed windows + parameters", "thetas + jitter constants",
                            "grid terms", "compose grids", "grid_sample", "colour jitter",
                            "uint8", "write"], 0.0)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         gen = torch.Generator().manual_seed(1)
         t = clock()
         seeds = torch.randperm(len(images), generator=gen)[:n_seeds]
@@ -153,8 +152,6 @@ def stage_split(images, n_seeds, per_seed, path):
                                theta=theta_all[g0:g1], constants=constants_all[g0:g1, :], stage=stage)
                 f.write(memoryview(out.numpy().reshape(-1)))
                 stage("write")
-    finally:
-        torch.set_num_threads(previous)
     return split
 
 
@@ -179,13 +176,8 @@ def grid_sample_limit(images, n_seeds, per_seed, workers):
                                     params[i:i1, j:j1].reshape(-1, 12), 96, 96)
             grid = T.affine_grid(theta, B.PATCH).view(i1 - i, (j1 - j) * B.PATCH, B.PATCH, 2)
             jobs.append((images[i:i1].float(), grid))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            _, dt = timed(lambda: list(pool.map(lambda job: T.sample(*job), jobs)))
-    finally:
-        torch.set_num_threads(previous)
+    with torch_threads(1), ThreadPoolExecutor(workers) as pool:
+        _, dt = timed(lambda: list(pool.map(lambda job: T.sample(*job), jobs)))
     return n_seeds * per_seed / dt
 
 
@@ -238,14 +230,11 @@ def main():
     print(f"build output: {where}{' (RAM)' if out_dir == SHM else ''}")
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp, tempfile.TemporaryDirectory() as disk:
         def build(color, n_threads, workers, where=tmp):
-            torch.set_num_threads(n_threads)
-            try:
+            with torch_threads(n_threads):
                 _, dt = timed(lambda: B.build_surrogate(
                     images, os.path.join(where, "s.t7b"), torch.Generator().manual_seed(1),
                     n_seeds=args.seeds, per_seed=args.per_seed,
                     ranges=T.TransformRanges(color=color), workers=workers))
-            finally:
-                torch.set_num_threads(threads)
             return n / dt
 
         # The target's pair, default build and PIL, back to back in each round: the box is
@@ -269,10 +258,9 @@ def main():
     nr = max(1, args.reference // k)
     ref_boxes = B.seed_windows(images[:nr], g)
     ref_params = T.sample_params(nr * k, T.TransformRanges(), g).view(nr, k, -1)
-    torch.set_num_threads(1)
-    reference, dt = timed(lambda: B.render_reference(images[:nr], ref_boxes, ref_params))
+    with torch_threads(1):
+        reference, dt = timed(lambda: B.render_reference(images[:nr], ref_boxes, ref_params))
     results["render_reference, colour, 1 thread"] = nr * k / dt
-    torch.set_num_threads(threads)
     fast = B.render(images[:nr], ref_boxes, ref_params)
     agree = (fast.int() - reference.int()).abs()
 

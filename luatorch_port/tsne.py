@@ -89,6 +89,7 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
     ``features`` themselves. ``threads`` caps the threads of the t-SNE step (None: all cores);
     on a shared, busy machine one thread can be several times faster than two.
     """
+    from .threads import torch_threads
     from .tsne_exact import EXACT_MAX_POINTS, tsne_exact
 
     from sklearn.manifold import TSNE, trustworthiness
@@ -119,12 +120,8 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
     seconds["pca"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if method == "exact":
-        old_threads = torch.get_num_threads()
-        torch.set_num_threads(threads or old_threads)
-        try:
+        with torch_threads(threads):
             result = tsne_exact(reduced, perplexity=perplexity, n_iter=n_iter)
-        finally:
-            torch.set_num_threads(old_threads)
         coords, kl = result.coords.to(torch.float64).numpy(), result.kl_divergence
     else:
         tsne = TSNE(n_components=2, perplexity=perplexity, angle=theta, max_iter=n_iter, init="pca",

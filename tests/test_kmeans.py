@@ -373,7 +373,7 @@ def test_worker_threads_run_torch_on_one_openmp_thread():
     worker thread's torch ops would use as many threads as the main thread."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from luatorch_port.kmeans.threads import single_threaded_openmp
+    from luatorch_port.threads import single_threaded_openmp
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)

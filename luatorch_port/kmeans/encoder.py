@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import A2Error
 from .patches import image_patches
-from .threads import single_threaded_openmp
+from ..threads import single_threaded_openmp
 from .whitening import CONTRAST_VAR_REG
 
 ENCODERS = ("triangle", "hard")

@@ -49,6 +49,7 @@ from ..errors import A2Error
 from ..t7 import atomic_output
 from ..t7 import load as t7_load
 from ..t7.writer import Writer
+from ..threads import torch_threads
 from . import transforms as T
 
 PATCH = 32             # paper: 32x32 patches
@@ -360,14 +361,10 @@ def build_surrogate(images: torch.Tensor, out_path, generator: torch.Generator, 
         raise A2Error(f"per_seed={per_seed} and patch={patch} must be >= 1 and >= 2")
     device = torch.device(device)
     workers = torch.get_num_threads() if workers is None else workers
-    previous = torch.get_num_threads()
-    if device.type == "cpu" and workers > 1:
-        torch.set_num_threads(1)  # everything, not only the workers: see _render_groups
-    try:
+    # one intra-op thread for everything, not only the workers: see _render_groups
+    with torch_threads(1 if device.type == "cpu" and workers > 1 else None):
         return _build(images, out_path, generator, n_seeds, per_seed, patch, window, gradient,
                       ranges, device, group, workers, on_progress)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _build(images, out_path, generator, n_seeds, per_seed, patch, window, gradient, ranges,
