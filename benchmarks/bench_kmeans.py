@@ -27,7 +27,7 @@ import torch
 
 from luatorch_port.kmeans import (apply_zca, contrast_normalize, encode, fit_zca, random_patches,
                                   run_kmeans)
-from luatorch_port.svm import L2SVM, Standardizer
+from luatorch_port.kmeans.svm import L2SVM, Standardizer
 
 K, RF, PATCHES, ITERATIONS = 1600, 6, 400_000, 10
 ENCODE_IMAGES, NUMPY_IMAGES = 1000, 100
@@ -211,7 +211,7 @@ def bench_svm(scale):
     evaluations (two float32 GEMMs each, at the square-sgemm rate measured in this run)."""
     from sklearn.svm import LinearSVC
 
-    from luatorch_port.svm import _l2svm_objective_np, one_vs_all_targets
+    from luatorch_port.kmeans.svm import _l2svm_objective_np, one_vs_all_targets
     m, d = max(200, int(SVM_TRAIN * scale)), max(64, int(SVM_DIM * scale))
     xtr, ytr = svm_features(m, d, SVM_CLASSES, 0)
     xte, yte = svm_features(int(SVM_TEST * max(scale, 0.25)), d, SVM_CLASSES, 1)
@@ -233,7 +233,7 @@ def bench_svm(scale):
     flop_eval = 4 * m * (d + 1) * SVM_CLASSES / 1e9
     # Skinny-GEMM rate: the evaluation's GEMMs have K = 10 columns, where OpenBLAS runs far
     # below its square rate; X·W on one cache-resident block of ours, 1 BLAS thread.
-    from luatorch_port.svm import ROW_CHUNK
+    from luatorch_port.kmeans.svm import ROW_CHUNK
     from threadpoolctl import threadpool_limits
     xb, wb = x_np[:ROW_CHUNK], np.zeros((d, SVM_CLASSES), np.float32)
     with threadpool_limits(1, "blas"):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from luatorch_port import nn as lnn
-from luatorch_port import provider as P
+from luatorch_port.train import provider as P
 
 N_IMAGES = int(os.environ.get("BENCH_NN_N", 512))
 REPEATS = 2

@@ -19,8 +19,8 @@ import time
 import torch
 
 from luatorch_port.nn import build_model
-from luatorch_port.optim import SGD
-from luatorch_port.provider import fit_normalization, normalize
+from luatorch_port.train.optim import SGD
+from luatorch_port.train.provider import fit_normalization, normalize
 from luatorch_port.pseudolabel.lee import MixedBatches, PseudoLabelConfig, PseudoLabelLoss
 from luatorch_port.train import StepInfo, cross_entropy
 

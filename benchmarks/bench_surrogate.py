@@ -45,7 +45,7 @@ from PIL import Image
 
 from luatorch_port.surrogate import build as B
 from luatorch_port.surrogate import transforms as T
-from luatorch_port.threads import torch_threads
+from luatorch_port.util.threads import torch_threads
 
 REPORT_PATCHES = 400_000
 TARGET_VS_PIL = 50_000 / 32_000  # the target over its PIL rate

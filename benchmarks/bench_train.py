@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from luatorch_port.nn import build_model
-from luatorch_port.optim import SGD
+from luatorch_port.train.optim import SGD
 from luatorch_port.train import TrainConfig, fit
 
 SPEC = "64c5-128c5-256c5-512f"

@@ -19,7 +19,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from luatorch_port import tsne  # noqa: E402
+from luatorch_port.visualize import features, tsne  # noqa: E402
+from luatorch_port.visualize.pca import pca  # noqa: E402
 from luatorch_port.data.sample import make_sample_images  # noqa: E402
 
 N = 1000
@@ -43,15 +44,15 @@ def ours(x, threads, method="auto"):
 
 def exact_kl(x, emb):
     """KL(P‖Q) of a map, on the affinities both methods share (PCA-50 input, perplexity 30)."""
-    from luatorch_port import tsne_exact
+    from luatorch_port.visualize import tsne_exact
 
-    p = tsne_exact.joint_probabilities(tsne.pca(x, tsne.PCA_DIMS), tsne.PERPLEXITY)
+    p = tsne_exact.joint_probabilities(pca(x, tsne.PCA_DIMS), tsne.PERPLEXITY)
     return tsne_exact.kl_divergence(p, torch.from_numpy(emb.coords))
 
 
 def main():
     images, labels, _ = make_sample_images(seed=1, image_size=96)
-    x = tsne.raw_channel_features(images[:N], channel=1)
+    x = features.raw_channel_features(images[:N], channel=1)
     print(f"input: {x.shape[0]} images x {x.shape[1]} values (channel 1 of 3x96x96), "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     t_all, emb = ours(x, None)

@@ -9,7 +9,7 @@ from luatorch_port.backprop import jacobian
 from luatorch_port.backprop.dag import build_dag
 from luatorch_port.backprop.modules import (BatchNormalization, CAddTable, CMaxTable, CMinTable, ConcatTable,
                                             ParallelTable, Sequential, Sigmoid, from_t7)
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 from luatorch_port.t7 import LuaObject
 
 D64 = torch.float64

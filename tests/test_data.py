@@ -11,7 +11,7 @@ import torch
 from luatorch_port import t7
 from luatorch_port.data import (CLASS_NAMES, EXTRA, LABELLED, load_split, save_split,
                                 scan_split)
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 
 
 def imgs(n, shape=(3, 8, 6), seed=0):

@@ -15,7 +15,7 @@ from luatorch_port.cli import cli
 from luatorch_port.data import build_sample, convert_stl10, fetch_stl10, load_split
 from luatorch_port.data.fetch import STL10_MD5
 from luatorch_port.data.sample import make_sample_images
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 
 TRAIN_PER_CLASS, TEST_PER_CLASS, N_UNLABELED = 5, 3, 7
 

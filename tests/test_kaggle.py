@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from luatorch_port.errors import A2Error
-from luatorch_port.kaggle import read_predictions, score, write_predictions
+from luatorch_port.util.errors import A2Error
+from luatorch_port.data.kaggle import read_predictions, write_predictions
+from luatorch_port.train.confusion import score
 
 
 def test_write_format_is_id_then_one_based_label(tmp_path):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from luatorch_port import t7
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 from luatorch_port.kmeans import (CoatesKMeans, apply_zca, contrast_normalize, encode, fit_zca,
                                   pool_quadrants, quadrant_half, random_patches, resize_images,
                                   run_kmeans)
@@ -373,7 +373,7 @@ def test_worker_threads_run_torch_on_one_openmp_thread():
     worker thread's torch ops would use as many threads as the main thread."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from luatorch_port.threads import single_threaded_openmp
+    from luatorch_port.util.threads import single_threaded_openmp
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)

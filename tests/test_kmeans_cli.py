@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from luatorch_port import t7
 from luatorch_port.cli import cli
-from luatorch_port.kaggle import read_predictions
+from luatorch_port.data.kaggle import read_predictions
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import torch
 
 from luatorch_port import t7
 from luatorch_port import nn as lnn
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 
 from test_nn_oracle import CRITERION_FILES, MODULE_FILES  # tests/ is on sys.path (rootdir conftest)
 

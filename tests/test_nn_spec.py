@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from luatorch_port import nn as lnn
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 from luatorch_port.nn import layers as L
 from luatorch_port.nn.spec import Layer, parse_spec
 

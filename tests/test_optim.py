@@ -1,4 +1,4 @@
-"""luatorch_port.optim.SGD against optim.sgd trajectories written by Torch7 (optim_sgd.t7)."""
+"""luatorch_port.train.optim.SGD against optim.sgd trajectories written by Torch7 (optim_sgd.t7)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from luatorch_port import t7
-from luatorch_port.errors import A2Error
-from luatorch_port.optim import SGD
+from luatorch_port.util.errors import A2Error
+from luatorch_port.train.optim import SGD
 
 @pytest.fixture
 def sgd_oracle(oracle):

@@ -1,13 +1,13 @@
-"""luatorch_port.provider against Torch7: image_ops.t7 and the replayed Provider:normalize()."""
+"""luatorch_port.train.provider against Torch7: image_ops.t7 and the replayed Provider:normalize()."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from luatorch_port import provider as P
+from luatorch_port.train import provider as P
 from luatorch_port import t7
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 
 @pytest.fixture
 def image_ops(oracle):

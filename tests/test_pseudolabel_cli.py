@@ -77,9 +77,9 @@ def test_run_folder_and_pseudolabel_log(run_dir):
 def test_pseudolabel_accuracy_is_that_of_the_saved_network(run_dir, sample_dir):
     from luatorch_port.data import load_split
     from luatorch_port.nn import from_t7
-    from luatorch_port.provider import normalize
+    from luatorch_port.train.provider import normalize
     from luatorch_port.pseudolabel.run import MONITOR_SIZE, load_extra_labels
-    from luatorch_port.train.run import load_norm
+    from luatorch_port.train.provider import load_norm
 
     model = from_t7(t7.load(run_dir / "model.net")).eval()
     extra = load_split(sample_dir / "extra.t7b")
@@ -226,7 +226,7 @@ def test_kmeans_without_centroids_file_is_an_error(sample_dir, tmp_path):
     ({"labels": torch.tensor([1, 2, 3])}, "1-D integer tensor"),
 ])
 def test_extra_labels_file_is_checked(tmp_path, value, message):
-    from luatorch_port.errors import A2Error
+    from luatorch_port.util.errors import A2Error
     from luatorch_port.pseudolabel.run import load_extra_labels
     path = tmp_path / "labels.t7"
     t7.save(value, path)

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 from luatorch_port.pseudolabel.lee import (UNLABELLED, MixedBatches, PseudoLabelConfig,
                                            PseudoLabelLoss)
 from luatorch_port.train import StepInfo

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 from luatorch_port.pseudolabel import alpha_schedule, select_pseudo_labels
 
 # Rows: confidence / predicted class written out by hand.

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 from luatorch_port.pseudolabel.selftrain import SelfTrainConfig, self_train
-from luatorch_port.svm import L2SVM, Standardizer
+from luatorch_port.kmeans.svm import L2SVM, Standardizer
 
 
 def _blobs(n_per_class, seed, centres=((0.0, 0.0), (4.0, 0.0), (0.0, 4.0)), spread=1.2):

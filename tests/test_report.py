@@ -46,7 +46,8 @@ def test_budgets_cover_every_section():
 @pytest.mark.slow
 def test_tiny_report_end_to_end(tiny_report, data):
     from luatorch_port.data import load_split
-    from luatorch_port.kaggle import read_predictions, score
+    from luatorch_port.data.kaggle import read_predictions
+    from luatorch_port.train.confusion import score
 
     out, result = tiny_report
     assert result.exit_code == 0, result.output

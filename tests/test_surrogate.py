@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from luatorch_port import t7
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 from luatorch_port.surrogate import build as B
 from luatorch_port.surrogate import transforms as T
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 from luatorch_port.nn import build_model
 from luatorch_port.surrogate import train as ST
 from luatorch_port.surrogate.features import ConvolutionalFeatures, exemplar_features

@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy.optimize import check_grad
 
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 from luatorch_port.kmeans import fit_classifier
 from luatorch_port.kmeans.pipeline import Classifier
-from luatorch_port.svm import (COATES_C, STANDARDIZE_VAR_REG, L2SVM, Standardizer,
+from luatorch_port.kmeans.svm import (COATES_C, STANDARDIZE_VAR_REG, L2SVM, Standardizer,
                                l2svm_loss_flat, l2svm_objective, one_vs_all_targets)
 
 
@@ -111,7 +111,7 @@ def test_bad_c_and_wrong_width():
 
 
 def test_numpy_objective_matches_torch_objective():
-    from luatorch_port.svm import _l2svm_objective_np
+    from luatorch_port.kmeans.svm import _l2svm_objective_np
     x, y = _data(60, 9, 4)
     yy = one_vs_all_targets(y, 4)
     theta = np.random.default_rng(2).standard_normal((10, 4)) * 0.2
@@ -123,7 +123,7 @@ def test_numpy_objective_matches_torch_objective():
 
 
 def test_lbfgs_minimises_a_quadratic():
-    from luatorch_port.svm import lbfgs
+    from luatorch_port.kmeans.svm import lbfgs
     a = np.diag(np.arange(1.0, 11.0))
     b = np.arange(10.0)
     x, info = lbfgs(lambda v: (0.5 * v @ a @ v - b @ v, a @ v - b), np.zeros(10), tol_grad=1e-9)
@@ -134,7 +134,7 @@ def test_lbfgs_minimises_a_quadratic():
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_fused_objective_matches_reference(workers):
     # rows not a multiple of ROW_CHUNK, several blocks per worker: same value and gradient
-    from luatorch_port.svm import ROW_CHUNK, _FusedObjective, _l2svm_objective_np
+    from luatorch_port.kmeans.svm import ROW_CHUNK, _FusedObjective, _l2svm_objective_np
     x, y = _data(2 * ROW_CHUNK + 37, 9, 4)
     yy = one_vs_all_targets(y, 4)
     theta = np.random.default_rng(3).standard_normal((10, 4)) * 0.2
@@ -168,7 +168,7 @@ def test_fit_reaches_the_reference_optimum():
 def test_lbfgs_relative_stopping_rule():
     # stops once the mean relative decrease over `window` iterations is under tol_rel;
     # a tighter tol_rel runs longer and ends lower
-    from luatorch_port.svm import lbfgs
+    from luatorch_port.kmeans.svm import lbfgs
     a = np.diag(np.logspace(0, 3, 40))
     fun = lambda v: (0.5 * v @ a @ v + 1.0, a @ v)   # minimum 1 at 0
     x0 = np.ones(40)
@@ -182,7 +182,7 @@ def test_lbfgs_relative_stopping_rule():
 def test_fused_objective_is_independent_of_worker_count():
     from concurrent.futures import ThreadPoolExecutor
 
-    from luatorch_port.svm import ROW_CHUNK, _FusedObjective
+    from luatorch_port.kmeans.svm import ROW_CHUNK, _FusedObjective
     x, y = _data(3 * ROW_CHUNK + 5, 7, 3)
     yy = one_vs_all_targets(y, 3).numpy()
     theta = np.random.default_rng(4).standard_normal((8, 3)) * 0.3
@@ -200,7 +200,7 @@ def test_default_fit_reaches_linearsvc_objective():
     # one (dual coordinate descent, as in the benchmark), the same test predictions
     from sklearn.svm import LinearSVC
 
-    from luatorch_port.svm import _l2svm_objective_np
+    from luatorch_port.kmeans.svm import _l2svm_objective_np
     xa, ya = _data(600, 30, 5, seed=3, noise=2.5)
     x, y, xt = xa[:400], ya[:400], xa[400:]
     st = Standardizer().fit(x)

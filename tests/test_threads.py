@@ -1,11 +1,11 @@
-"""luatorch_port.threads.torch_threads: set, then restore torch's intra-op thread count."""
+"""luatorch_port.util.threads.torch_threads: set, then restore torch's intra-op thread count."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from luatorch_port.threads import torch_threads
+from luatorch_port.util.threads import torch_threads
 
 
 def test_torch_threads_sets_and_restores_also_on_error():

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 from luatorch_port.train import (ConfusionMatrix, Logger, TrainConfig, batch_flip, fit, flip_mask,
                                  predict, read_log)
 

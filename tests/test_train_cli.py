@@ -89,7 +89,7 @@ def test_predict_then_score_round_trip(run_dir, sample_dir, tmp_path, model_file
 
 def test_score_of_a_perfect_csv_is_100(sample_dir, tmp_path):
     from luatorch_port.data import load_split
-    from luatorch_port.kaggle import write_predictions
+    from luatorch_port.data.kaggle import write_predictions
     csv = tmp_path / "truth.csv"
     write_predictions(csv, load_split(sample_dir / "test.t7b").labels)
     result = CliRunner().invoke(cli, ["score", str(csv), "--test", str(sample_dir / "test.t7b")])
@@ -133,8 +133,8 @@ def test_resume_continues_to_more_epochs(run_dir, sample_dir):
 def test_predict_with_a_model_written_by_lua_torch(oracle, tmp_path):
     from luatorch_port.data import save_split
     from luatorch_port.nn import load_model
-    from luatorch_port.provider import NormStats, normalize
-    from luatorch_port.train.run import save_norm
+    from luatorch_port.train.provider import NormStats, normalize
+    from luatorch_port.train.provider import save_norm
     lua_file = oracle("made", "models", "course_sample_model_width_div8.t7")
     g = torch.Generator().manual_seed(4)
     images = torch.randint(0, 256, (10, 3, 96, 96), dtype=torch.uint8, generator=g)

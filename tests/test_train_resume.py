@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from luatorch_port.errors import A2Error
+from luatorch_port.util.errors import A2Error
 from luatorch_port.train import TrainConfig, fit, read_log
 
 

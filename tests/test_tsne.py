@@ -7,8 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from luatorch_port import tsne
-from luatorch_port.errors import A2Error
+from luatorch_port.visualize import features, figures, tsne
+from luatorch_port.visualize.pca import pca
+from luatorch_port.visualize.run import write_coords_csv
+from luatorch_port.util.errors import A2Error
 
 
 def _blobs(n=300, d=200, k=10, seed=0):
@@ -24,7 +26,7 @@ def test_pca_matches_sklearn(n, d):
 
     g = torch.Generator().manual_seed(1)
     x = torch.randn(n, d, generator=g, dtype=torch.float64) * torch.linspace(5, 0.1, d, dtype=torch.float64)
-    got = tsne.pca(x, 10)
+    got = pca(x, 10)
     want = PCA(10, svd_solver="full").fit_transform(x.numpy())
     assert got.shape == (n, 10)
     # equal up to the sign of each component
@@ -59,20 +61,20 @@ def test_embed_rejects_bad_input(shape, match):
 
 def test_raw_channel_features():
     imgs = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).reshape(2, 3, 4, 4)
-    f = tsne.raw_channel_features(imgs, channel=2)
+    f = features.raw_channel_features(imgs, channel=2)
     assert f.shape == (2, 16) and f.dtype == torch.float64
     torch.testing.assert_close(f[1], imgs[1, 1].reshape(-1).double())
     with pytest.raises(A2Error, match="--channel 4"):
-        tsne.raw_channel_features(imgs, channel=4)
+        features.raw_channel_features(imgs, channel=4)
 
 
 def test_csv_and_scatter(tmp_path):
     coords = np.array([[0.5, -1.0], [2.0, 3.25], [1.0, 1.0]])
-    tsne.write_coords_csv(tmp_path / "c.csv", coords, labels=[0, 9, 3], class_names=["a"] * 9 + ["truck"])
+    write_coords_csv(tmp_path / "c.csv", coords, labels=[0, 9, 3], class_names=["a"] * 9 + ["truck"])
     lines = (tmp_path / "c.csv").read_text().splitlines()
     assert lines == ["index,x,y,label,class", "1,0.500000,-1.000000,1,a", "2,2.000000,3.250000,10,truck",
                      "3,1.000000,1.000000,4,a"]
-    w, h = tsne.save_scatter(tmp_path / "s.png", coords, labels=[0, 9, 3])
+    w, h = figures.save_scatter(tmp_path / "s.png", coords, labels=[0, 9, 3])
     with Image.open(tmp_path / "s.png") as im:
         assert im.size == (w, h) == (700, 600)
 
@@ -80,6 +82,6 @@ def test_csv_and_scatter(tmp_path):
 def test_thumbnails():
     imgs = torch.full((2, 3, 8, 8), 255, dtype=torch.uint8)
     imgs[1, :, :4] = 0
-    t = tsne.thumbnails(imgs, 4)
+    t = features.thumbnails(imgs, 4)
     assert t.shape == (2, 3, 4, 4)
     assert t[0].eq(1).all() and t[1, :, :2].eq(0).all() and t[1, :, 2:].eq(1).all()

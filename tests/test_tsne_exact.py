@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from luatorch_port import tsne, tsne_exact
-from luatorch_port.errors import A2Error
+from luatorch_port.visualize import tsne, tsne_exact
+from luatorch_port.visualize.pca import pca
+from luatorch_port.util.errors import A2Error
 
 
 def _blobs(n=200, d=20, k=5, seed=0, spread=6.0):
@@ -90,7 +91,7 @@ def test_initialisation_is_pca_scaled():
     y = tsne_exact.pca_init(x)
     assert y.dtype == torch.float32 and y.shape == (100, 2)
     assert float(y[:, 0].double().std(correction=0)) == pytest.approx(1e-4, rel=1e-5)
-    corr = np.corrcoef(y[:, 0].numpy(), tsne.pca(x, 1)[:, 0].numpy())[0, 1]
+    corr = np.corrcoef(y[:, 0].numpy(), pca(x, 1)[:, 0].numpy())[0, 1]
     assert corr == pytest.approx(1.0, abs=1e-6)
 
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from luatorch_port import t7, viz
-from luatorch_port.errors import A2Error
+from luatorch_port import t7
+from luatorch_port.visualize import figures as viz
+from luatorch_port.util.errors import A2Error
 
 
 def test_to_display_tensor_matches_torch7(oracle):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from . import jacobian
 from .modules import BN_EPS, BN_MOMENTUM, DTYPE, BatchNormalization
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from .jacobian import PERTURBATION
 from .modules import DTYPE, CAddTable, CMaxTable, CMinTable, ConcatTable, ParallelTable, Sequential, Sigmoid
 

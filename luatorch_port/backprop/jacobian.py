@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 
 # nn.Jacobian defaults (Jacobian.lua): perturbation 1e-6, inputs drawn uniform in [-2, 2].
 PERTURBATION = 1e-6

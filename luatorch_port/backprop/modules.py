@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 
 DTYPE = torch.float64
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 from .. import __version__
-from ..errors import A2Error
+from ..util.errors import A2Error
 from ..t7 import T7FormatError, T7WriteError
 
 # Errors that mean "bad input": printed as one line, exit status 1, no traceback.

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 
-from .. import provenance
+from ..util import provenance
+from ..util.files import atomic_output
 from .. import t7 as t7io
 from ..backprop import batchnorm as bnlib
 from ..backprop import dag as daglib
 from ..backprop.jacobian import PERTURBATION
-from ..errors import A2Error
+from ..util.errors import A2Error
 from .common import seed_everything, seed_option
 
 
@@ -48,7 +49,7 @@ def _emit(result, text, as_json, out, command, config, seed=None):
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        with t7io.atomic_output(out, "w") as f:
+        with atomic_output(out, "w") as f:
             json.dump(result, f, indent=2)
             f.write("\n")
         provenance.write_record(out.with_name(out.stem + ".run.json"), command, config, seed=seed,

@@ -79,7 +79,7 @@ def sample(out_dir, seed, image_size, per_class, quiet):
     the rest to extra (its true labels in extra_labels.t7, 1-based). See docs/data.md.
     """
     from ..data import build_sample
-    from ..provenance import write_record
+    from ..util.provenance import write_record
 
     seed_everything(seed, quiet)
     counts = build_sample(out_dir, seed, image_size=image_size, per_class=per_class)
@@ -102,7 +102,7 @@ def convert(stl10_binary_dir, out_dir, seed, quiet):
     test 10x800 sorted by class, extra the 100,000 unlabelled images.
     """
     from ..data import convert_stl10
-    from ..provenance import write_record
+    from ..util.provenance import write_record
 
     seed_everything(seed, quiet)
     counts = convert_stl10(stl10_binary_dir, out_dir, seed,
@@ -140,7 +140,7 @@ def fetch(out_dir, url, keep_archive, md5, seed, quiet):
     nothing left in OUT_DIR.
     """
     from ..data.fetch import STL10_MD5, fetch_stl10
-    from ..provenance import write_record
+    from ..util.provenance import write_record
 
     seed_everything(seed, quiet)
     md5s = {**STL10_MD5, **md5}
@@ -162,7 +162,7 @@ def fetch(out_dir, url, keep_archive, md5, seed, quiet):
 def preview(file, out, n):
     """A PNG grid of FILE's images, each titled with its class name."""
     from ..data import load_split, render_preview, scan_split
-    from ..provenance import write_record
+    from ..util.provenance import write_record
 
     layout = scan_split(file, limit=1).layout
     split = load_split(file, limit=n if layout == "extra" else None)

@@ -44,7 +44,7 @@ def fit(data, out, k, rf, patches, iterations, image_size, whiten, init, limit, 
     """Learn a k-means dictionary from random patches of unlabelled images."""
     from ..data import load_split
     from ..kmeans import CoatesKMeans
-    from ..provenance import write_record
+    from ..util.provenance import write_record
 
     gen = seed_everything(seed, quiet)
     dev = resolve_device(device)
@@ -98,7 +98,7 @@ def eval_cmd(centroids, train, test, C, encoder, predictions, svm_out, limit, se
     from .. import t7 as t7io
     from ..data import load_split
     from ..kmeans import CoatesKMeans, evaluate
-    from ..provenance import write_record
+    from ..util.provenance import write_record
 
     seed_everything(seed, quiet)
     dev = resolve_device(device)
@@ -115,7 +115,7 @@ def eval_cmd(centroids, train, test, C, encoder, predictions, svm_out, limit, se
     svm_path = Path(svm_out) if svm_out else cpath.with_name(f"{cpath.stem}.svm.t7")
     t7io.save(result.classifier.state_dict(), svm_path)
     if predictions:
-        from ..kaggle import write_predictions
+        from ..data.kaggle import write_predictions
         write_predictions(predictions, result.test_predictions, n_classes=len(tr.classes))
     seconds = time.perf_counter() - t0
     results = {"train_accuracy": result.train_accuracy, "test_accuracy": result.test_accuracy,

@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 import click
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from .common import (device_option, progress, quiet_option, resolve_device, seed_everything,
                      seed_option, sgd_options)
 
@@ -101,7 +101,7 @@ def train_cmd(features, train_path, val_path, no_val, extra_path, extra_labels_p
 
     --features kmeans (part 2.4): fit the L2-SVM on the k-means features of the labelled
     images, add its most confident predictions on the unlabelled ones, refit; repeat."""
-    from ..provenance import write_record
+    from ..util.provenance import write_record
 
     val = None if no_val else val_path
     if features == "kmeans":

@@ -29,7 +29,7 @@ def report_cmd(data_dir, out_dir, budget_name, force, redo, only, seed, device, 
     are kept on a rerun (resume); a section that fails is reported and the others still run."""
     import os
 
-    from ..provenance import write_record
+    from ..util.provenance import write_record
     from ..report import run_report
 
     dev = resolve_device(device)

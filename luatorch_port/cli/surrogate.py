@@ -55,7 +55,7 @@ def build_cmd(extra, out, n_seeds, per_seed, patch, window, uniform, rotation, s
     import time
 
     from ..data import load_split
-    from ..provenance import write_record
+    from ..util.provenance import write_record
     from ..surrogate import TransformRanges, build_surrogate
 
     ranges = TransformRanges(rotation=rotation, scale=scale, translate=translate, flip=flip,
@@ -113,7 +113,7 @@ def train_cmd(surrogate, model_spec, out_dir, max_epoch, batch_size, learning_ra
     import functools
     from dataclasses import asdict
 
-    from ..provenance import write_record
+    from ..util.provenance import write_record
     from ..surrogate.train import train_surrogate
     from ..train import TrainConfig
     from ..train import distributed as D
@@ -167,9 +167,9 @@ def eval_cmd(model_path, train_path, test_path, out_path, norm_path, c, batch_si
     """Exemplar-CNN features of TRAIN and TEST (every layer's responses, the net run
     convolutionally on whole images, 4-quadrant max-pooled), an L2-SVM on TRAIN; prints
     both accuracies and writes the test predictions."""
-    from ..errors import A2Error
-    from ..kaggle import write_predictions
-    from ..provenance import write_record
+    from ..util.errors import A2Error
+    from ..data.kaggle import write_predictions
+    from ..util.provenance import write_record
     from ..surrogate.features import evaluate_features
 
     if batch_size < 1 or c <= 0:

@@ -43,7 +43,7 @@ def convert(src, dst, spec):
     Writes OUT.json (provenance) beside OUT.
     """
     from ..nn.io import convert_model
-    from ..provenance import write_record
+    from ..util.provenance import write_record
     from .common import ensure_parent
 
     ensure_parent(dst)

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 import click
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from .common import (device_option, ensure_parent, progress, quiet_option, resolve_device,
                      seed_everything, seed_option, sgd_options)
 
@@ -44,7 +44,7 @@ def train_cmd(train_path, val_path, no_val, model_name, out_dir, max_epoch, batc
               flip, channels_last, resume, seed, device, quiet):
     """Train a model as the starter's train.lua does (SGD, BatchFlip, lr halved every
     epoch_step epochs). Runs unchanged under `torchrun --nproc_per_node N` (DDP)."""
-    from ..provenance import write_record
+    from ..util.provenance import write_record
     from ..train import TrainConfig
     from ..train import distributed as D
     from ..train.run import run_training
@@ -92,8 +92,8 @@ def train_cmd(train_path, val_path, no_val, model_name, out_dir, max_epoch, batc
 def predict_cmd(model_path, test_path, out_path, norm_path, batch_size, seed, device, quiet):
     """Predict the class of every image in TEST with MODEL (.t7/.net from Lua or a2, or .pt)
     and write a Kaggle submission CSV."""
-    from ..kaggle import write_predictions
-    from ..provenance import write_record
+    from ..data.kaggle import write_predictions
+    from ..util.provenance import write_record
     from ..train.run import run_prediction
 
     if batch_size < 1:
@@ -122,8 +122,9 @@ def predict_cmd(model_path, test_path, out_path, norm_path, batch_size, seed, de
 def score_cmd(csv_path, test_path, out_path):
     """Accuracy and confusion matrix of a Kaggle CSV against the labels of --test."""
     from ..data import load_split
-    from ..kaggle import read_predictions, score
-    from ..provenance import write_record
+    from ..data.kaggle import read_predictions
+    from ..train.confusion import score
+    from ..util.provenance import write_record
 
     test = load_split(test_path, expect="labelled")
     pred = read_predictions(csv_path, n_expected=len(test), n_classes=len(test.classes))

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from .common import device_option, ensure_parent, quiet_option, resolve_device, seed_everything, seed_option
 
 
@@ -39,8 +39,8 @@ def tsne_cmd(data_path, out, features, channel, limit, pca_dims, perplexity, met
     """t-SNE of the images in FILE (e.g. val.t7b): PCA to 50 dimensions, then t-SNE (exact
     gradient up to 2,500 images, Barnes-Hut above); writes a scatter coloured by class, an image map, the 2-D coordinates (CSV) and the
     trustworthiness of the map."""
-    from ..provenance import write_record
-    from ..tsne import run_tsne
+    from ..util.provenance import write_record
+    from ..visualize.run import run_tsne
 
     for name, value, low in (("limit", limit or 1, 1), ("pca", pca_dims, 0), ("iterations", iterations, 250),
                              ("threads", threads, 0), ("map-size", map_size, 1), ("thumb", thumb, 1)):

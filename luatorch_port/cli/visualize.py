@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from .common import ensure_parent, quiet_option, seed_everything, seed_option
 
 
@@ -33,8 +33,8 @@ def filters_cmd(model_path, out, padding, nrow, zoom):
     """The first convolution's filters of MODEL (.t7/.net from Lua or a2, or .pt) as a grid,
     each filter min-max scaled on its own (image.toDisplayTensor{scaleeach=true})."""
     from ..nn import load_model
-    from ..provenance import write_record
-    from ..viz import filter_grid, first_conv_weight, save_image
+    from ..util.provenance import write_record
+    from ..visualize.figures import filter_grid, first_conv_weight, save_image
 
     _check_positive(padding=(padding, 0), zoom=(zoom, 1), nrow=(nrow, 0))
     weight = first_conv_weight(load_model(model_path))
@@ -57,8 +57,8 @@ def filters_cmd(model_path, out, padding, nrow, zoom):
 def centroids_cmd(centroids_path, out, space, max_count, zoom):
     """k-means centroids (centroids.t7 from `a2 kmeans fit`) as a grid, as Coates'
     show_centroids.m: values mapped from [-1.5, 1.5], one white pixel between cells."""
-    from ..provenance import write_record
-    from ..viz import centroids_figure, save_image
+    from ..util.provenance import write_record
+    from ..visualize.figures import centroids_figure, save_image
 
     _check_positive(zoom=(zoom, 1), max=(max_count, 0))
     image, info = centroids_figure(centroids_path, space=space, max_count=max_count or None)
@@ -86,10 +86,10 @@ def augmentations_cmd(data_path, out, n_seeds, per_seed, patch, limit, no_color,
     """Seed patches and their surrogate transformations (the report's Figure 3.1): one row
     per seed, the untransformed patch first."""
     from ..data import load_split
-    from ..provenance import write_record
+    from ..util.provenance import write_record
     from ..surrogate import TransformRanges, augmentation_examples
     from ..surrogate.build import WINDOW
-    from ..viz import augmentation_grid, save_image
+    from ..visualize.figures import augmentation_grid, save_image
 
     _check_positive(seeds=(n_seeds, 1), per_seed=(per_seed, 1), patch=(patch, 1), limit=(limit, 1),
                     zoom=(zoom, 1))
@@ -116,8 +116,8 @@ def augmentations_cmd(data_path, out, n_seeds, per_seed, patch, limit, no_color,
 def curves_cmd(run, out, title):
     """Accuracy per epoch from RUN_DIR/val.log (optim.Logger format, written by `a2 train`);
     RUN_DIR may also be the log file itself."""
-    from ..provenance import write_record
-    from ..viz import read_logger, save_curves
+    from ..util.provenance import write_record
+    from ..visualize.figures import read_logger, save_curves
 
     log = os.path.join(run, "val.log") if os.path.isdir(run) else run
     if not os.path.exists(log):

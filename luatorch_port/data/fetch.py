@@ -20,8 +20,8 @@ import tempfile
 import urllib.error
 import urllib.request
 
-from ..errors import A2Error
-from .progress import no_progress
+from ..util.errors import A2Error
+from ..util.progress import no_progress
 from .stl10 import FILES, convert_stl10
 
 STL10_URL = "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz"

@@ -29,11 +29,11 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from ..t7.reader import (TYPE_NUMBER, TYPE_STRING, TYPE_TABLE, TYPE_TORCH, Reader,
                          T7FormatError, _Ascii, is_ascii)
 from ..t7.types import DTYPE_TENSOR_CLASS, LuaFunction, LuaObject, Storage
-from ..t7.writer import atomic_output
+from ..util.files import atomic_output
 
 # STL-10's class order (stl10_binary/class_names.txt); class table i of the course files.
 CLASS_NAMES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship",

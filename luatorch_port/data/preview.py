@@ -13,8 +13,8 @@ import math
 
 import torch
 
-from ..errors import A2Error
-from ..t7.writer import atomic_output
+from ..util.errors import A2Error
+from ..util.files import atomic_output
 from .layout import Split, round_robin
 
 DEFAULT_N = 64

@@ -25,9 +25,9 @@ from typing import Optional
 
 import torch
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from ..t7 import save as t7_save
-from ..t7.writer import atomic_output
+from ..util.files import atomic_output
 from .layout import CLASS_NAMES_FILE, save_split
 
 DIGIT_LEVELS = 16.0  # load_digits pixels are 0..16

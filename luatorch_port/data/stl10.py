@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import A2Error
-from ..t7.writer import atomic_output
+from ..util.errors import A2Error
+from ..util.files import atomic_output
 from .layout import CourseWriter
-from .progress import no_progress
+from ..util.progress import no_progress
 
 STL10_SHAPE = (3, 96, 96)  # C, H, W of every STL-10 image
 STL10_CLASSES = 10

@@ -23,7 +23,7 @@ import os
 import torch
 
 from .. import t7
-from ..errors import A2Error
+from ..util.errors import A2Error
 from .encoder import ENCODERS, encode
 from .lloyd import run_kmeans
 from .patches import COATES_STL_SIZE, random_patches, resize_images

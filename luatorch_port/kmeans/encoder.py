@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from .patches import image_patches
-from ..threads import single_threaded_openmp
+from ..util.threads import single_threaded_openmp
 from .whitening import CONTRAST_VAR_REG
 
 ENCODERS = ("triangle", "hard")

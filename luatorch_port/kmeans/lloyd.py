@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from ..errors import A2Error
-from ..threads import single_threaded_openmp
+from ..util.errors import A2Error
+from ..util.threads import single_threaded_openmp
 
 INIT_SCALE = 0.1        # run_kmeans.m: centroids = randn(k, d) * 0.1
 COATES_BATCH = 1000     # run_kmeans.m: BATCH_SIZE = 1000 (the assignment chunk)

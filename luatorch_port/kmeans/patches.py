@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 
 COATES_STL_SIZE = 32    # Coates, Lee & Ng (2011): STL-10 images downsampled to 32x32
 RESIZE_CHUNK = 512      # images resized per step (bounds the float copy of 96x96 images)

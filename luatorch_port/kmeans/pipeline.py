@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import A2Error
-from ..svm import COATES_C, L2SVM, Standardizer
+from ..util.errors import A2Error
+from .svm import COATES_C, L2SVM, Standardizer
 
 
 @dataclass

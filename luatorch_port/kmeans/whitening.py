@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 
 CONTRAST_VAR_REG = 10.0   # kmeans_demo.m: sqrt(var(patches,[],2) + 10), pixels in 0..255
 ZCA_EPS = 0.1             # kmeans_demo.m: diag(sqrt(1./(diag(D) + 0.1)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from .layers import LuaModule
 
 _TAB = "  "

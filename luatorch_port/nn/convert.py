@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from ..t7 import LuaObject, Storage
 from ..t7.types import DTYPE_TENSOR_CLASS
 from . import containers as C

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from .. import t7
-from ..errors import A2Error
+from ..util.errors import A2Error
+from ..util.files import atomic_output
 from . import containers as C
 from . import criteria as K
 from . import layers as L
@@ -88,7 +89,7 @@ def save_model(model: nn.Module, path, *, spec: str | None = None) -> None:
     payload = {"format": PT_FORMAT, "version": PT_VERSION, "structure": structure(model),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "spec": spec}
-    with t7.atomic_output(path, "wb") as f:
+    with atomic_output(path, "wb") as f:
         torch.save(payload, f)
 
 

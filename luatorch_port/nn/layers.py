@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 
 # nn.BatchNormalization's defaults (torch/nn BatchNormalization.lua).
 BN_EPS = 1e-5

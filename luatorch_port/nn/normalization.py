@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from .layers import LuaModule
 
 # nn.SpatialDivisiveNormalization's defaults (torch/nn SpatialDivisiveNormalization.lua).

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from .containers import Sequential
 from .layers import Dropout, Linear, LogSoftMax, ReLU, SpatialConvolution, SpatialMaxPooling, View
 

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from .containers import Sequential
 from .layers import (BatchNormalization, Dropout, Linear, ReLU, SpatialBatchNormalization,
                      SpatialConvolution, SpatialMaxPooling, View)

@@ -26,7 +26,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 from ..train.batchflip import batch_flip, flip_mask
 from .schedule import LEE_ALPHA_FINAL, alpha_schedule
 

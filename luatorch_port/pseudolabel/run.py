@@ -25,7 +25,7 @@ from dataclasses import replace
 import torch
 
 from .. import t7
-from ..errors import A2Error
+from ..util.errors import A2Error
 from ..train import distributed as D
 from ..train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from ..train.logger import Logger
@@ -107,8 +107,8 @@ def run_pseudolabel(config: TrainConfig, pl: PseudoLabelConfig, *, train_path, v
     """
     from ..data import load_split
     from ..nn import build_model
-    from ..provider import fit_normalization, normalize
-    from ..train.run import NORM_NAME, save_norm
+    from ..train.provider import fit_normalization, normalize
+    from ..train.provider import NORM_NAME, save_norm
 
     pl.validate()
     config.validate()

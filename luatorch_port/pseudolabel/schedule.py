@@ -8,7 +8,7 @@ the defaults chosen for 4,000 STL-10 labels).
 
 from __future__ import annotations
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 
 LEE_ALPHA_FINAL = 3.0  # Lee (2013), section 3.3
 

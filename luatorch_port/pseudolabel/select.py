@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 
 
 def select_pseudo_labels(scores: torch.Tensor, *, threshold: float | None = None,

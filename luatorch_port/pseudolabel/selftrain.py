@@ -25,8 +25,8 @@ from typing import Callable, Optional
 
 import torch
 
-from ..errors import A2Error
-from ..svm import COATES_C, L2SVM, Standardizer
+from ..util.errors import A2Error
+from ..kmeans.svm import COATES_C, L2SVM, Standardizer
 from .select import select_pseudo_labels
 
 DEFAULT_ROUNDS = 5

@@ -78,7 +78,7 @@ def run_selftrain(config: SelfTrainConfig, *, centroids_path, train_path, val_pa
     t7.save({"index": result.added_indices + 1, "label": result.added_labels + 1,
              "round": _round_of_each(result)}, os.path.join(out_dir, PSEUDOLABELS_NAME))
     if test is not None:
-        from ..kaggle import write_predictions
+        from ..data.kaggle import write_predictions
         write_predictions(os.path.join(out_dir, PREDICTIONS_NAME),
                           classifier.predict(feats["test"]).cpu(), n_classes=n_classes)
     return result

@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from ..t7 import atomic_output
+from ..util.files import atomic_output
 from .budget import BUDGETS, budget
 from .render import render_report
 from .sections import ALWAYS, DEPENDS, SECTIONS, Context, Unavailable
@@ -71,7 +71,7 @@ def run_report(data_dir, out_dir, *, budget_name: str = "quick", force: bool = F
     settings = budget(budget_name)
     unknown = [n for n in list(redo) + list(only or []) if n not in SECTIONS]
     if unknown:
-        from ..errors import A2Error
+        from ..util.errors import A2Error
         raise A2Error(f"unknown section(s) {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     echo = echo or (lambda line: None)

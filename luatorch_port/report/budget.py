@@ -7,7 +7,7 @@ only proves the wiring (seconds) and is what the test suite uses.
 
 from __future__ import annotations
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 
 BUDGETS = {
     "tiny": {

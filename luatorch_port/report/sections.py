@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 
 
 class Unavailable(Exception):
@@ -138,7 +138,8 @@ def _predict_test(ctx: Context, model_path, out: Path) -> dict:
 
 def _write_test_predictions(ctx: Context, labels0, out: Path) -> dict:
     from ..data import load_split
-    from ..kaggle import score, write_predictions
+    from ..data.kaggle import write_predictions
+    from ..train.confusion import score
 
     path = out / "test_predictions.csv"
     write_predictions(path, labels0)
@@ -149,7 +150,7 @@ def _write_test_predictions(ctx: Context, labels0, out: Path) -> dict:
 
 def _cnn_figures(ctx: Context, out: Path, title: str) -> dict:
     from ..nn import load_model
-    from ..viz import filter_grid, first_conv_weight, read_logger, save_curves, save_image
+    from ..visualize.figures import filter_grid, first_conv_weight, read_logger, save_curves, save_image
 
     figs = {}
     model = load_model(out / "model.net")
@@ -216,7 +217,7 @@ def augmentations_figure(ctx: Context) -> dict:
     augmentation_examples = _need("surrogate", "augmentation_examples")
     from ..data import load_split
     from ..surrogate.build import WINDOW
-    from ..viz import augmentation_grid, save_image
+    from ..visualize.figures import augmentation_grid, save_image
 
     s = ctx.settings["figures"]
     out = ctx.section_dir("figures")
@@ -235,7 +236,7 @@ def kmeans(ctx: Context) -> dict:
     """Coates-Lee-Ng: k-means centroids on extra, triangle features, L2-SVM on train; val and test scored."""
     CoatesKMeans, fit_classifier = _need("kmeans", "CoatesKMeans", "fit_classifier")
     from ..data import load_split
-    from ..viz import centroids_figure, save_image
+    from ..visualize.figures import centroids_figure, save_image
 
     s = ctx.settings["kmeans"]
     out = ctx.section_dir("kmeans")
@@ -330,7 +331,7 @@ def pseudolabel(ctx: Context) -> dict:
 def combo(ctx: Context) -> dict:
     """k-means features + pseudo-labels: self-training of the L2-SVM on extra (needs the kmeans section)."""
     run_selftrain = _need("pseudolabel.selftrain_run", "run_selftrain")
-    from ..kaggle import read_predictions
+    from ..data.kaggle import read_predictions
     from ..pseudolabel.selftrain import SelfTrainConfig
     from ..pseudolabel.selftrain_run import PREDICTIONS_NAME
 
@@ -365,7 +366,7 @@ def combo(ctx: Context) -> dict:
 
 def tsne(ctx: Context) -> dict:
     """t-SNE of val: the report's raw first channel, and the baseline model's features if trained."""
-    from ..tsne import run_tsne
+    from ..visualize.run import run_tsne
 
     s = ctx.settings["tsne"]
     out = ctx.section_dir("tsne")

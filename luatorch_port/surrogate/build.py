@@ -45,11 +45,11 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from ..errors import A2Error
-from ..t7 import atomic_output
+from ..util.errors import A2Error
+from ..util.files import atomic_output
 from ..t7 import load as t7_load
 from ..t7.writer import Writer
-from ..threads import torch_threads
+from ..util.threads import torch_threads
 from . import transforms as T
 
 PATCH = 32             # paper: 32x32 patches

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 
 QUADRANTS = 2  # 2 x 2 = 4 quadrants per feature map
 
@@ -140,7 +140,7 @@ def evaluate_features(model_path, train_path, test_path, *, norm_path=None, C: f
     """
     from ..data import load_split
     from ..nn import load_model
-    from ..svm import L2SVM, Standardizer
+    from ..kmeans.svm import L2SVM, Standardizer
     from .train import NORM_NAME, load_norm
 
     norm_path = norm_path or os.path.join(os.path.dirname(os.path.abspath(os.fspath(model_path))),

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import t7
-from ..errors import A2Error
+from ..util.errors import A2Error
 from . import build as B
 
 NORM_NAME = "surrogate_norm.t7"

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 
 # Paper section 4.1 / report 2.1 defaults.
 ROTATION_DEG = (-20.0, 20.0)

@@ -6,7 +6,7 @@ names and versions. See :func:`load` and :func:`save`.
 
 from .reader import T7FormatError, load
 from .types import LuaFunction, LuaObject, Storage, TableKey
-from .writer import T7WriteError, atomic_output, dumps, save
+from .writer import T7WriteError, dumps, save
 
 __all__ = ["load", "save", "dumps", "T7FormatError", "T7WriteError", "LuaObject",
-           "LuaFunction", "Storage", "TableKey", "atomic_output"]
+           "LuaFunction", "Storage", "TableKey"]

@@ -17,11 +17,11 @@ import io
 import math
 import os
 import struct
-import tempfile
 
 import numpy as np
 import torch
 
+from ..util.files import atomic_output
 from .reader import (TYPE_BOOLEAN, TYPE_FUNCTION, TYPE_NIL, TYPE_NUMBER, TYPE_STRING,
                      TYPE_TABLE, TYPE_TORCH)
 from .types import DTYPE_TENSOR_CLASS, LuaFunction, LuaObject, Storage, TableKey
@@ -264,38 +264,3 @@ def save(obj, path_or_file, *, long_size=8):
     path = os.fspath(path_or_file)
     with atomic_output(path) as f:
         Writer(f, long_size).write(obj)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-class atomic_output:
-    """``with atomic_output(path) as f``: write to a temp file, rename over ``path`` on success."""
-
-    def __init__(self, path, mode="wb"):
-        self.path = os.fspath(path)
-        self.mode = mode
-
-    def __enter__(self):
-        folder = os.path.dirname(os.path.abspath(self.path))
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp",
-                                        dir=folder)
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would not
-        self.f = os.fdopen(fd, self.mode, **({} if "b" in self.mode else {"encoding": "utf-8"}))
-        return self.f
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                self.f.flush()
-                os.fsync(self.f.fileno())
-            self.f.close()
-            if exc_type is None:
-                os.replace(self.tmp, self.path)
-        finally:
-            if os.path.exists(self.tmp):
-                os.unlink(self.tmp)
-        return False

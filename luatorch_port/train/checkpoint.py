@@ -13,8 +13,8 @@ import os
 
 import torch
 
-from ..errors import A2Error
-from ..t7 import atomic_output
+from ..util.errors import A2Error
+from ..util.files import atomic_output
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT_VERSION = 1

@@ -1,4 +1,5 @@
-"""Port of optim.ConfusionMatrix (torch/optim ConfusionMatrix.lua): counts, totalValid, averageValid.
+"""Port of optim.ConfusionMatrix (torch/optim ConfusionMatrix.lua): counts, totalValid, averageValid;
+and :func:`score`, a submission's accuracy and confusion matrix against the true labels.
 
 Rows are targets, columns predictions, as in Lua (``mat[t][p]``). Classes are 0-based here.
 
@@ -10,10 +11,11 @@ int64 tensor (Lua keeps a FloatTensor, exact only below 2**24 per cell).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 
 
 class ConfusionMatrix:
@@ -111,3 +113,26 @@ class ConfusionMatrix:
         lines.append(f" + average rowUcol correct (VOC measure): {self.average_union_valid * 100}% \n")
         lines.append(f" + global correct: {self.total_valid * 100}%")
         return "".join(lines)
+
+
+@dataclass
+class Score:
+    """``accuracy`` in [0, 1], ``n_correct`` of ``n``, the confusion matrix (rows = truth)."""
+
+    accuracy: float
+    n_correct: int
+    n: int
+    confusion: object
+
+
+def score(pred0, truth0, n_classes: int = 10, classes=None) -> Score:
+    """Compare 0-based predictions with 0-based true labels of the same length."""
+    pred = torch.as_tensor(pred0).reshape(-1)
+    truth = torch.as_tensor(truth0).reshape(-1)
+    if pred.numel() != truth.numel():
+        raise A2Error(f"{pred.numel()} predictions for {truth.numel()} test images")
+    conf = ConfusionMatrix(n_classes, classes)
+    conf.batch_add(pred, truth)
+    n_correct = int(conf.mat.diagonal().sum())
+    return Score(accuracy=n_correct / max(conf.total, 1), n_correct=n_correct, n=conf.total,
+                 confusion=conf)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..errors import A2Error
+from ..util.errors import A2Error
 
 
 @dataclass(frozen=True)

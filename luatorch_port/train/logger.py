@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 
-from ..errors import A2Error
-from ..t7 import atomic_output
+from ..util.errors import A2Error
+from ..util.files import atomic_output
 
 # optim.Logger:add's number format (Logger.lua: string.format('%11.4e', val)).
 NUMBER_FORMAT = "%11.4e"

@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data.distributed import DistributedSampler
 
-from ..errors import A2Error
-from ..t7 import atomic_output
+from ..util.errors import A2Error
+from ..util.files import atomic_output
 from . import distributed as D
 from .batchflip import batch_flip, flip_mask
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng, save_checkpoint
@@ -146,7 +146,7 @@ def cross_entropy(outputs, targets, info=None):
 
 def lua_sgd(params, config: TrainConfig):
     """``optim.sgd`` with the config's learning rate, decay, weight decay and momentum."""
-    from ..optim import SGD
+    from .optim import SGD
     return SGD(params, learningRate=config.learning_rate,
                learningRateDecay=config.learning_rate_decay,
                weightDecay=config.weight_decay, momentum=config.momentum)

@@ -17,40 +17,10 @@ import os
 import torch
 
 from .. import t7
-from ..errors import A2Error
+from ..util.errors import A2Error
 from . import distributed as D
 from .loop import TrainConfig, fit, predict
-
-NORM_NAME = "norm.t7"
-NORM_KEYS = ("mean_u", "std_u", "mean_v", "std_v")
-
-
-def save_norm(stats, path) -> None:
-    t7.save({k: float(getattr(stats, k)) for k in NORM_KEYS}, path)
-
-
-def load_norm(path):
-    """``NormStats`` from a ``norm.t7`` table or the starter's ``provider.t7`` (trainData.mean_u...)."""
-    from ..provider import NormStats
-    obj = t7.load(path)
-    table = _field(obj, "trainData") if _has(obj, "trainData") else obj
-    values = {}
-    for key in NORM_KEYS:
-        if not _has(table, key):
-            raise A2Error(f"{os.fspath(path)}: no field {key!r}; expected a table "
-                          f"{{mean_u, std_u, mean_v, std_v}} (norm.t7) or a provider.t7")
-        values[key] = float(_field(table, key))
-    return NormStats(**values)
-
-
-def _has(obj, key):
-    fields = getattr(obj, "fields", obj)
-    return isinstance(fields, dict) and key in fields
-
-
-def _field(obj, key):
-    return getattr(obj, "fields", obj)[key]
-
+from .provider import NORM_NAME, load_norm, save_norm
 
 def _square_size(images, path) -> int:
     if images.dim() != 4 or images.shape[-1] != images.shape[-2]:
@@ -68,7 +38,7 @@ def run_training(config: TrainConfig, *, train_path, val_path, model_name: str, 
     """
     from ..data import load_split
     from ..nn import build_model
-    from ..provider import fit_normalization, normalize
+    from .provider import fit_normalization, normalize
 
     train = load_split(train_path, limit=limit, expect="labelled")
     val = load_split(val_path, limit=limit, expect="labelled") if val_path is not None else None
@@ -102,7 +72,7 @@ def run_prediction(model_path, test_path, *, norm_path=None, device=None, batch_
     every image of ``test_path``, in file order. Returns ``(labels0, norm_path_used)``."""
     from ..data import load_split
     from ..nn import load_model
-    from ..provider import normalize
+    from .provider import normalize
 
     norm_path = norm_path or default_norm_path(model_path)
     if norm_path is None:

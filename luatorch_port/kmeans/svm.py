@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from .errors import A2Error
+from ..util.errors import A2Error
 
 COATES_C = 100.0             # kmeans_demo.m: C = 100
 STANDARDIZE_VAR_REG = 0.01   # kmeans_demo.m: trainXC_sd = sqrt(var(trainXC) + 0.01)

@@ -19,8 +19,8 @@ import os
 import numpy as np
 import torch
 
-from .errors import A2Error
-from .t7 import atomic_output
+from ..util.errors import A2Error
+from ..util.files import atomic_output
 
 # image.toDisplayTensor's defaults (torch/image init.lua, dok.unpack of toDisplayTensor).
 DISPLAY_PADDING = 0
@@ -223,7 +223,7 @@ def centroids_figure(path, space: str = "unwhitened", max_count: int | None = No
     fitted without whitening shows). ``max_count`` keeps the first centroids only. Returns
     ``(C×H×W float64 image, info dict)``.
     """
-    from .kmeans import CoatesKMeans
+    from ..kmeans import CoatesKMeans
 
     if space not in ("unwhitened", "whitened"):
         raise A2Error(f"space must be 'unwhitened' or 'whitened', got {space!r}")
@@ -306,7 +306,7 @@ def read_logger(path) -> dict[str, list[float]]:
     Parsed by :func:`luatorch_port.train.read_log`; a cell that is not a number raises A2Error
     naming the file, line and column.
     """
-    from .train.logger import read_log
+    from ..train.logger import read_log
 
     names, rows = read_log(path)
     columns = {n: [] for n in names}
@@ -343,12 +343,45 @@ def save_curves(path, columns: dict[str, list[float]], title: str = "", ylabel: 
             ax.set_title(title)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-        return _save_figure(fig, path, dpi)
+        return save_figure(fig, path, dpi)
     finally:
         plt.close(fig)
 
 
-def _save_figure(fig, path, dpi) -> tuple[int, int]:
+def save_scatter(path, coords: np.ndarray, labels=None, class_names=None, title: str = "",
+                 size=(7.0, 6.0), dpi: int = 100) -> tuple[int, int]:
+    """Scatter of the 2-D coordinates coloured by class (1..10 legend by name); PNG, atomic."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=size, dpi=dpi)
+    try:
+        if labels is None:
+            ax.scatter(coords[:, 0], coords[:, 1], s=6, c="tab:blue")
+        else:
+            labels = np.asarray(labels)
+            cmap = plt.get_cmap("tab10")
+            for lab in np.unique(labels):
+                pts = coords[labels == lab]
+                name = class_names[lab] if class_names is not None and lab < len(class_names) else str(lab + 1)
+                ax.scatter(pts[:, 0], pts[:, 1], s=6, color=cmap(int(lab) % 10), label=name)
+            ax.legend(markerscale=3, fontsize=8, loc="best")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if title:
+            import textwrap
+
+            ax.set_title(textwrap.fill(title, 90), fontsize=9)
+        fig.tight_layout()
+        return save_figure(fig, path, dpi)
+    finally:
+        plt.close(fig)
+
+
+def save_figure(fig, path, dpi) -> tuple[int, int]:
+    """Write a matplotlib figure as a PNG, atomically; return its (width, height) in pixels."""
     _ensure_parent(path)
     with atomic_output(path, "wb") as f:
         fig.savefig(f, format="png", dpi=dpi)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .pca import pca
+
 # scikit-learn TSNE defaults (sklearn/manifold/_t_sne.py)
 EARLY_EXAGGERATION = 12.0
 EXPLORATION_ITER = 250          # TSNE._EXPLORATION_MAX_ITER
@@ -120,8 +122,6 @@ def joint_probabilities(x: torch.Tensor, perplexity: float) -> torch.Tensor:
 
 def pca_init(x: torch.Tensor) -> torch.Tensor:
     """Two principal components of ``x``, scaled so the first has standard deviation 1e-4."""
-    from .tsne import pca
-
     y = pca(x, 2)
     return (y / y[:, 0].std(correction=0) * INIT_STD).to(torch.float32)
 

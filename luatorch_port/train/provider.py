@@ -13,12 +13,14 @@ tensors.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 
 import torch
 
-from .errors import A2Error
-from .nn.normalization import SpatialContrastiveNormalization
+from .. import t7
+from ..util.errors import A2Error
+from ..nn.normalization import SpatialContrastiveNormalization
 
 # image.rgb2yuv / image.yuv2rgb coefficients (torch/image init.lua).
 RGB2YUV = ((0.299, 0.587, 0.114),
@@ -158,3 +160,35 @@ def fit_normalize(train: torch.Tensor, *others: torch.Tensor):
     """``(train_out, stats, [other_out, ...])``: the starter's normalize() on train and val/test."""
     stats = fit_normalization(train)
     return normalize(train, stats), stats, [normalize(o, stats) for o in others]
+
+
+# -- the statistics on disk: norm.t7 beside model.net ----------------------------------------
+
+NORM_NAME = "norm.t7"
+NORM_KEYS = ("mean_u", "std_u", "mean_v", "std_v")
+
+
+def save_norm(stats, path) -> None:
+    t7.save({k: float(getattr(stats, k)) for k in NORM_KEYS}, path)
+
+
+def load_norm(path):
+    """``NormStats`` from a ``norm.t7`` table or the starter's ``provider.t7`` (trainData.mean_u...)."""
+    obj = t7.load(path)
+    table = _field(obj, "trainData") if _has(obj, "trainData") else obj
+    values = {}
+    for key in NORM_KEYS:
+        if not _has(table, key):
+            raise A2Error(f"{os.fspath(path)}: no field {key!r}; expected a table "
+                          f"{{mean_u, std_u, mean_v, std_v}} (norm.t7) or a provider.t7")
+        values[key] = float(_field(table, key))
+    return NormStats(**values)
+
+
+def _has(obj, key):
+    fields = getattr(obj, "fields", obj)
+    return isinstance(fields, dict) and key in fields
+
+
+def _field(obj, key):
+    return getattr(obj, "fields", obj)[key]

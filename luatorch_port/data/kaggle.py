@@ -1,5 +1,7 @@
 """Kaggle submission CSV for the course's in-class competition: ``Id,Prediction``.
 
+Reading and writing only; scoring a submission is :func:`luatorch_port.train.confusion.score`.
+
 Id runs 1..N in test.t7b order, Prediction is the 1-based class 1..10 (STL-10 order).
 Labels are 0-based inside Python; the shift happens here and nowhere else.
 """
@@ -7,12 +9,10 @@ Labels are 0-based inside Python; the shift happens here and nowhere else.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-
 import torch
 
-from .errors import A2Error
-from .t7 import atomic_output
+from ..util.errors import A2Error
+from ..util.files import atomic_output
 
 HEADER = ("Id", "Prediction")
 N_CLASSES = 10
@@ -70,27 +70,3 @@ def read_predictions(path, n_expected: int | None = None,
         shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
         raise A2Error(f"{name}: {len(missing)} of Ids 1..{n} missing ({shown})")
     return torch.tensor(labels, dtype=torch.int64)
-
-
-@dataclass
-class Score:
-    """``accuracy`` in [0, 1], ``n_correct`` of ``n``, the confusion matrix (rows = truth)."""
-
-    accuracy: float
-    n_correct: int
-    n: int
-    confusion: object
-
-
-def score(pred0, truth0, n_classes: int = N_CLASSES, classes=None) -> Score:
-    """Compare 0-based predictions with 0-based true labels of the same length."""
-    from .train.confusion import ConfusionMatrix
-    pred = torch.as_tensor(pred0).reshape(-1)
-    truth = torch.as_tensor(truth0).reshape(-1)
-    if pred.numel() != truth.numel():
-        raise A2Error(f"{pred.numel()} predictions for {truth.numel()} test images")
-    conf = ConfusionMatrix(n_classes, classes)
-    conf.batch_add(pred, truth)
-    n_correct = int(conf.mat.diagonal().sum())
-    return Score(accuracy=n_correct / max(conf.total, 1), n_correct=n_correct, n=conf.total,
-                 confusion=conf)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import A2Error
+from ..util.errors import A2Error
 
 # optim.sgd's default learning rate (sgd.lua: ``config.learningRate or 1e-3``).
 DEFAULT_LEARNING_RATE = 1e-3

@@ -10,8 +10,8 @@ import sys
 
 import torch
 
-from . import __version__
-from .t7.writer import atomic_output
+from .. import __version__
+from .files import atomic_output
 
 
 def _jsonable(value):
