@@ -180,3 +180,60 @@ def test_pseudolabel_notes_give_the_confident_share(data, tmp_path, monkeypatch)
     share = [n for n in notes if n.startswith("monitored unlabelled images at or above")]
     assert len(share) == 1 and ": 100.0 %, " in share[0] and "% of them right" in share[0]
     assert share[0] in (tmp_path / "report.md").read_text()
+
+
+# -- what the report says about its data, and the conclusions it draws ------------------------
+
+def test_the_digits_sample_is_named_as_such(data):
+    d = S.describe_data(data)
+    assert d["kind"] == "digits" and "digits" in d["name"] and "not photographs" in d["name"]
+    assert d["splits"]["train"]["images"] == 80 and d["splits"]["train"]["per_class"] == [8] * 10
+    assert d["splits"]["extra"]["images"] == 180 and d["splits"]["extra"]["per_class"] is None
+    assert d["splits"]["val"]["image_shape"] == [3, 32, 32] and d["extra_labels"]
+
+
+def test_other_data_is_described_by_its_counts(tmp_path):
+    from luatorch_port.data import save_split
+
+    images = torch.zeros(20, 3, 8, 8, dtype=torch.uint8)
+    labels = torch.arange(20) % 10
+    for split in ("train", "val", "test"):
+        save_split(tmp_path / f"{split}.t7b", images, labels, n_classes=10)
+    d = S.describe_data(tmp_path)
+    assert d["kind"] == "other" and "extra" not in d["splits"] and not d["extra_labels"]
+    assert d["splits"]["test"] == {"images": 20, "per_class": [2] * 10, "image_shape": [3, 8, 8]}
+    text = render_report({"dataset": {"status": "done", "results": d}}, budget_name="tiny",
+                         settings=BUDGETS["tiny"], data_dir=tmp_path, seed=1)
+    assert "train 20 (10 classes × 2)" in text and "not photographs" not in text
+
+
+def _state(**results):
+    return {"status": "done", "seconds": 1.0, "results": results}
+
+
+def test_discussion_compares_each_method_with_its_reference():
+    data = {"kind": "other", "name": "photos", "splits": {"test": {"images": 3000, "per_class": None,
+                                                                     "image_shape": [3, 96, 96]}}}
+    states = {"dataset": _state(**data),
+              "baseline": _state(val_acc=50.0, test_acc=48.0),
+              "pseudolabel": _state(val_acc=52.0, test_acc=51.5),
+              "kmeans": _state(val_acc=65.0, test_acc=62.0),
+              "combo": _state(val_acc=64.0, test_acc=61.9),
+              "surrogate": _state(val_acc=40.0, test_acc=41.0,
+                                  control={"val_acc": 39.0, "test_acc": 40.5, "train_acc": 60.0})}
+    text = render_report(states, budget_name="tiny", settings=BUDGETS["tiny"], data_dir="d", seed=1)
+    disc = text.split("## Discussion")[1].split("## Timings")[0]
+    assert "**pseudo-labels (Lee 2013)** beat the supervised baseline: 51.50 % against 48.00 % on test " \
+           "(+3.50 points; val +2.00)" in disc
+    assert "**k-means + pseudo-labels** did not beat k-means features alone" in disc and "(-0.10 points" in disc
+    assert "within the noise" in disc.split("k-means + pseudo")[1].split("\n")[0]
+    assert "**surrogate classes (Exemplar-CNN)** beat the same network untrained" in disc
+    assert "The best method on val is **k-means centroids" in disc
+    assert "| ↳ control: the same network untrained |" in text and "+0.50 vs. the same network untrained" in text
+
+
+def test_noise_points_is_the_binomial_standard_error_of_a_difference():
+    from luatorch_port.report.render import noise_points
+
+    assert noise_points(50.0, 200) == pytest.approx(100 * (2 * 0.25 / 200) ** 0.5)
+    assert noise_points(None, 100) is None and noise_points(50.0, 0) is None

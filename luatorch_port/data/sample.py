@@ -38,6 +38,7 @@ LIGHT = (150.0, 255.0)  # per-channel range of the light colour (foreground or b
 DARK = (0.0, 100.0)  # per-channel range of the dark colour
 SPLITS = ("train", "val", "test", "extra")
 NOMINAL_PER_CLASS = 180  # load_digits has 174..183 per class
+SAMPLE_CLASS_NAMES = tuple(f"digit{d}" for d in range(10))  # class_names.txt: names the data as digits
 
 
 @dataclass
@@ -156,5 +157,5 @@ def build_sample(out_dir, seed: int = 1, *, image_size: int = 96,
             save_split(path, images[mask], labels[mask], n_classes=10)
         counts[split] = int(mask.sum())
     with atomic_output(os.path.join(out_dir, CLASS_NAMES_FILE), "w") as f:
-        f.write("".join(f"digit{d}\n" for d in range(10)))
+        f.write("".join(f"{name}\n" for name in SAMPLE_CLASS_NAMES))
     return SampleCounts(**counts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 from .. import __version__
@@ -13,6 +14,40 @@ METHOD_ROWS = (
     ("pseudolabel", "pseudo-labels (Lee 2013)", "2.3"),
     ("combo", "k-means + pseudo-labels", "2.4"),
 )
+
+
+# What each semi-supervised number must beat, on the same data and budget: (method, reference, label).
+# "control" is the surrogate section's own untrained copy of its network (same features, same SVM).
+REFERENCES = (
+    ("surrogate", "control", "the same network untrained (random-init control)"),
+    ("pseudolabel", "baseline", "the supervised baseline"),
+    ("combo", "kmeans", "k-means features alone"),
+)
+
+
+def reference_results(states: dict, name: str, ref: str):
+    """The results dict of ``name``'s reference, or None when it did not run."""
+    if ref == "control":
+        r = _done(states, name)
+        return r.get("control") if r else None
+    return _done(states, ref)
+
+
+def _delta(a, b):
+    return None if a is None or b is None else a - b
+
+
+def _signed(v):
+    return "—" if v is None else f"{v:+.2f}"
+
+
+def noise_points(acc_pct, n) -> float | None:
+    """One standard error of the difference of two accuracies near ``acc_pct`` on ``n`` images
+    (binomial, independent errors: sqrt(2 p (1 - p) / n)), in points."""
+    if acc_pct is None or not n:
+        return None
+    p = min(max(acc_pct / 100.0, 0.0), 1.0)
+    return 100.0 * math.sqrt(2.0 * p * (1.0 - p) / n)
 
 
 def _pct(v):
@@ -60,18 +95,34 @@ def render_report(states: dict, *, budget_name: str, settings: dict, data_dir, s
       "Sections the original left empty are filled with measured results; see `docs/report.md` for where this "
       "port departs from the original and why.\n")
 
+    _data_paragraph(w, _done(states, "dataset"))
+
     w("## Results at a glance\n")
-    w("| method | report section | settings | train acc. (%) | val acc. (%) | test acc. (%) | time |")
-    w("|---|---|---|---|---|---|---|")
+    w("Each semi-supervised method is read beside the number it must beat on the same data and budget "
+      "(last column: test points above it; its val difference is in the discussion).\n")
+    w("| method | report section | settings | train acc. (%) | val acc. (%) | test acc. (%) | time | "
+      "test vs. reference |")
+    w("|---|---|---|---|---|---|---|---|")
+    refs = {name: (ref, label) for name, ref, label in REFERENCES}
     for name, label, sec in METHOD_ROWS:
         st = states.get(name)
         r = _done(states, name)
         if r is None:
             status = "not run" if st is None else st["status"]
-            w(f"| {label} | {sec} | _{status}_ | — | — | — | — |")
-        else:
-            w(f"| {label} | {sec} | {r.get('settings', '')} | {_pct(r.get('train_acc'))} | "
-              f"{_pct(r.get('val_acc'))} | {_pct(r.get('test_acc'))} | {_sec(st.get('seconds'))} |")
+            w(f"| {label} | {sec} | _{status}_ | — | — | — | — | — |")
+            continue
+        vs = "—"
+        if name in refs:
+            ref = reference_results(states, name, refs[name][0])
+            d = _delta(r.get("test_acc"), ref.get("test_acc") if ref else None)
+            vs = f"{_signed(d)} vs. {refs[name][1]}" if d is not None else f"— ({refs[name][1]}: not run)"
+        w(f"| {label} | {sec} | {r.get('settings', '')} | {_pct(r.get('train_acc'))} | "
+          f"{_pct(r.get('val_acc'))} | {_pct(r.get('test_acc'))} | {_sec(st.get('seconds'))} | {vs} |")
+        control = r.get("control") if name == "surrogate" else None
+        if control:
+            w(f"| ↳ control: the same network untrained | 2.1 | {control.get('settings', 'random init, same features and SVM')} | "
+              f"{_pct(control.get('train_acc'))} | {_pct(control.get('val_acc'))} | {_pct(control.get('test_acc'))} | "
+              f"{_sec(control.get('seconds'))} | — |")
     pred = _done(states, "predictions")
     if pred:
         w(f"\nKaggle-format predictions for test: [`{pred['file']}`]({pred['file']}) — from **{pred['method']}**, "
@@ -201,6 +252,8 @@ def render_report(states: dict, *, budget_name: str, settings: dict, data_dir, s
     if not any_curve:
         w("_No training run finished yet._\n")
 
+    _discussion(w, states)
+
     w("## Timings\n")
     w("Wall-clock time of each section's last run, and the CPU time of this process in it (all threads; "
       "on a machine shared with other work the wall time grows, the CPU time much less).\n")
@@ -238,3 +291,76 @@ def _method(w, states, name, title, blurb):
         w("")
     if r.get("test_predictions"):
         w(f"Test predictions: [`{r['test_predictions']}`]({r['test_predictions']}).\n")
+
+
+def _data_paragraph(w, data):
+    w("## Data\n")
+    if data is None:
+        w("_The data folder was not described._\n")
+        return
+    parts = []
+    for split, v in data["splits"].items():
+        shape = "×".join(str(x) for x in v["image_shape"])
+        per = v.get("per_class")
+        classes = (f" ({len(per)} classes × {per[0]})" if per and len(set(per)) == 1
+                   else f" ({len(per)} classes)" if per else "")
+        parts.append(f"{split} {v['images']}{classes}")
+    shapes = {"×".join(str(x) for x in v["image_shape"]) for v in data["splits"].values()}
+    w(f"**{data['name'][0].upper() + data['name'][1:]}**: " + ", ".join(parts)
+      + f"; images {' / '.join(sorted(shapes))}."
+      + (" The true classes of extra (`extra_labels.t7`) are known and used only to score pseudo-labels."
+         if data.get("extra_labels") else "") + "\n")
+    if data["kind"] == "digits":
+        w("> These are digits, not photographs. On them every method scores high and an untrained network's "
+          "features do nearly as well as a trained one's, so the numbers below show that each pipeline runs, "
+          "not which method works. For that, run the report on photographs (the course's STL-10 files, or "
+          "any natural-image set in the course layout) with `--budget standard`.\n")
+
+
+def _discussion(w, states):
+    """Conclusions drawn from the numbers: which method beat its reference, by how much."""
+    w("## Discussion\n")
+    w("_Generated from the numbers above._\n")
+    data = _done(states, "dataset")
+    n_test = ((data or {}).get("splits", {}).get("test") or {}).get("images")
+    n_val = ((data or {}).get("splits", {}).get("val") or {}).get("images")
+    lines = []
+    for name, ref, ref_label in REFERENCES:
+        label = dict((n, lab) for n, lab, _ in METHOD_ROWS)[name]
+        r = _done(states, name)
+        if r is None:
+            lines.append(f"**{label}** did not run, so it could not be compared with {ref_label}.")
+            continue
+        rr = reference_results(states, name, ref)
+        if rr is None or rr.get("test_acc") is None:
+            lines.append(f"**{label}**: {ref_label} did not run, so there is nothing to compare it with.")
+            continue
+        dt, dv = _delta(r.get("test_acc"), rr.get("test_acc")), _delta(r.get("val_acc"), rr.get("val_acc"))
+        if dt is None:
+            continue
+        noise = noise_points(rr.get("test_acc"), n_test)
+        verdict = "beat" if dt > 0 else "did not beat"
+        line = (f"**{label}** {verdict} {ref_label}: {_pct(r.get('test_acc'))} % against "
+                f"{_pct(rr.get('test_acc'))} % on test ({_signed(dt)} points"
+                + (f"; val {_signed(dv)}" if dv is not None else "") + ").")
+        if noise is not None:
+            within = abs(dt) < 2 * noise
+            line += (f" One standard error of such a difference on {n_test} test images is about {noise:.1f} "
+                     "points" + (", so this one is within the noise." if within else "."))
+        if dv is not None and (dv > 0) != (dt > 0):
+            line += " Val and test disagree on the sign."
+        lines.append(line)
+    best = None
+    for name, label, _ in METHOD_ROWS:
+        r = _done(states, name)
+        if r and r.get("val_acc") is not None and (best is None or r["val_acc"] > best[1]["val_acc"]):
+            best = (label, r)
+    if best:
+        lines.append(f"The best method on val is **{best[0]}** ({_pct(best[1]['val_acc'])} % val, "
+                     f"{_pct(best[1].get('test_acc'))} % test; chosen on val{f' of {n_val} images' if n_val else ''}, "
+                     "never on test).")
+    if data and data.get("kind") == "digits":
+        lines.append("All of this is on the digits sample; it says nothing about photographs.")
+    for line in lines:
+        w(f"- {line}")
+    w("")

@@ -78,6 +78,49 @@ def _need(module: str, *names):
     return [getattr(mod, n) for n in names] if len(names) > 1 else getattr(mod, names[0])
 
 
+# ---------------------------------------------------------------------------------------- data
+
+SPLITS = ("train", "val", "test", "extra")
+# The course's STL-10 files (DESIGN.md): images per split, 96x96 colour.
+STL10_COUNTS = {"train": 4000, "val": 1000, "test": 8000, "extra": 100000}
+
+
+def describe_data(data_dir: Path) -> dict:
+    """What the report ran on: a name, images per split (and per class), image size.
+
+    ``kind`` is ``"digits"`` for the embedded sample (its class names are ``digit0..digit9``),
+    ``"stl10"`` when the counts and size are the course's STL-10 files, else ``"other"``.
+    Reads headers only (no pixels are kept).
+    """
+    from ..data import read_class_names, scan_split
+
+    splits = {}
+    for name in SPLITS:
+        path = data_dir / f"{name}.t7b"
+        if not path.exists():
+            continue
+        info = scan_split(path, expect="extra" if name == "extra" else "labelled")
+        splits[name] = {"images": info.n_images, "per_class": info.counts if name != "extra" else None,
+                        "image_shape": list(info.image_shape)}
+    from ..data.sample import SAMPLE_CLASS_NAMES
+
+    classes = read_class_names(data_dir / "train.t7b")  # class_names.txt beside the splits, else STL-10's
+    kind = "digits" if tuple(classes) == SAMPLE_CLASS_NAMES else "other"
+    if kind == "other" and splits and all(splits.get(k, {}).get("images") == n for k, n in STL10_COUNTS.items()) \
+            and all(tuple(v["image_shape"]) == (3, 96, 96) for v in splits.values()):
+        kind = "stl10"
+    names = {"digits": "the embedded sample: scikit-learn's 8×8 handwritten digits, upscaled (not photographs)",
+             "stl10": "STL-10 in the course's layout",
+             "other": f"course-layout files in {data_dir.name or os.fspath(data_dir)}"}
+    return {"kind": kind, "name": names[kind], "splits": splits,
+            "extra_labels": (data_dir / "extra_labels.t7").exists()}
+
+
+def dataset(ctx: Context) -> dict:
+    """The data the report ran on (see :func:`describe_data`)."""
+    return describe_data(ctx.data_dir)
+
+
 # ---------------------------------------------------------------------------------------- part 1
 
 def part1(ctx: Context) -> dict:
@@ -418,6 +461,7 @@ def predictions(ctx: Context) -> dict:
 
 
 SECTIONS = {
+    "dataset": dataset,
     "part1": part1,
     "baseline": baseline,
     "surrogate": surrogate,
@@ -430,4 +474,4 @@ SECTIONS = {
 }
 # Sections rerun whenever these ran again (they read those sections' files).
 DEPENDS = {"tsne": ("baseline",), "combo": ("kmeans",), "predictions": METHODS}
-ALWAYS = ("predictions",)
+ALWAYS = ("dataset", "predictions")
