@@ -237,3 +237,15 @@ def test_noise_points_is_the_binomial_standard_error_of_a_difference():
 
     assert noise_points(50.0, 200) == pytest.approx(100 * (2 * 0.25 / 200) ** 0.5)
     assert noise_points(None, 100) is None and noise_points(50.0, 0) is None
+
+
+def test_comparisons_say_what_could_not_be_compared():
+    from luatorch_port.report.render import comparisons
+
+    got = {c["method"]: c for c in comparisons({"pseudolabel": _state(val_acc=1.0, test_acc=2.0),
+                                                "kmeans": _state(val_acc=60.0, test_acc=61.0),
+                                                "combo": _state(val_acc=62.0, test_acc=60.0)})}
+    assert got["surrogate"]["status"] == "not run"
+    assert got["pseudolabel"]["status"] == "no reference"
+    assert got["combo"]["status"] == "compared" and got["combo"]["test_delta"] == pytest.approx(-1.0)
+    assert got["combo"]["val_delta"] == pytest.approx(2.0) and got["combo"]["noise"] is None

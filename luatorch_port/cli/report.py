@@ -6,6 +6,7 @@ import functools
 
 import click
 
+from ..report.budget import BUDGETS
 from .common import device_option, progress, quiet_option, resolve_device, seed_everything, seed_option
 
 
@@ -13,8 +14,9 @@ from .common import device_option, progress, quiet_option, resolve_device, seed_
 @click.argument("data_dir", metavar="DATA_DIR", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="report",
               help="Report folder: report.md, figures, predictions.csv, sections/*.json, report.json.")
-@click.option("--budget", "budget_name", type=click.Choice(["quick", "full", "tiny"]), default="quick",
-              help="quick: minutes on a CPU (make demo); full: the report's sizes; tiny: seconds (tests).")
+@click.option("--budget", "budget_name", type=click.Choice(list(BUDGETS)), default="quick",
+              help="tiny: seconds (tests); quick: minutes on the digits sample (make demo); standard: "
+                   "photographs, about an hour on a 2-core CPU; full: the report's sizes (a GPU).")
 @click.option("--force", is_flag=True, help="Recompute every section, even finished ones.")
 @click.option("--redo", multiple=True, metavar="SECTION",
               help="Recompute this section (repeatable): part1, baseline, surrogate, kmeans, pseudolabel, "

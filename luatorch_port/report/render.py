@@ -317,35 +317,57 @@ def _data_paragraph(w, data):
           "any natural-image set in the course layout) with `--budget standard`.\n")
 
 
+def comparisons(states: dict) -> list[dict]:
+    """Each semi-supervised method against its reference (:data:`REFERENCES`), from section states.
+
+    One dict per method: ``method``, ``label``, ``reference`` (label), ``status`` ("compared",
+    "not run" or "no reference"), and when compared ``test_acc``, ``val_acc``,
+    ``reference_test_acc``, ``reference_val_acc``, ``test_delta``, ``val_delta`` (points) and
+    ``noise`` (one standard error of the test difference, points; None without a test count).
+    """
+    data = _done(states, "dataset")
+    n_test = ((data or {}).get("splits", {}).get("test") or {}).get("images")
+    labels = {n: lab for n, lab, _ in METHOD_ROWS}
+    out = []
+    for name, ref, ref_label in REFERENCES:
+        c = {"method": name, "label": labels[name], "reference": ref_label}
+        r, rr = _done(states, name), reference_results(states, name, ref)
+        if r is None or r.get("test_acc") is None:
+            c["status"] = "not run"
+        elif rr is None or rr.get("test_acc") is None:
+            c["status"] = "no reference"
+        else:
+            c.update(status="compared", test_acc=r["test_acc"], val_acc=r.get("val_acc"),
+                     reference_test_acc=rr["test_acc"], reference_val_acc=rr.get("val_acc"),
+                     test_delta=r["test_acc"] - rr["test_acc"],
+                     val_delta=_delta(r.get("val_acc"), rr.get("val_acc")),
+                     noise=noise_points(rr["test_acc"], n_test), n_test=n_test)
+        out.append(c)
+    return out
+
+
 def _discussion(w, states):
     """Conclusions drawn from the numbers: which method beat its reference, by how much."""
     w("## Discussion\n")
     w("_Generated from the numbers above._\n")
     data = _done(states, "dataset")
-    n_test = ((data or {}).get("splits", {}).get("test") or {}).get("images")
     n_val = ((data or {}).get("splits", {}).get("val") or {}).get("images")
     lines = []
-    for name, ref, ref_label in REFERENCES:
-        label = dict((n, lab) for n, lab, _ in METHOD_ROWS)[name]
-        r = _done(states, name)
-        if r is None:
-            lines.append(f"**{label}** did not run, so it could not be compared with {ref_label}.")
+    for c in comparisons(states):
+        if c["status"] == "not run":
+            lines.append(f"**{c['label']}** did not run, so it could not be compared with {c['reference']}.")
             continue
-        rr = reference_results(states, name, ref)
-        if rr is None or rr.get("test_acc") is None:
-            lines.append(f"**{label}**: {ref_label} did not run, so there is nothing to compare it with.")
+        if c["status"] == "no reference":
+            lines.append(f"**{c['label']}**: {c['reference']} did not run, so there is nothing to compare it with.")
             continue
-        dt, dv = _delta(r.get("test_acc"), rr.get("test_acc")), _delta(r.get("val_acc"), rr.get("val_acc"))
-        if dt is None:
-            continue
-        noise = noise_points(rr.get("test_acc"), n_test)
+        dt, dv, noise = c["test_delta"], c["val_delta"], c["noise"]
         verdict = "beat" if dt > 0 else "did not beat"
-        line = (f"**{label}** {verdict} {ref_label}: {_pct(r.get('test_acc'))} % against "
-                f"{_pct(rr.get('test_acc'))} % on test ({_signed(dt)} points"
+        line = (f"**{c['label']}** {verdict} {c['reference']}: {_pct(c['test_acc'])} % against "
+                f"{_pct(c['reference_test_acc'])} % on test ({_signed(dt)} points"
                 + (f"; val {_signed(dv)}" if dv is not None else "") + ").")
         if noise is not None:
             within = abs(dt) < 2 * noise
-            line += (f" One standard error of such a difference on {n_test} test images is about {noise:.1f} "
+            line += (f" One standard error of such a difference on {c['n_test']} test images is about {noise:.1f} "
                      "points" + (", so this one is within the noise." if within else "."))
         if dv is not None and (dv > 0) != (dt > 0):
             line += " Val and test disagree on the sign."
