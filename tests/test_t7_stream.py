@@ -54,6 +54,28 @@ def test_scanner_reads_another_layout_on_the_readers_source(tmp_path, long_size)
     assert (s.n, s.n_fast) == (40, 39)  # the first one sets the shape through the generic reader
 
 
+def ascii_array(images) -> bytes:
+    """``torch.save(path, {t1, ..., tN}, 'ascii')`` for fresh contiguous 3-D ByteTensors
+    (the token layout of the oracle's ascii/ files)."""
+    out = [b"3\n1\n%d\n" % len(images)]
+    for i, img in enumerate(images, 1):
+        c, h, w = img.shape
+        out.append(b"1\n%d\n4\n%d\n3\nV 1\n16\ntorch.ByteTensor\n3\n%d %d %d\n%d %d 1\n1\n"
+                   % (i, 2 * i, c, h, w, h * w, w))
+        out.append(b"4\n%d\n3\nV 1\n17\ntorch.ByteStorage\n%d\n" % (2 * i + 1, img.numel()))
+        out.append(img.numpy().tobytes() + b"\n")
+    return b"".join(out)
+
+
+def test_scanner_reads_an_ascii_file_through_the_generic_reader(tmp_path):
+    images = imgs(4)
+    (tmp_path / "a.t7").write_bytes(ascii_array(images))
+    assert torch.equal(torch.stack(t7.load(tmp_path / "a.t7")), images)
+    s = scan(tmp_path / "a.t7", lambda src, name: FlatScanner(src, name=name))
+    assert not isinstance(s.src, StreamSource)
+    assert torch.equal(s.images_read(), images) and s.n_fast == 0
+
+
 def test_scanner_limit_stops_reading(tmp_path):
     images = imgs(40)
     t7.save([img.clone() for img in images], tmp_path / "flat.t7")

@@ -121,7 +121,7 @@ def round_robin(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
 class _CourseScanner(ByteTensorScanner):
     """Walks ``{data = ...}`` (labelled or extra) into one images tensor and its labels."""
 
-    image = "a 3xHxW torch.ByteTensor"
+    expected_entry = "a 3xHxW torch.ByteTensor"
 
     def __init__(self, source, *, name, limit=None, keep_pixels=True, expect=None,
                  balanced=False):

@@ -155,7 +155,7 @@ class ByteTensorScanner(Reader):
 
     A subclass defines :meth:`read_root`, which walks the tables from the file's start with
     :meth:`table_header`, :meth:`array_key`, :meth:`read_object` and :meth:`read_array`, and
-    may refine :meth:`check_shape` and :meth:`capacity`. Layout errors raise
+    may refine :meth:`check_shape`, :meth:`capacity` and ``expected_entry``. Layout errors raise
     :class:`~luatorch_port.util.errors.A2Error` ``"NAME: message"`` (:meth:`fail`); bytes
     that are not t7 raise :class:`T7FormatError` with the offset.
 
@@ -179,7 +179,7 @@ class ByteTensorScanner(Reader):
         (C, H, W) of the first tensor.
     """
 
-    image = "a 3-D torch.ByteTensor"  # what an array entry should be, for error messages
+    expected_entry = "a 3-D torch.ByteTensor"  # what an array entry should be (error messages)
 
     def __init__(self, source, *, name, limit=None, keep_pixels=True):
         super().__init__(source)
@@ -354,7 +354,7 @@ class ByteTensorScanner(Reader):
     def put(self, obj, where, n_in_table):
         """Copy the tensor ``obj`` (read by the generic reader) into the next row."""
         if not isinstance(obj, torch.Tensor):
-            self.fail(f"{where} is {describe(obj)}, expected {self.image}")
+            self.fail(f"{where} is {describe(obj)}, expected {self.expected_entry}")
         if obj.dtype != torch.uint8:
             self.fail(f"{where} is {describe(obj)}, expected a torch.ByteTensor")
         if self.shape is None:
