@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from luatorch_port import nn as lnn
+from luatorch_port import t7
 from luatorch_port.backprop import jacobian
 from luatorch_port.backprop.dag import build_dag
 from luatorch_port.backprop.modules import (BatchNormalization, CAddTable, CMaxTable, CMinTable, ConcatTable,
-                                            ParallelTable, Sequential, Sigmoid, from_t7)
+                                            ParallelTable, Sequential, Sigmoid, from_lua)
 from luatorch_port.util.errors import A2Error
 from luatorch_port.t7 import LuaObject
 
@@ -209,11 +211,34 @@ def test_batchnorm_without_affine_has_no_parameters():
     (lambda: CMinTable().forward(torch.zeros(3)), "expects a table"),
     (lambda: CAddTable().forward([torch.zeros(3), torch.zeros(2)]), "input[2] has shape (2,)"),
     (lambda: ParallelTable(Sigmoid()).forward([torch.zeros(1), torch.zeros(1)]), "1 modules"),
-    (lambda: from_t7(LuaObject("nn.Sequential", {"modules": [LuaObject("nn.Linear", {})]})),
+    (lambda: from_lua(LuaObject("nn.Sequential", {"modules": [LuaObject("nn.Linear", {})]})),
      "module.modules[1]: class nn.Linear"),
-    (lambda: from_t7(3.0), "expected an nn module"),
+    (lambda: from_lua(3.0), "expected an nn module"),
 ])
 def test_bad_input_raises_a2error(call, message):
     with pytest.raises(A2Error, match=None) as info:
         call()
     assert message in str(info.value)
+
+
+def test_pre_version_2_batchnorm_file_loads_through_nns_upgrade(tmp_path):
+    """A BN file written before nn's version 2 stores running_std (1/sqrt(var + eps)); part 1
+    reads it as nn.from_t7 does (nn.BatchNormalization:read: running_var = std^-2 - eps)."""
+    std = torch.tensor([0.5, 2.0, 0.25], dtype=D64)
+    mean = torch.tensor([0.5, -1.0, 2.0], dtype=D64)
+    weight, bias = torch.tensor([1.5, 0.5, 2.0], dtype=D64), torch.tensor([0.1, -0.2, 0.3], dtype=D64)
+    t7.save(LuaObject("nn.BatchNormalization", {
+        "eps": 1e-3, "momentum": 0.2, "affine": True, "train": False, "weight": weight, "bias": bias,
+        "running_mean": mean, "running_std": std}, version=1), tmp_path / "bn_v1.t7")
+    lua = t7.load(tmp_path / "bn_v1.t7")
+    assert lua.version == 1 and "running_var" not in lua.fields
+    bn, ref = from_lua(lua), lnn.from_t7(lua)
+    assert isinstance(bn, BatchNormalization) and bn.train is False
+    assert (bn.eps, bn.momentum, bn.affine) == (1e-3, 0.2, True)
+    assert torch.equal(bn.running_var, ref.running_var)
+    assert torch.equal(bn.running_var, std.pow(-2) - 1e-3) and torch.equal(bn.running_mean, mean)
+    assert torch.equal(bn.weight, weight) and torch.equal(bn.bias, bias)
+    x = torch.randn(4, 3, dtype=D64, generator=_gen(0))
+    with torch.no_grad():
+        expected = ref.eval()(x)
+    assert torch.allclose(bn.forward(x), expected, rtol=0, atol=1e-14)

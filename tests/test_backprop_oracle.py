@@ -8,7 +8,7 @@ import torch
 from luatorch_port import t7
 from luatorch_port.backprop import batchnorm as bnlib
 from luatorch_port.backprop import dag as daglib
-from luatorch_port.backprop.modules import BatchNormalization, Sequential, Sigmoid, from_t7
+from luatorch_port.backprop.modules import BatchNormalization, Sequential, Sigmoid, from_lua
 
 TOL = 1e-10  # the acceptance bound (double)
 
@@ -27,9 +27,9 @@ def _max_abs(a, b):
     return float((a - b).abs().max())
 
 
-@pytest.mark.parametrize("source", ["built", "from_t7"])
+@pytest.mark.parametrize("source", ["built", "from_lua"])
 def test_dag_reproduces_torch(dag_record, source):
-    net = daglib.build_dag() if source == "built" else from_t7(dag_record["module"])
+    net = daglib.build_dag() if source == "built" else from_lua(dag_record["module"])
     assert repr(net) == repr(daglib.build_dag())
     r = dag_record
     y, dx1, dx2, s1, s2 = daglib.hand_backward(r["x1"], r["x2"], r["gradOutput"], net)
@@ -82,7 +82,7 @@ def test_batchnorm_part12_reproduced(bn_record, key):
 
 def test_batchnorm_part12_saved_statistics(bn_record):
     r = bn_record
-    bn = from_t7(r["module"])
+    bn = from_lua(r["module"])
     bn.running_mean, bn.running_var = r["running_mean_before"].clone(), r["running_var_before"].clone()
     bn.forward(r["input"])
     assert _max_abs(bn.save_mean, r["save_mean"]) < TOL
@@ -96,7 +96,7 @@ def test_batchnorm_batch_of_one_is_torchs_evaluate_path(bn_record):
     assert torch.equal(c["running_var"], c["running_var_before"])
     expected = (x - c["running_mean_before"]) / torch.sqrt(c["running_var_before"] + c["eps"]) * w + b
     assert _max_abs(c["output"], expected) < 1e-14
-    bn = from_t7(c["module"])
+    bn = from_lua(c["module"])
     assert bn.train is True
     bn.running_mean, bn.running_var = c["running_mean_before"].clone(), c["running_var_before"].clone()
     assert _max_abs(bn.forward(x), c["output"]) < TOL
@@ -106,7 +106,7 @@ def test_batchnorm_batch_of_one_is_torchs_evaluate_path(bn_record):
                                   "Sigmoid"])
 def test_nn_modules_files(oracle, name):
     r = t7.load(oracle("made", "nn_modules", f"{name}.t7"))
-    m = from_t7(r["module"])
+    m = from_lua(r["module"])
     assert m.train is r["train"]
     if isinstance(m, BatchNormalization):
         assert m.eps == 1e-3
@@ -122,7 +122,7 @@ def test_nn_modules_files(oracle, name):
         assert _max_abs(got, r[key]) < TOL, key
 
 
-def test_from_t7_reads_a_container_with_bn(bn_record):
-    seq = from_t7(t7.LuaObject("nn.Sequential", {"modules": [bn_record["module"], t7.LuaObject("nn.Sigmoid", {})]}))
+def test_from_lua_reads_a_container_with_bn(bn_record):
+    seq = from_lua(t7.LuaObject("nn.Sequential", {"modules": [bn_record["module"], t7.LuaObject("nn.Sigmoid", {})]}))
     assert isinstance(seq, Sequential) and isinstance(seq.modules[1], Sigmoid)
     assert torch.equal(seq.modules[0].weight, bn_record["weight"])

@@ -9,8 +9,8 @@ from .batchnorm import batchnorm_check, load_case, random_case
 from .dag import build_dag, closed_form_grad, dag_table
 from .jacobian import test_jacobian, test_jacobian_parameters
 from .modules import (BatchNormalization, CAddTable, CMaxTable, CMinTable, ConcatTable, Module,
-                      ParallelTable, Sequential, Sigmoid, from_t7)
+                      ParallelTable, Sequential, Sigmoid, from_lua)
 
 __all__ = ["dag_table", "build_dag", "closed_form_grad", "batchnorm_check", "load_case", "random_case",
            "test_jacobian", "test_jacobian_parameters", "Module", "Sigmoid", "CMinTable", "CMaxTable",
-           "CAddTable", "Sequential", "ParallelTable", "ConcatTable", "BatchNormalization", "from_t7"]
+           "CAddTable", "Sequential", "ParallelTable", "ConcatTable", "BatchNormalization", "from_lua"]

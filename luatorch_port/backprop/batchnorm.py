@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from ..util.errors import A2Error
 from . import jacobian
-from .modules import BN_EPS, BN_MOMENTUM, DTYPE, BatchNormalization
+from ..nn.layers import BN_EPS, BN_MOMENTUM
+from .modules import DTYPE, BatchNormalization
 
 FORMULAS = {
     "train": [

@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import torch
 
+from .. import nn as lnn
+from ..nn.layers import BN_EPS, BN_MOMENTUM
 from ..util.errors import A2Error
 
 DTYPE = torch.float64
-
-# nn.BatchNormalization defaults (BatchNormalization.lua, __init): eps 1e-5, momentum 0.1.
-BN_EPS = 1e-5
-BN_MOMENTUM = 0.1
 
 
 class Module:
@@ -443,11 +441,14 @@ _CONTAINERS = {"nn.Sequential": Sequential, "nn.ParallelTable": ParallelTable,
                "nn.ConcatTable": ConcatTable}
 
 
-def from_t7(obj, path="module"):
-    """Build the module a Lua nn object (a :class:`luatorch_port.t7.LuaObject`) describes.
+def from_lua(obj, path="module"):
+    """Build the part-1 module a Lua nn object (a :class:`luatorch_port.t7.LuaObject`) describes.
 
-    Knows the classes of this module; copies BatchNormalization's parameters, running
-    statistics, ``eps``, ``momentum``, ``affine`` and ``train``. Raises :class:`A2Error`
+    Knows the classes of this module and walks their containers; a BatchNormalization is read
+    by :func:`luatorch_port.nn.from_t7` (the one reader of Lua nn fields, which upgrades
+    pre-version-2 files' ``running_std`` as ``nn.BatchNormalization:read`` does) and copied
+    in float64: parameters, running statistics, ``eps``, ``momentum``, ``affine``. ``train``
+    is taken from the object when it has the field (default True). Raises :class:`A2Error`
     naming ``path`` for anything else.
     """
     name = getattr(obj, "class_name", None)
@@ -458,9 +459,9 @@ def from_t7(obj, path="module"):
         module = _SIMPLE[name]()
     elif name in _CONTAINERS:
         children = fields.get("modules") or []
-        module = _CONTAINERS[name](*[from_t7(c, f"{path}.modules[{i + 1}]") for i, c in enumerate(children)])
+        module = _CONTAINERS[name](*[from_lua(c, f"{path}.modules[{i + 1}]") for i, c in enumerate(children)])
     elif name == "nn.BatchNormalization":
-        module = _bn_from_fields(fields, path)
+        module = _bn_from_nn(lnn.from_t7(obj, path))
     else:
         raise A2Error(f"{path}: class {name} is not one of the part-1 modules "
                       f"({', '.join(sorted([*_SIMPLE, *_CONTAINERS, 'nn.BatchNormalization']))})")
@@ -469,19 +470,13 @@ def from_t7(obj, path="module"):
     return module
 
 
-def _bn_from_fields(fields, path):
-    try:
-        mean = fields["running_mean"].to(DTYPE)
-        var = fields["running_var"].to(DTYPE)
-    except KeyError as err:
-        raise A2Error(f"{path}: nn.BatchNormalization without field {err.args[0]} "
-                      "(files before BN v2 store running_std; not supported here)") from None
-    affine = fields.get("weight") is not None
-    bn = BatchNormalization(mean.numel(), eps=fields.get("eps", BN_EPS),
-                            momentum=fields.get("momentum", BN_MOMENTUM), affine=affine)
-    bn.running_mean = mean.clone()
-    bn.running_var = var.clone()
+def _bn_from_nn(m) -> BatchNormalization:
+    """The part-1 copy (float64) of a :class:`luatorch_port.nn.BatchNormalization`."""
+    affine = m.weight is not None
+    bn = BatchNormalization(m.num_features, eps=m.eps, momentum=m.momentum, affine=affine)
+    bn.running_mean = m.running_mean.detach().to(DTYPE).clone()
+    bn.running_var = m.running_var.detach().to(DTYPE).clone()
     if affine:
-        bn.weight = fields["weight"].to(DTYPE).clone()
-        bn.bias = fields["bias"].to(DTYPE).clone()
+        bn.weight = m.weight.detach().to(DTYPE).clone()
+        bn.bias = m.bias.detach().to(DTYPE).clone()
     return bn

@@ -6,9 +6,10 @@ verifies them (``fetch``); ``build_sample`` makes the embedded digits dataset (`
 ``render_preview`` draws a grid of images (``preview``).
 """
 
-from .layout import (CLASS_NAMES, CLASS_NAMES_FILE, EXTRA, LABELLED, CourseWriter, Split,
-                     SplitInfo, class_names, load_split, read_class_names, round_robin,
-                     save_split, scan_split)
+from ..t7.stream import CourseWriter
+from .layout import (CLASS_NAMES, CLASS_NAMES_FILE, EXTRA, LABELLED, Split, SplitInfo,
+                     class_names, load_split, read_class_names, round_robin, save_split,
+                     scan_split)
 
 __all__ = ["CLASS_NAMES", "CLASS_NAMES_FILE", "LABELLED", "EXTRA", "Split", "SplitInfo",
            "CourseWriter", "class_names", "read_class_names", "round_robin", "load_split", "save_split",

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..t7.stream import CourseWriter
 from ..util.errors import A2Error
 from ..util.files import atomic_output
-from .layout import CourseWriter
 from ..util.progress import no_progress
 
 STL10_SHAPE = (3, 96, 96)  # C, H, W of every STL-10 image

@@ -1,7 +1,8 @@
 """Lua Torch7's t7 file format: ``load`` (binary and ascii) and ``save`` (binary).
 
 Everything Lua-specific about files lives here: 1-based table keys, long width, class
-names and versions. See :func:`load` and :func:`save`.
+names and versions. See :func:`load` and :func:`save`; :mod:`.stream` reads and writes
+tables of ByteTensors (the course layout's bytes) without building the object graph.
 """
 
 from .reader import T7FormatError, load
