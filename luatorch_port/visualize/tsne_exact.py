@@ -131,7 +131,8 @@ class _Gradient:
 
     ``w = (1 + ‖y_i − y_j‖²)⁻¹`` (one GEMM plus two passes), ``z = Σ w``, then
     ``m = eP ⊙ w − w ⊙ w / z`` (two passes) and ``4 (rowsum(m) y − m y)`` from a single
-    GEMM of ``m`` with ``[y, 1]``.
+    GEMM with ``[y, 1]``. ``m`` is symmetric, so that GEMM is taken as ``[y, 1]ᵀ m`` (3×N
+    output): BLAS runs a 3-row product 3× faster than the N×3 one (tall-skinny output).
     """
 
     def __init__(self, p: torch.Tensor):
@@ -140,7 +141,8 @@ class _Gradient:
         self._scaled = {1.0: self.p}
         self.w = torch.empty(n, n, dtype=torch.float32)
         self.m = torch.empty(n, n, dtype=torch.float32)
-        self.y1 = torch.ones(n, 3, dtype=torch.float32)
+        self.y1t = torch.ones(3, n, dtype=torch.float32)
+        self.my = torch.empty(3, n, dtype=torch.float32)
 
     def __call__(self, y: torch.Tensor, exaggeration: float, with_error: bool):
         w, m = self.w, self.m
@@ -154,8 +156,8 @@ class _Gradient:
         z = float(w.sum())
         torch.mul(pe, w, out=m)
         m.addcmul_(w, w, value=-1.0 / z)
-        self.y1[:, :2] = y
-        my = m @ self.y1                                   # [m y, rowsum(m)]
+        self.y1t[:2] = y.T
+        my = torch.mm(self.y1t, m, out=self.my).T          # [m y, rowsum(m)], m symmetric
         grad = 4.0 * (my[:, 2:] * y - my[:, :2])
         error = None
         if with_error:
