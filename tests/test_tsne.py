@@ -85,3 +85,25 @@ def test_thumbnails():
     t = features.thumbnails(imgs, 4)
     assert t.shape == (2, 3, 4, 4)
     assert t[0].eq(1).all() and t[1, :, :2].eq(0).all() and t[1, :, 2:].eq(1).all()
+
+
+@pytest.mark.parametrize("n, d, k", [(40, 3, 5), (300, 20, 5), (301, 50, 12), (120, 2, 1)])
+def test_trustworthiness_equals_scikit_learns(n, d, k):
+    from sklearn.manifold import trustworthiness as sklearn_trustworthiness
+
+    from luatorch_port.visualize.trust import trustworthiness
+
+    g = torch.Generator().manual_seed(n + d)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    emb = x[:, :2] + 0.7 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    want = sklearn_trustworthiness(x.numpy(), emb.numpy(), n_neighbors=k)
+    assert trustworthiness(x, emb, n_neighbors=k) == pytest.approx(want, abs=1e-12)
+
+
+def test_trustworthiness_refuses_bad_shapes():
+    from luatorch_port.visualize.trust import trustworthiness
+
+    with pytest.raises(A2Error, match="input rows"):
+        trustworthiness(torch.zeros(10, 3), torch.zeros(9, 2))
+    with pytest.raises(A2Error, match="n_neighbors=5"):
+        trustworthiness(torch.zeros(10, 3), torch.zeros(10, 2))

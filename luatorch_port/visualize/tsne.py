@@ -25,6 +25,7 @@ import torch
 from ..util.errors import A2Error
 from ..util.threads import torch_threads
 from .pca import pca
+from .trust import trustworthiness
 from . import tsne_exact
 
 # manifold.embedding.tsne reduces to 50 dimensions with PCA first (its `pca` option).
@@ -66,7 +67,6 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
     ``features`` themselves. ``threads`` caps the threads of the t-SNE step (None: all cores);
     on a shared, busy machine one thread can be several times faster than two.
     """
-    from sklearn.manifold import TSNE, trustworthiness
     from threadpoolctl import threadpool_limits
 
     x = torch.as_tensor(features)
@@ -98,6 +98,8 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
             result = tsne_exact.tsne_exact(reduced, perplexity=perplexity, n_iter=n_iter)
         coords, kl = result.coords.to(torch.float64).numpy(), result.kl_divergence
     else:
+        from sklearn.manifold import TSNE  # 0.9 s to import: only on this path
+
         tsne = TSNE(n_components=2, perplexity=perplexity, angle=theta, max_iter=n_iter, init="pca",
                     learning_rate="auto", method="barnes_hut", random_state=seed)
         with threadpool_limits(limits=threads, user_api="openmp"):
@@ -105,7 +107,7 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
         kl = float(tsne.kl_divergence_)
     seconds["tsne"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    trust = float(trustworthiness(x64.numpy(), coords, n_neighbors=trust_neighbors))
+    trust = trustworthiness(x64, coords, n_neighbors=trust_neighbors)
     seconds["trustworthiness"] = time.perf_counter() - t0
     return Embedding(coords=np.asarray(coords, dtype=np.float64), trustworthiness=trust, input_dims=d,
                      pca_dims=reduced.shape[1], kl_divergence=kl, method=method, seconds=seconds)
