@@ -4,9 +4,9 @@ Everything Lua-specific about files lives here: 1-based table keys, long width, 
 names and versions. See :func:`load` and :func:`save`.
 """
 
-from .reader import T7FormatError, load
+from .reader import MAX_DEPTH, T7FormatError, load
 from .types import LuaFunction, LuaObject, Storage, TableKey
 from .writer import T7WriteError, atomic_output, dumps, save
 
-__all__ = ["load", "save", "dumps", "T7FormatError", "T7WriteError", "LuaObject",
+__all__ = ["load", "save", "dumps", "MAX_DEPTH", "T7FormatError", "T7WriteError", "LuaObject",
            "LuaFunction", "Storage", "TableKey", "atomic_output"]
