@@ -7,7 +7,7 @@ import os
 import click
 
 from .common import (device_option, ensure_parent, progress, quiet_option, resolve_device,
-                     seed_everything, seed_option, sgd_options)
+                     resumable, seed_everything, seed_option, sgd_options)
 
 
 def _record_path(out):
@@ -128,10 +128,11 @@ def train_cmd(surrogate, model_spec, out_dir, max_epoch, batch_size, learning_ra
     try:
         gen = seed_everything(seed, quiet=quiet or not ctx.is_main)
         echo = (lambda line: click.echo(line, err=True)) if ctx.is_main and not quiet else None
-        result = train_surrogate(surrogate, model_spec, config, out_dir=out_dir, generator=gen,
-                                 device=dev, resume=resume, val_per_seed=val_per_seed,
-                                 dist_ctx=ctx, progress=functools.partial(progress, quiet=quiet),
-                                 echo=echo)
+        with resumable():
+            result = train_surrogate(surrogate, model_spec, config, out_dir=out_dir,
+                                     generator=gen, device=dev, resume=resume,
+                                     val_per_seed=val_per_seed, dist_ctx=ctx,
+                                     progress=functools.partial(progress, quiet=quiet), echo=echo)
         if ctx.is_main:
             final = result.final
             write_record(os.path.join(out_dir, "run.json"), "surrogate train",

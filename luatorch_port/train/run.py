@@ -69,7 +69,13 @@ def run_training(config: TrainConfig, *, train_path, val_path, model_name: str, 
     from ..data import load_split
     from ..nn import build_model
     from ..provider import fit_normalization, normalize
+    from .checkpoint import CHECKPOINT_NAME, require_checkpoint
+    from .loop import check_batches
 
+    # every check before the first write: a refused run leaves no file behind
+    config.validate()
+    if resume:
+        require_checkpoint(os.path.join(out_dir, CHECKPOINT_NAME))
     train = load_split(train_path, limit=limit, expect="labelled")
     val = load_split(val_path, limit=limit, expect="labelled") if val_path is not None else None
     size = _square_size(train.images, train_path)
@@ -78,13 +84,14 @@ def run_training(config: TrainConfig, *, train_path, val_path, model_name: str, 
                       f"train has {tuple(train.images.shape[1:])}")
     n_classes = len(train.classes)
     config.n_classes = n_classes
+    check_batches(len(train), config)
+    model = build_model(model_name, n_classes=n_classes, input_size=size, generator=generator)
     stats = fit_normalization(train.images)
     train_data = (normalize(train.images, stats), train.labels)
     val_data = (normalize(val.images, stats), val.labels) if val is not None else None
     if dist_ctx.is_main:
         os.makedirs(out_dir, exist_ok=True)
         save_norm(stats, os.path.join(out_dir, NORM_NAME))
-    model = build_model(model_name, n_classes=n_classes, input_size=size, generator=generator)
     return fit(model, train_data, val_data, config, generator=generator, device=device,
                out_dir=out_dir, resume=resume, dist_ctx=dist_ctx, progress=progress,
                classes=train.classes, echo=echo)
