@@ -47,6 +47,10 @@ QUANTITIES = ("output", "gradInput", "gradWeight", "gradBias", "running_mean", "
 # linspace(-2, 2, D), scale 3).
 DEFAULT_BATCH = 8
 DEFAULT_FEATURES = 5
+# Largest --batch / --features: the finite-difference check perturbs every input element and
+# runs a forward pass per perturbation, so its cost grows as (N*D)^2.
+MAX_BATCH = 1024
+MAX_FEATURES = 256
 INPUT_SCALE = 3.0
 INPUT_OFFSET = 2.0
 

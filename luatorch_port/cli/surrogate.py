@@ -6,6 +6,7 @@ import os
 
 import click
 
+from ..surrogate.build import MAX_PATCH
 from .common import (device_option, ensure_parent, progress, quiet_option, resolve_device,
                      resumable, seed_everything, seed_option, sgd_options)
 
@@ -30,7 +31,7 @@ def group():
               help="Output t7 table {data, labels, seeds, boxes, transforms, transform_columns}.")
 @click.option("--seeds", "n_seeds", type=int, default=4000, help="Seed images = surrogate classes.")
 @click.option("--per-seed", type=int, default=100, help="Random transformations per seed.")
-@click.option("--patch", type=int, default=32, help="Patch side in pixels.")
+@click.option("--patch", type=click.IntRange(1, MAX_PATCH), default=32, help="Patch side in pixels.")
 @click.option("--window", type=(int, int), default=(32, 64),
               help="Seed window side range in source pixels (position and scale of the seed patch).")
 @click.option("--uniform", is_flag=True,

@@ -381,7 +381,13 @@ def predict_scores(model, inputs: torch.Tensor, *, batch_size: int = 125, device
         for k in bar:
             # a Lua model may hold DoubleTensors: feed it its own dtype
             x = inputs[starts[k]:starts[k] + batch_size].to(device, param.dtype)
-            chunks.append(model(x).float().cpu())
+            scores = model(x)
+            if scores.dim() != 2 or scores.shape[0] != x.shape[0]:
+                # a View folds the extra pixels of a larger image into extra rows
+                raise A2Error(f"the model gives scores of shape {tuple(scores.shape)} for "
+                              f"{x.shape[0]} images of {'x'.join(map(str, x.shape[1:]))}: it "
+                              f"was made for another image size")
+            chunks.append(scores.float().cpu())
     if not chunks:
         raise A2Error("no images to predict")
     return torch.cat(chunks)

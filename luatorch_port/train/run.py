@@ -121,5 +121,13 @@ def run_prediction(model_path, test_path, *, norm_path=None, device=None, batch_
     inputs = normalize(test.images, stats)
     if device is not None:
         model.to(device)
+    try:
+        predict(model, inputs[:1], batch_size=1, device=device)  # the image size, up front
+    except (A2Error, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and "shape" not in str(err) and "size" not in str(err):
+            raise
+        raise A2Error(f"{os.fspath(test_path)}: images are "
+                      f"{'x'.join(map(str, inputs.shape[1:]))}, which {os.fspath(model_path)} "
+                      f"does not take ({' '.join(str(err).split())[:200]})") from None
     labels = predict(model, inputs, batch_size=batch_size, device=device, progress=progress)
     return labels, norm_path
