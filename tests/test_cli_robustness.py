@@ -54,7 +54,6 @@ def _one_error_line(result):
 
 SIZE_CASES = [
     ("data sample", ["data", "sample", "o", "--image-size", "100000"], "--image-size"),
-    ("backprop batchnorm", ["backprop", "batchnorm", "--batch", "10000000000"], "--batch"),
     ("surrogate build", ["surrogate", "build", "EXTRA", "--patch", "100000"], "--patch"),
     ("kmeans fit", ["kmeans", "fit", "--data", "EXTRA", "--image-size", "100000"],
      "--image-size"),
@@ -62,8 +61,20 @@ SIZE_CASES = [
                                  "100000"], "--patch"),
     ("visualize filters", ["visualize", "filters", "MODEL", "--zoom", "100000"], "--zoom"),
     ("visualize centroids", ["visualize", "centroids", "MODEL", "--zoom", "100000"], "--zoom"),
-    ("batchnorm --eps 0", ["backprop", "batchnorm", "--eps", "0"], "--eps"),
 ]
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--batch", "10000000000"], "batch=10000000000 should be in 1..1024"),
+    (["--features", "100000"], "features=100000 in 1..256"),
+    (["--eps", "0"], "eps=0.0 should be > 0"),
+])
+def test_batchnorm_sizes_and_eps_are_checked_up_front(args, words, tmp_path, monkeypatch):
+    result = _invoke(["backprop", "batchnorm", *args, "--out", "bn.json"], tmp_path / "work",
+                     monkeypatch)
+    assert result.exit_code == 1, result.output
+    assert words in _one_error_line(result)
+    assert _tree(tmp_path / "work") == []
 
 
 @pytest.mark.parametrize("name,args,option", SIZE_CASES, ids=[c[0] for c in SIZE_CASES])

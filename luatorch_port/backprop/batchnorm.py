@@ -60,10 +60,12 @@ def random_case(batch=DEFAULT_BATCH, features=DEFAULT_FEATURES, eps=BN_EPS, mome
     """A check case: ``input`` (N x D), ``gradOutput``, ``weight``/``bias`` (None without
     ``affine``), ``running_mean``/``running_var`` (the statistics before the forward), eps,
     momentum. All float64."""
-    if batch < 1 or features < 1:
-        raise A2Error(f"batch={batch} and features={features} should both be >= 1")
-    if eps < 0 or not 0 <= momentum <= 1:
-        raise A2Error(f"eps={eps} should be >= 0 and momentum={momentum} in [0, 1]")
+    if not (1 <= batch <= MAX_BATCH and 1 <= features <= MAX_FEATURES):
+        raise A2Error(f"batch={batch} should be in 1..{MAX_BATCH} and features={features} in "
+                      f"1..{MAX_FEATURES} (the finite-difference check grows as (N*D)^2)")
+    if not eps > 0 or not 0 <= momentum <= 1:
+        raise A2Error(f"eps={eps} should be > 0 (F.batch_norm refuses 0 in training) and "
+                      f"momentum={momentum} in [0, 1]")
 
     def randn(*shape):
         return torch.randn(*shape, dtype=DTYPE, generator=generator)
