@@ -122,7 +122,8 @@ def run_prediction(model_path, test_path, *, norm_path=None, device=None, batch_
     if device is not None:
         model.to(device)
     try:
-        predict(model, inputs[:1], batch_size=1, device=device)  # the image size, up front
+        # the image size, up front; two images, as a Lua View may take one for no batch
+        predict(model, inputs[:2], batch_size=2, device=device)
     except (A2Error, RuntimeError) as err:
         if isinstance(err, RuntimeError) and "shape" not in str(err) and "size" not in str(err):
             raise
