@@ -234,12 +234,10 @@ def test_ctrl_c_during_train_says_resume_and_keeps_the_files(how, data, tmp_path
 # -- predict: a model for one image size, test images of another -----------------------------
 
 def test_predict_refuses_images_of_another_size(data, tmp_path, monkeypatch):
-    from luatorch_port.nn import build_model, save_model
-    from luatorch_port.data import load_split
-    from luatorch_port.provider import fit_normalization
-    from luatorch_port.train.run import save_norm
-    save_model(build_model("8c5-16f", input_size=16), tmp_path / "model.net")
-    save_norm(fit_normalization(load_split(data[16] / "train.t7b").images), tmp_path / "norm.t7")
+    trained = _invoke(["train", "--train", data[16] / "train.t7b", "--val",
+                       data[16] / "val.t7b", "--model", "8c5-16f", "-b", "2", "--epochs", "1",
+                       "--out", tmp_path, "--quiet"], tmp_path / "train", monkeypatch)
+    assert trained.exit_code == 0, trained.output  # model.net and norm.t7 in tmp_path
     ok = _invoke(["predict", tmp_path / "model.net", data[16] / "test.t7b", "--out", "p.csv",
                   "--quiet"], tmp_path / "ok", monkeypatch)
     assert ok.exit_code == 0, ok.output
