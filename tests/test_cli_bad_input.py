@@ -218,3 +218,26 @@ def test_the_bad_inputs_are_what_they_claim(good):
         with pytest.raises(t7.T7FormatError):
             t7.load(io.BytesIO(_bad_bytes(kind, good)))
     assert set(t7.load(io.BytesIO(_bad_bytes("wrong layout", good)))) == {"foo", "bar"}
+
+
+# -- the ascii reproducers of issue 19 through the commands that read t7 ---------------------
+
+from test_t7_robustness import REPROS  # noqa: E402  (the bytes, rebuilt; no ../shared needed)
+
+REPRO_COMMANDS = [["t7", "show", "BAD"], ["data", "info", "BAD"],
+                  ["visualize", "centroids", "BAD", "--out", "c.png"],
+                  ["kmeans", "fit", "--data", "BAD", "--out", "c.t7", "--quiet"]]
+
+
+@pytest.mark.parametrize("args", REPRO_COMMANDS, ids=[" ".join(a[:2]) for a in REPRO_COMMANDS])
+@pytest.mark.parametrize("name,data,offset,value,fits", REPROS, ids=[r[0] for r in REPROS])
+def test_ascii_reproducers_through_the_cli(args, name, data, offset, value, fits, tmp_path,
+                                           monkeypatch):
+    bad = tmp_path / name
+    bad.write_bytes(data)
+    work = tmp_path / "work"
+    work.mkdir()
+    result = _run([str(bad) if a == "BAD" else a for a in args], work, monkeypatch)
+    _assert_one_line_error(result, f"{' '.join(args[:2])} on {name}")
+    assert f"offset {offset}: " in result.stderr and f"got {value}" in result.stderr
+    assert _tree(work) == {}
