@@ -156,12 +156,15 @@ values = st.recursive(
 
 
 def _canon(x):
-    """What the reader returns for x: tables with keys exactly 1..n (or none) are arrays."""
+    """What the reader returns for x: tables with keys exactly 1..n (or none) are arrays;
+    None in a table is no entry (Lua's nil), so a list with None has holes."""
     if isinstance(x, list):
+        if any(v is None for v in x):
+            return _canon({i: v for i, v in enumerate(x, 1) if v is not None})
         return [_canon(v) for v in x]
     if isinstance(x, dict):
         d = {(int(k) if isinstance(k, float) and k.is_integer() else k): _canon(v)
-             for k, v in x.items()}
+             for k, v in x.items() if v is not None}
         if set(d) == set(range(1, len(d) + 1)) and all(type(k) is int for k in d):
             return [d[i] for i in range(1, len(d) + 1)]
         return d

@@ -48,6 +48,10 @@ QUANTITIES = ("output", "gradInput", "gradWeight", "gradBias", "running_mean", "
 # linspace(-2, 2, D), scale 3).
 DEFAULT_BATCH = 8
 DEFAULT_FEATURES = 5
+# Largest --batch / --features: the finite-difference check perturbs every input element and
+# runs a forward pass per perturbation, so its cost grows as (N*D)^2.
+MAX_BATCH = 1024
+MAX_FEATURES = 256
 INPUT_SCALE = 3.0
 INPUT_OFFSET = 2.0
 
@@ -57,10 +61,12 @@ def random_case(batch=DEFAULT_BATCH, features=DEFAULT_FEATURES, eps=BN_EPS, mome
     """A check case: ``input`` (N x D), ``gradOutput``, ``weight``/``bias`` (None without
     ``affine``), ``running_mean``/``running_var`` (the statistics before the forward), eps,
     momentum. All float64."""
-    if batch < 1 or features < 1:
-        raise A2Error(f"batch={batch} and features={features} should both be >= 1")
-    if eps < 0 or not 0 <= momentum <= 1:
-        raise A2Error(f"eps={eps} should be >= 0 and momentum={momentum} in [0, 1]")
+    if not (1 <= batch <= MAX_BATCH and 1 <= features <= MAX_FEATURES):
+        raise A2Error(f"batch={batch} should be in 1..{MAX_BATCH} and features={features} in "
+                      f"1..{MAX_FEATURES} (the finite-difference check grows as (N*D)^2)")
+    if not eps > 0 or not 0 <= momentum <= 1:
+        raise A2Error(f"eps={eps} should be > 0 (F.batch_norm refuses 0 in training) and "
+                      f"momentum={momentum} in [0, 1]")
 
     def randn(*shape):
         return torch.randn(*shape, dtype=DTYPE, generator=generator)

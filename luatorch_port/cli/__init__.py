@@ -23,6 +23,27 @@ class A2Group(click.Group):
             return super().invoke(ctx)
         except USER_ERRORS as err:
             raise click.ClickException(_one_line(err)) from None
+        except MemoryError as err:  # numpy's _ArrayMemoryError too
+            raise click.ClickException(f"out of memory: {_one_line(err)}; ask for less "
+                                       f"(a smaller size, batch, zoom or --limit)") from None
+        except RuntimeError as err:
+            if not _is_allocation_failure(err):
+                raise
+            raise click.ClickException(f"out of memory: {_one_line(err)[:300]}; ask for less "
+                                       f"(a smaller size, batch, zoom or --limit)") from None
+        except UnicodeDecodeError as err:
+            raise click.ClickException(f"expected UTF-8 text, got byte {err.object[err.start]:#04x} "
+                                       f"at offset {err.start} (a binary file?)") from None
+        except EOFError as err:  # click would print a bare "Aborted!"
+            raise click.ClickException(f"unexpected end of input ({_one_line(err)})") from None
+
+
+# torch's allocators' messages (CPU: DefaultCPUAllocator; CUDA: "CUDA out of memory")
+_ALLOCATION_FAILURES = ("can't allocate memory", "out of memory", "DefaultCPUAllocator")
+
+
+def _is_allocation_failure(err) -> bool:
+    return any(text in str(err) for text in _ALLOCATION_FAILURES)
 
 
 def _one_line(err) -> str:

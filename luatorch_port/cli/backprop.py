@@ -103,9 +103,12 @@ def dag(x1, x2, grad_output, step, from_t7, as_json, out):
 
 
 @group.command("batchnorm", short_help="Part 1.2: hand-written BatchNormalization, gradient-checked.")
-@click.option("--batch", type=int, default=bnlib.DEFAULT_BATCH, help="N, rows of the random input batch.")
-@click.option("--features", type=int, default=bnlib.DEFAULT_FEATURES, help="D, features.")
-@click.option("--eps", type=float, default=bnlib.BN_EPS, help="Added to the variance (the course starter used 1e-3).")
+@click.option("--batch", type=int, default=bnlib.DEFAULT_BATCH,
+              help=f"N, rows of the random input batch (1..{bnlib.MAX_BATCH}).")
+@click.option("--features", type=int, default=bnlib.DEFAULT_FEATURES,
+              help=f"D, features (1..{bnlib.MAX_FEATURES}).")
+@click.option("--eps", type=float, default=bnlib.BN_EPS,
+              help="Added to the variance, > 0 (the course starter used 1e-3).")
 @click.option("--momentum", type=float, default=bnlib.BN_MOMENTUM, help="Running-statistics momentum.")
 @click.option("--affine/--no-affine", default=True, help="Learnable gamma (weight) and beta (bias).")
 @click.option("--mode", type=click.Choice(["train", "evaluate", "both"]), default="both",

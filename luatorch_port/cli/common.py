@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
@@ -111,3 +112,36 @@ def ensure_parent(path) -> None:
     """Create the folder that will hold ``path``."""
     parent = os.path.dirname(os.path.abspath(os.fspath(path)))
     os.makedirs(parent, exist_ok=True)
+
+
+class Interrupted(click.ClickException):
+    """Ctrl-C during a resumable run: one line, exit status 130 (128 + SIGINT)."""
+
+    exit_code = 130
+
+
+def _is_interrupt(err: BaseException) -> bool:
+    # torch.save reports a KeyboardInterrupt raised inside its writer as a RuntimeError
+    # ("unexpected pos ...") whose context is the KeyboardInterrupt.
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
+
+
+@contextlib.contextmanager
+def resumable():
+    """``with resumable():`` around a run that checkpoints: Ctrl-C anywhere in it (inside
+    ``torch.save`` too) ends with "interrupted; resume with --resume" and status 130, no
+    traceback. Outputs are atomic, so the files of the last finished epoch survive."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; resume with --resume") from None
+    except RuntimeError as err:
+        if _is_interrupt(err):
+            raise Interrupted("interrupted; resume with --resume") from None
+        raise

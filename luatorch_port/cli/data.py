@@ -10,6 +10,7 @@ import re
 import click
 
 from ..data.fetch import STL10_URL
+from ..data.sample import MAX_IMAGE_SIZE as MAX_SAMPLE_IMAGE_SIZE
 from .common import progress, quiet_option, seed_everything, seed_option
 
 RUN_RECORD = "data-{}.json"  # provenance file written beside a command's outputs
@@ -67,7 +68,7 @@ def _fmt(values):
 @group.command("sample")
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @seed_option()
-@click.option("--image-size", type=click.IntRange(min=8), default=96,
+@click.option("--image-size", type=click.IntRange(min=8, max=MAX_SAMPLE_IMAGE_SIZE), default=96,
               help="Side of the square images (the course's is 96).")
 @click.option("--per-class", type=click.IntRange(min=4), default=None,
               help="Digits used per class (default: all ~180, giving 400/100/400/897).")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..kmeans.pipeline import MAX_IMAGE_SIZE
 from .common import device_option, progress, quiet_option, resolve_device, seed_everything, seed_option
 
 
@@ -30,7 +31,8 @@ def _record_path(path: Path, what: str) -> Path:
               help="Random training patches (image index cycles through the file).")
 @click.option("--iterations", default=50, show_default=True, type=click.IntRange(0),
               help="k-means iterations.")
-@click.option("--image-size", default=32, show_default=True, type=click.IntRange(1),
+@click.option("--image-size", default=32, show_default=True,
+              type=click.IntRange(1, MAX_IMAGE_SIZE),
               help="Resize images to this side first (Coates used 32 for STL-10; 96 keeps full size).")
 @click.option("--whiten/--no-whiten", default=True, show_default=True, help="ZCA whitening (eps 0.1).")
 @click.option("--init", type=click.Choice(["randn", "patches"]), default="randn", show_default=True,

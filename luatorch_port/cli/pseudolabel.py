@@ -10,8 +10,8 @@ from dataclasses import asdict
 import click
 
 from ..util.errors import A2Error
-from .common import (device_option, progress, quiet_option, resolve_device, seed_everything,
-                     seed_option, sgd_options)
+from .common import (device_option, progress, quiet_option, resolve_device, resumable,
+                     seed_everything, seed_option, sgd_options)
 
 RUN_RECORD = "run.json"
 
@@ -151,12 +151,14 @@ def train_cmd(features, train_path, val_path, no_val, extra_path, extra_labels_p
     try:
         generator = seed_everything(seed, quiet=quiet or not ctx.is_main)
         echo = (lambda line: click.echo(line, err=True)) if ctx.is_main and not quiet else None
-        result = run_pseudolabel(config, pl, train_path=train_path, val_path=val,
-                                 extra_path=extra_path, extra_labels_path=extra_labels_path,
-                                 extra_limit=extra_limit, model_name=model_name, out_dir=out_dir,
-                                 generator=generator, device=dev, resume=resume,
-                                 monitor_size=monitor_size, dist_ctx=ctx,
-                                 progress=functools.partial(progress, quiet=quiet), echo=echo)
+        with resumable():
+            result = run_pseudolabel(config, pl, train_path=train_path, val_path=val,
+                                     extra_path=extra_path, extra_labels_path=extra_labels_path,
+                                     extra_limit=extra_limit, model_name=model_name,
+                                     out_dir=out_dir, generator=generator, device=dev,
+                                     resume=resume, monitor_size=monitor_size, dist_ctx=ctx,
+                                     progress=functools.partial(progress, quiet=quiet),
+                                     echo=echo)
         if ctx.is_main:
             final = result.final
             write_record(os.path.join(out_dir, RUN_RECORD), "pseudolabel train",

@@ -6,8 +6,9 @@ import os
 
 import click
 
+from ..surrogate.build import MAX_PATCH
 from .common import (device_option, ensure_parent, progress, quiet_option, resolve_device,
-                     seed_everything, seed_option, sgd_options)
+                     resumable, seed_everything, seed_option, sgd_options)
 
 
 def _record_path(out):
@@ -30,7 +31,7 @@ def group():
               help="Output t7 table {data, labels, seeds, boxes, transforms, transform_columns}.")
 @click.option("--seeds", "n_seeds", type=int, default=4000, help="Seed images = surrogate classes.")
 @click.option("--per-seed", type=int, default=100, help="Random transformations per seed.")
-@click.option("--patch", type=int, default=32, help="Patch side in pixels.")
+@click.option("--patch", type=click.IntRange(1, MAX_PATCH), default=32, help="Patch side in pixels.")
 @click.option("--window", type=(int, int), default=(32, 64),
               help="Seed window side range in source pixels (position and scale of the seed patch).")
 @click.option("--uniform", is_flag=True,
@@ -128,10 +129,11 @@ def train_cmd(surrogate, model_spec, out_dir, max_epoch, batch_size, learning_ra
     try:
         gen = seed_everything(seed, quiet=quiet or not ctx.is_main)
         echo = (lambda line: click.echo(line, err=True)) if ctx.is_main and not quiet else None
-        result = train_surrogate(surrogate, model_spec, config, out_dir=out_dir, generator=gen,
-                                 device=dev, resume=resume, val_per_seed=val_per_seed,
-                                 dist_ctx=ctx, progress=functools.partial(progress, quiet=quiet),
-                                 echo=echo)
+        with resumable():
+            result = train_surrogate(surrogate, model_spec, config, out_dir=out_dir,
+                                     generator=gen, device=dev, resume=resume,
+                                     val_per_seed=val_per_seed, dist_ctx=ctx,
+                                     progress=functools.partial(progress, quiet=quiet), echo=echo)
         if ctx.is_main:
             final = result.final
             write_record(os.path.join(out_dir, "run.json"), "surrogate train",

@@ -10,7 +10,7 @@ import click
 
 from ..util.errors import A2Error
 from .common import (device_option, ensure_parent, progress, quiet_option, resolve_device,
-                     seed_everything, seed_option, sgd_options)
+                     resumable, seed_everything, seed_option, sgd_options)
 
 RUN_RECORD = "run.json"
 
@@ -58,11 +58,12 @@ def train_cmd(train_path, val_path, no_val, model_name, out_dir, max_epoch, batc
     try:
         generator = seed_everything(seed, quiet=quiet or not ctx.is_main)
         echo = (lambda line: click.echo(line, err=True)) if ctx.is_main and not quiet else None
-        result = run_training(config, train_path=train_path,
-                              val_path=None if no_val else val_path, model_name=model_name,
-                              out_dir=out_dir, generator=generator, device=dev, resume=resume,
-                              dist_ctx=ctx,
-                              progress=functools.partial(progress, quiet=quiet), echo=echo)
+        with resumable():
+            result = run_training(config, train_path=train_path,
+                                  val_path=None if no_val else val_path, model_name=model_name,
+                                  out_dir=out_dir, generator=generator, device=dev,
+                                  resume=resume, dist_ctx=ctx,
+                                  progress=functools.partial(progress, quiet=quiet), echo=echo)
         if ctx.is_main:
             final = result.final
             write_record(os.path.join(out_dir, RUN_RECORD), "train",

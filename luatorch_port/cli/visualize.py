@@ -6,7 +6,9 @@ import os
 
 import click
 
+from ..surrogate.build import MAX_PATCH
 from ..util.errors import A2Error
+from ..visualize.figures import MAX_ZOOM
 from .common import ensure_parent, quiet_option, seed_everything, seed_option
 
 
@@ -28,7 +30,8 @@ def group():
 @click.option("--out", type=click.Path(dir_okay=False), default="filters.png", help="PNG to write.")
 @click.option("--padding", type=int, default=1, help="Pixels between filters (toDisplayTensor's padding).")
 @click.option("--nrow", type=int, default=0, help="Filters per row; 0 = ceil(sqrt(count)).")
-@click.option("--zoom", type=int, default=8, help="Nearest-neighbour upscaling of the PNG.")
+@click.option("--zoom", type=click.IntRange(1, MAX_ZOOM), default=8,
+              help="Nearest-neighbour upscaling of the PNG.")
 def filters_cmd(model_path, out, padding, nrow, zoom):
     """The first convolution's filters of MODEL (.t7/.net from Lua or a2, or .pt) as a grid,
     each filter min-max scaled on its own (image.toDisplayTensor{scaleeach=true})."""
@@ -53,7 +56,8 @@ def filters_cmd(model_path, out, padding, nrow, zoom):
 @click.option("--space", type=click.Choice(["unwhitened", "whitened"]), default="unwhitened",
               help="Show centroids un-whitened (image-like) or as learned (Coates' figure).")
 @click.option("--max", "max_count", type=int, default=400, help="Show at most this many centroids (0 = all).")
-@click.option("--zoom", type=int, default=4, help="Nearest-neighbour upscaling of the PNG.")
+@click.option("--zoom", type=click.IntRange(1, MAX_ZOOM), default=4,
+              help="Nearest-neighbour upscaling of the PNG.")
 def centroids_cmd(centroids_path, out, space, max_count, zoom):
     """k-means centroids (centroids.t7 from `a2 kmeans fit`) as a grid, as Coates'
     show_centroids.m: values mapped from [-1.5, 1.5], one white pixel between cells."""
@@ -76,10 +80,11 @@ def centroids_cmd(centroids_path, out, space, max_count, zoom):
 @click.option("--out", type=click.Path(dir_okay=False), default="augmentations.png", help="PNG to write.")
 @click.option("--seeds", "n_seeds", type=int, default=8, help="Seed patches (rows).")
 @click.option("--per-seed", type=int, default=10, help="Random transformations per seed (columns after the seed).")
-@click.option("--patch", type=int, default=32, help="Patch side in pixels.")
+@click.option("--patch", type=click.IntRange(1, MAX_PATCH), default=32, help="Patch side in pixels.")
 @click.option("--limit", type=int, default=2000, help="Read only the first N images of --data.")
 @click.option("--no-color", is_flag=True, help="Geometric transformations only.")
-@click.option("--zoom", type=int, default=2, help="Nearest-neighbour upscaling of the PNG.")
+@click.option("--zoom", type=click.IntRange(1, MAX_ZOOM), default=2,
+              help="Nearest-neighbour upscaling of the PNG.")
 @seed_option()
 @quiet_option()
 def augmentations_cmd(data_path, out, n_seeds, per_seed, patch, limit, no_color, zoom, seed, quiet):

@@ -18,11 +18,12 @@ import shutil
 import tarfile
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from ..util.errors import A2Error
 from ..util.progress import no_progress
-from .stl10 import FILES, convert_stl10
+from .stl10 import FILES, convert_stl10, output_folder
 
 STL10_URL = "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz"
 ARCHIVE = "stl10_binary.tar.gz"
@@ -35,6 +36,7 @@ STL10_MD5 = {
     "unlabeled_X.bin": "5242ba1fed5e4be9e1e742405eb56ca4",
 }
 _BLOCK = 1 << 20
+URL_SCHEMES = ("http", "https", "file")  # what urllib.request opens without extra handlers
 
 
 def download(url, path, *, progress=no_progress, timeout=60):
@@ -49,7 +51,7 @@ def download(url, path, *, progress=no_progress, timeout=60):
             os.replace(part, path)
             return
         raise A2Error(f"{url}: HTTP {err.code} {err.reason}") from None
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, OSError, ValueError) as err:  # ValueError: not a URL
         raise A2Error(f"{url}: {getattr(err, 'reason', err)}") from None
     with response:
         resumed = have and getattr(response, "status", None) == 206
@@ -126,20 +128,23 @@ def fetch_stl10(out_dir, *, url: str = STL10_URL, md5s=None, seed: int = 1,
     unknown = set(md5s) - set(FILES)
     if unknown or len(md5s) != len(FILES):
         raise A2Error(f"md5s must name exactly {', '.join(FILES)}")
-    os.makedirs(out_dir, exist_ok=True)
-    archive = os.path.join(out_dir, ARCHIVE)
-    if not os.path.exists(archive):
-        download(url, archive, progress=progress)
-    workdir = tempfile.mkdtemp(prefix=".stl10_binary.", dir=out_dir)
-    try:
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in URL_SCHEMES:
+        raise A2Error(f"--url {url!r}: expected an http://, https:// or file:// URL")
+    with output_folder(out_dir):
+        archive = os.path.join(out_dir, ARCHIVE)
+        if not os.path.exists(archive):
+            download(url, archive, progress=progress)
+        workdir = tempfile.mkdtemp(prefix=".stl10_binary.", dir=out_dir)
         try:
-            extract_verified(archive, workdir, md5s, progress=progress)
-        except A2Error:
-            os.unlink(archive)
-            raise
-        counts = convert_stl10(workdir, out_dir, seed, progress=progress)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+            try:
+                extract_verified(archive, workdir, md5s, progress=progress)
+            except A2Error:
+                os.unlink(archive)
+                raise
+            counts = convert_stl10(workdir, out_dir, seed, progress=progress)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     if not keep_archive:
         os.unlink(archive)
     return counts

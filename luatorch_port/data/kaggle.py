@@ -42,8 +42,12 @@ def read_predictions(path, n_expected: int | None = None,
     a Prediction outside 1..n_classes; a missing Id is named with the count missing.
     """
     name = os.fspath(path)
-    with open(name, encoding="utf-8-sig", newline="") as f:
-        lines = f.read().splitlines()
+    try:
+        with open(name, encoding="utf-8-sig", newline="") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as err:
+        raise A2Error(f"{name}: offset {err.start}: expected a UTF-8 CSV 'Id,Prediction', got "
+                      f"byte {err.object[err.start]:#04x} (a binary file?)") from None
     if not lines or [c.strip() for c in lines[0].split(",")] != list(HEADER):
         got = lines[0] if lines else "an empty file"
         raise A2Error(f"{name}:1: header must be 'Id,Prediction', got {got!r}")

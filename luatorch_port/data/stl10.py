@@ -15,6 +15,7 @@ Deviations: the train/val split is ours (seeded), not the TA's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -128,7 +129,28 @@ def convert_stl10(src_dir, out_dir, seed: int = 1, *, progress=None,
     path = {f: os.path.join(src_dir, f) for f in FILES}
     if generator is None:
         generator = torch.Generator().manual_seed(seed)
+    with output_folder(out_dir):
+        return _convert(path, out_dir, generator, progress)
+
+
+@contextlib.contextmanager
+def output_folder(out_dir):
+    """``with output_folder(d):`` creates ``d`` if missing and, when the body fails, removes
+    it again if it is still empty (a refused run leaves no empty folder behind)."""
+    created = not os.path.isdir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
+    try:
+        yield out_dir
+    except BaseException:
+        if created:
+            try:
+                os.rmdir(out_dir)  # only when empty: a partial download is kept for resuming
+            except OSError:
+                pass
+        raise
+
+
+def _convert(path, out_dir, generator, progress) -> ConvertCounts:
 
     train_images = read_images(path["train_X.bin"])
     train_labels = read_labels(path["train_y.bin"], len(train_images))

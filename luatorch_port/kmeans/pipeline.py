@@ -15,6 +15,10 @@ import torch
 from ..util.errors import A2Error
 from .svm import COATES_C, L2SVM, Standardizer
 
+# Largest --image-size images are resized to: 512 is over 5x the STL-10 side (96); every
+# image of --data is held resized, so 100000 would ask for terabytes (issue 19).
+MAX_IMAGE_SIZE = 512
+
 
 @dataclass
 class Classifier:

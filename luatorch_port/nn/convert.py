@@ -14,6 +14,8 @@ unless the PyTorch parameter has a ``.grad``.
 
 from __future__ import annotations
 
+import contextvars
+
 import torch
 from torch import nn
 
@@ -277,6 +279,10 @@ _LUA_DTYPES = {name: dt for dt, name in DTYPE_TENSOR_CLASS.items() if dt is not 
 _LUA_DTYPES.update({"torch.CudaTensor": torch.float32, "torch.CudaDoubleTensor": torch.float64})
 
 
+# id of each Lua module being converted -> its path (cycle detection in from_t7)
+_OPEN_MODULES: contextvars.ContextVar[dict] = contextvars.ContextVar("open_modules", default={})
+
+
 def from_t7(obj, path: str = "") -> nn.Module:
     """A loaded Lua nn module (a :class:`t7.LuaObject`) -> the equivalent PyTorch module.
 
@@ -284,7 +290,8 @@ def from_t7(obj, path: str = "") -> nn.Module:
     ``train`` flags are kept per module; a module without the field is in evaluate mode,
     as Lua's ``if self.train`` reads it.
     Raises A2Error naming the module's path (``modules[3].modules[2]: nn.X is not
-    supported``) for a class it does not know, never skipping it.
+    supported``) for a class it does not know, never skipping it, and for a module that
+    contains itself (a cycle, which a t7 file can hold).
     """
     where = path or "(root)"
     if not isinstance(obj, LuaObject):
@@ -292,8 +299,16 @@ def from_t7(obj, path: str = "") -> nn.Module:
     reader = READERS.get(obj.class_name)
     if reader is None:
         raise A2Error(f"{where}: {obj.class_name} is not supported")
-    with L.no_init():
-        module = reader(obj, path)
+    ancestors = _OPEN_MODULES.get()
+    if id(obj) in ancestors:  # a t7 file can hold cycles; a module tree cannot
+        raise A2Error(f"{where}: {obj.class_name} contains itself (it is also "
+                      f"{ancestors[id(obj)]}); a model cannot be a cycle")
+    token = _OPEN_MODULES.set({**ancestors, id(obj): where})
+    try:
+        with L.no_init():
+            module = reader(obj, path)
+    finally:
+        _OPEN_MODULES.reset(token)
     dtype = _LUA_DTYPES.get(obj.get("_type"))
     if dtype is None and isinstance(obj.get("gradInput"), torch.Tensor):
         dtype = obj["gradInput"].dtype

@@ -10,6 +10,7 @@ rebuilds the module tree, so ``torch.load(path, weights_only=True)`` reads it.
 from __future__ import annotations
 
 import os
+import pickle
 
 import torch
 from torch import nn
@@ -108,24 +109,43 @@ def load_model(path) -> nn.Module:
             return from_t7(obj)
         except A2Error as err:
             raise A2Error(f"{path}: {err}") from None
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise A2Error(f"{path}: not a readable .pt file ({type(err).__name__}: {err})") from None
+        except RecursionError:
+            raise A2Error(f"{path}: the model nests too deep to convert") from None
+    payload = _load_pt(path)
     if not isinstance(payload, dict) or payload.get("format") != PT_FORMAT:
         raise A2Error(f"{path}: not a luatorch_port model (expected a dict with format={PT_FORMAT!r})")
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise A2Error(f"{path}: state_dict should be a dict of tensors")
+    if not isinstance(payload.get("structure"), dict):
+        raise A2Error(f"{path}: structure should be a dict (class, args, kwargs, modules)")
     with L.no_init():
         model = from_structure(payload["structure"])
+    _build_in_file_dtype(model, state)
     try:
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as err:
         raise A2Error(f"{path}: state_dict does not fit the structure: {err}") from None
-    _restore_dtype(model, payload["state_dict"])
     return model
 
 
-def _restore_dtype(model, state):
-    # load_state_dict copies into the freshly built (default-dtype) tensors; keep the file's.
+def _load_pt(path):
+    """``torch.load(path, weights_only=True)``; any failure (not a pickle, empty, truncated,
+    a forbidden global) is an A2Error naming the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
+        if isinstance(err, pickle.UnpicklingError):  # torch's text suggests weights_only=False
+            detail = "not a PyTorch file, or one that needs code to load"
+        else:
+            detail = " ".join(str(err).split())[:200] or "the file ends early"
+        raise A2Error(f"{path}: not a readable .pt file ({type(err).__name__}: {detail})") \
+            from None
+
+
+def _build_in_file_dtype(model, state):
+    # Cast before load_state_dict, which copies into the built tensors: a float64 file loaded
+    # into float32 tensors and cast back would have lost its low bits (issue 19).
     dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
     if len(dtypes) == 1:
         model.to(dtypes.pop())
@@ -137,7 +157,7 @@ def convert_model(src, dst, *, spec: str | None = None) -> nn.Module:
     Returns the model. The ``.pt`` records ``spec`` (or the one ``src`` recorded).
     """
     if spec is None and _kind(src) == "pt":
-        payload = torch.load(os.fspath(src), map_location="cpu", weights_only=True)
+        payload = _load_pt(os.fspath(src))
         spec = payload.get("spec") if isinstance(payload, dict) else None
     kind = _kind(dst)  # validate the output name before reading a large input
     model = load_model(src)

@@ -24,6 +24,10 @@ from .layers import Dropout, Linear, LogSoftMax, ReLU, SpatialConvolution, Spati
 # Exemplar-CNN defaults (Dosovitskiy et al. 2014, section 4; make_models.lua).
 DEFAULT_CONV_KERNEL = 5
 POOL_SIZE = 2
+# Widest layer a spec may ask for (the report's widest is 512): beyond it one layer's weights
+# run to gigabytes, and 99999999c5 would ask the allocator for 30 GB (issue 19).
+MAX_WIDTH = 8192
+MAX_KERNEL = 31  # a 31x31 kernel already covers a 32x32 patch
 FC_DROPOUT = 0.5
 
 _CONV = re.compile(r"^(\d+)c(\d*)$")
@@ -54,9 +58,14 @@ def parse_spec(spec: str) -> list[Layer]:
             k = int(m.group(2)) if m.group(2) else DEFAULT_CONV_KERNEL
             if int(m.group(1)) < 1 or k < 1 or k % 2 == 0:
                 raise A2Error(f"model spec {spec!r}: {tok!r} needs a positive width and an odd kernel")
+            if int(m.group(1)) > MAX_WIDTH or k > MAX_KERNEL:
+                raise A2Error(f"model spec {spec!r}: {tok!r} is too big (width at most "
+                              f"{MAX_WIDTH}, kernel at most {MAX_KERNEL})")
             layers.append(Layer("conv", int(m.group(1)), k))
             continue
         m = _FC.match(tok)
+        if m and int(m.group(1)) > MAX_WIDTH:
+            raise A2Error(f"model spec {spec!r}: {tok!r} is too wide (at most {MAX_WIDTH})")
         if m and int(m.group(1)) > 0:
             seen_fc = True
             layers.append(Layer("fc", int(m.group(1))))

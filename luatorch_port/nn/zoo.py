@@ -22,7 +22,7 @@ from ..util.errors import A2Error
 from .containers import Sequential
 from .layers import (BatchNormalization, Dropout, Linear, ReLU, SpatialBatchNormalization,
                      SpatialConvolution, SpatialMaxPooling, View)
-from .spec import build_spec_model, is_spec
+from .spec import build_spec_model, is_spec, parse_spec
 
 # The starter's ConvBNReLU: 3x3 convolution, pad 1, SpatialBatchNormalization(n, 1e-3).
 CONV_BN_EPS = 1e-3
@@ -126,5 +126,7 @@ def build_model(name: str, n_classes: int = 10, input_size: int = 96, *,
         return vgg_bn_drop(n_classes, input_size, generator=generator)
     if is_spec(name):
         return build_spec_model(name, n_classes, input_size, generator=generator)
+    if isinstance(name, str) and any(c.isdigit() for c in name):
+        parse_spec(name)  # meant as a spec: its own error names the bad token
     raise A2Error(f"unknown model {name!r}: expected one of {', '.join(ZOO)} or a spec like "
                   f"64c5-128c5-256c5-512f")

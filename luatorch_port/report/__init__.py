@@ -49,6 +49,17 @@ def _write_state(out_dir: Path, name: str, state: dict) -> None:
         f.write("\n")
 
 
+def _check_splits(data_dir) -> None:
+    """Scan every split present in ``data_dir`` (layout, sizes, truncation; pixels are skipped,
+    so it takes milliseconds): a bad file is an error before the report writes anything."""
+    from ..data import scan_split
+    for split, expect in (("train", "labelled"), ("val", "labelled"), ("test", "labelled"),
+                          ("extra", "extra")):
+        path = Path(data_dir) / f"{split}.t7b"
+        if path.exists():
+            scan_split(path, expect=expect)
+
+
 def run_report(data_dir, out_dir, *, budget_name: str = "quick", force: bool = False, redo=(), only=None,
                seed: int = 1, device=None, progress=None, echo=None) -> dict:
     """Run (or resume) every section, then write ``out_dir/report.md``.
@@ -73,6 +84,7 @@ def run_report(data_dir, out_dir, *, budget_name: str = "quick", force: bool = F
     if unknown:
         from ..util.errors import A2Error
         raise A2Error(f"unknown section(s) {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
+    _check_splits(data_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     echo = echo or (lambda line: None)
     ctx = Context(data_dir=data_dir, out_dir=out_dir, budget_name=budget_name, settings=settings, seed=seed,

@@ -53,6 +53,7 @@ from ..util.threads import torch_threads
 from . import transforms as T
 
 PATCH = 32             # paper: 32x32 patches
+MAX_PATCH = 256        # largest patch side asked for (8x the paper's): 4000x100 such patches are 79 GB
 N_SEEDS = 4000         # report: 4000 seed images
 PER_SEED = 100         # report: 100 transformations per seed
 WINDOW = (32, 64)      # seed window side in source pixels (this port's choice)

@@ -120,8 +120,16 @@ def train_surrogate(surrogate_path, model_spec: str, config, *, out_dir, generat
     from ..nn import build_model, save_model
     from ..train import distributed as D
     from ..train import fit
+    from ..train.checkpoint import CHECKPOINT_NAME, require_checkpoint
+    from ..train.loop import check_batches
 
     dist_ctx = dist_ctx or D.SINGLE
+    # every check before the first write: a refused run leaves no file behind
+    config.validate()
+    if val_per_seed < 0:
+        raise A2Error(f"--val-per-seed {val_per_seed} should be >= 0 (0: no held-out set)")
+    if resume:
+        require_checkpoint(os.path.join(out_dir, CHECKPOINT_NAME))
     data = B.load(surrogate_path)
     patch = int(data.images.shape[-1])
     norm = fit_patch_norm(data.images, generator)
@@ -132,10 +140,11 @@ def train_surrogate(surrogate_path, model_spec: str, config, *, out_dir, generat
         train_data = PatchData(data.images[train_idx], data.labels[train_idx], norm)
         val_data = PatchData(data.images[val_idx], data.labels[val_idx], norm)
     config.n_classes = data.n_classes
+    check_batches(len(train_data), config)
+    model = build_model(model_spec, n_classes=data.n_classes, input_size=patch, generator=generator)
     if dist_ctx.is_main:
         os.makedirs(out_dir, exist_ok=True)
         save_norm(norm, os.path.join(out_dir, NORM_NAME))
-    model = build_model(model_spec, n_classes=data.n_classes, input_size=patch, generator=generator)
     result = fit(model, train_data, val_data, config, generator=generator, device=device,
                  out_dir=out_dir, resume=resume, dist_ctx=dist_ctx, progress=progress, echo=echo)
     if dist_ctx.is_main:

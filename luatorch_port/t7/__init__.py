@@ -5,9 +5,9 @@ names and versions. See :func:`load` and :func:`save`; :mod:`.stream` reads and 
 tables of ByteTensors (the course layout's bytes) without building the object graph.
 """
 
-from .reader import T7FormatError, load
+from .reader import MAX_DEPTH, T7FormatError, load
 from .types import LuaFunction, LuaObject, Storage, TableKey
 from .writer import T7WriteError, dumps, save
 
-__all__ = ["load", "save", "dumps", "T7FormatError", "T7WriteError", "LuaObject",
+__all__ = ["load", "save", "dumps", "MAX_DEPTH", "T7FormatError", "T7WriteError", "LuaObject",
            "LuaFunction", "Storage", "TableKey"]

@@ -12,8 +12,8 @@ read through a buffered file with storages ``readinto`` their final arrays; asci
 parsed from memory.
 
 Deviations: integral Lua numbers (|x| <= 2^53) come back as ``int`` (like torchfile's int
-heuristic); a table that refers to itself from inside an array-like table keeps a dict for
-the inner reference (the outer becomes a list after its keys are known); tag 6 functions
+heuristic); an ascii integer that its type cannot hold is an error (C's fscanf would wrap it);
+tag 6 functions
 carry no reference index, as in ``File.lua`` (torchfile reads one). See docs/t7.md.
 """
 
@@ -38,9 +38,11 @@ _TYPE_NAMES = {TYPE_NIL: "nil", TYPE_NUMBER: "number", TYPE_STRING: "string",
                TYPE_TABLE: "table", TYPE_TORCH: "torch object", TYPE_BOOLEAN: "boolean",
                TYPE_FUNCTION: "function", LEGACY_TYPE_RECUR_FUNCTION: "function",
                TYPE_RECUR_FUNCTION: "function"}
-# Nesting deeper than this is a corrupt file, not a model (an nn model nests < 20 deep);
-# it also keeps the recursive reader (2-4 Python frames per level) under the recursion limit.
-MAX_DEPTH = 200
+# Tables, torch objects and functions nested deeper than this are refused by the reader and
+# by the writer alike, so every file the port writes it reads back. An nn model nests < 20
+# deep and Torch7 reads 250; at 2 Python frames per level the recursive reader stays well
+# under Python's default recursion limit of 1000.
+MAX_DEPTH = 256
 _BUFFER = 1 << 18  # read buffer for small fields; storages bypass it with readinto
 
 
@@ -190,6 +192,8 @@ class _Binary(_Bounded):
 
 
 _TOKEN = re.compile(rb"\s*([^\s]+)")
+# (lo, hi, name) of an ascii int (4 bytes) and long (long_size bytes)
+_INT_BOUNDS = {4: (-2 ** 31, 2 ** 31 - 1, "int32"), 8: (-2 ** 63, 2 ** 63 - 1, "int64")}
 
 
 class _Ascii(_Buffer):
@@ -203,31 +207,36 @@ class _Ascii(_Buffer):
         if self.pos < self.n and self.buf[self.pos:self.pos + 1] == b"\n":
             self.pos += 1
 
-    def _tokens(self, count, what, conv):
+    def _tokens(self, count, what, conv, bounds=None):
+        """``count`` tokens through ``conv``; integers outside ``bounds`` (lo, hi, type name)
+        are errors here, as the binary format cannot hold them (fscanf would wrap them)."""
         out = []
         for _ in range(count):
             m = _TOKEN.match(self.buf, self.pos)
             if m is None:
                 self.fail(f"{what}, but the file ends")
             try:
-                out.append(conv(m.group(1)))
+                value = conv(m.group(1))
             except ValueError:
                 self.fail(f"{what}, got {bytes(m.group(1)[:20])!r}", at=m.start(1))
+            if bounds is not None and not bounds[0] <= value <= bounds[1]:
+                self.fail(f"{what}: a value that fits {bounds[2]}, got {value}", at=m.start(1))
+            out.append(value)
             self.pos = m.end(1)
         if count:
             self._end_item()
         return out
 
     def int(self, what="int"):
-        return self._tokens(1, what, int)[0]
+        return self._tokens(1, what, int, _INT_BOUNDS[4])[0]
 
     def long(self, what="long"):
-        return self._tokens(1, what, int)[0]
+        return self._tokens(1, what, int, _INT_BOUNDS[self.long_size])[0]
 
     def longs(self, count, what="longs"):
         if count > self.remaining():
             self.fail(f"{count} {what}, but only {self.remaining()} bytes remain")
-        return self._tokens(count, what, int)
+        return self._tokens(count, what, int, _INT_BOUNDS[self.long_size])
 
     def double(self, what="number"):
         return self._tokens(1, what, _ascii_float)[0]
@@ -247,8 +256,13 @@ class _Ascii(_Buffer):
             return arr
         if count > self.remaining():
             self.fail(f"{count} elements of {what}, but only {self.remaining()} bytes remain")
-        conv = _ascii_float if dtype.kind == "f" else int
-        arr = np.array(self._tokens(count, what, conv), dtype=dtype)
+        if dtype.kind == "f":
+            with np.errstate(over="ignore"):  # 1e39 in a FloatStorage is inf, as in C
+                arr = np.array(self._tokens(count, what, _ascii_float), dtype=dtype)
+        else:
+            info = np.iinfo(dtype)
+            arr = np.array(self._tokens(count, what, int, (int(info.min), int(info.max), dtype.name)),
+                           dtype=dtype)
         if out is not None:
             out[...] = arr.reshape(out.shape)
             return out
@@ -291,6 +305,7 @@ class Reader:
         self.src = source
         self.objects = {}
         self.depth = 0
+        self._open_tables = {}  # id of each table being read -> referenced from inside it yet
         string = getattr(source, "string", None)  # sources from elsewhere may lack it
         self._string = string if string is not None else lambda: _generic_string(source)
 
@@ -372,7 +387,10 @@ class Reader:
         elif tag in (TYPE_TABLE, TYPE_TORCH, TYPE_RECUR_FUNCTION, LEGACY_TYPE_RECUR_FUNCTION):
             index = src.int("an object reference index")
             if index in self.objects:
-                return self.objects[index]
+                obj = self.objects[index]
+                if type(obj) is dict and id(obj) in self._open_tables:
+                    self._open_tables[id(obj)] = True  # referenced from inside itself
+                return obj
         else:
             src.fail(f"a type tag 0..8, got {tag}", at=at)
         self.depth += 1
@@ -437,16 +455,21 @@ class Reader:
         size = self._count(self.src.int("a table size"), 8, "table entries")
         table = {}
         self.objects[index] = table
-        for _ in range(size):
-            key_at = self.src.pos
-            key = self.read_object()
-            if key is None:
-                self.src.fail("a non-nil table key", at=key_at)
-            table[_hashable(key)] = self.read_object()
+        self._open_tables[id(table)] = False
+        try:
+            for _ in range(size):
+                key_at = self.src.pos
+                key = self.read_object()
+                if key is None:
+                    self.src.fail("a non-nil table key", at=key_at)
+                table[_hashable(key)] = self.read_object()
+        finally:
+            self_referenced = self._open_tables.pop(id(table))
         if all(type(k) is int for k in table) and set(table) == set(range(1, len(table) + 1)):
             as_list = [table[i] for i in range(1, len(table) + 1)]
-            as_list = [as_list if v is table else v for v in as_list]
             self.objects[index] = as_list
+            if self_referenced:  # the references read so far point at the dict: repoint them
+                _replace_references(as_list, table, as_list)
             return as_list
         return table
 
@@ -459,6 +482,49 @@ class Reader:
             self.objects[index] = func
         func.upvalues = self.read_object()
         return func
+
+
+def _replace_references(root, old, new):
+    """Make every reference to ``old`` reachable from ``root`` (values, table keys, object
+    fields, upvalues) a reference to ``new``: a self-referencing array table becomes one
+    self-referencing list (``l = {1, l}`` reads as ``l[1] is l``)."""
+    seen = set()
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, list):
+            for i, v in enumerate(obj):
+                if v is old:
+                    obj[i] = new
+                elif isinstance(v, (list, dict, LuaObject, LuaFunction)):
+                    stack.append(v)
+        elif isinstance(obj, dict):
+            items = list(obj.items())
+            obj.clear()
+            for k, v in items:
+                if isinstance(k, TableKey):
+                    if k.value is old:
+                        k = TableKey(new)
+                    else:
+                        stack.append(k.value)
+                if v is old:
+                    v = new
+                elif isinstance(v, (list, dict, LuaObject, LuaFunction)):
+                    stack.append(v)
+                obj[k] = v
+        elif isinstance(obj, LuaObject):
+            if obj.fields is old:
+                obj.fields = new
+            else:
+                stack.append(obj.fields)
+        elif isinstance(obj, LuaFunction):
+            if obj.upvalues is old:
+                obj.upvalues = new
+            else:
+                stack.append(obj.upvalues)
 
 
 def _version_number(text: bytes):

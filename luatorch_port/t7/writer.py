@@ -8,7 +8,9 @@ nDimension, sizes, strides, storageOffset+1 and then their whole storage as an o
 Deviations: Python has no Lua table order, so a dict's keys are written in insertion
 order (Lua's ``pairs`` order is hash-seeded per process: byte-exact output is only defined
 for tables with at most one string key). A 0-dim tensor is written as a 1-element 1-D
-tensor and a bool tensor as a ByteTensor (Torch7 has neither).
+tensor and a bool tensor as a ByteTensor (Torch7 has neither). ``None`` inside a table is
+no entry, as ``nil`` is in Lua: ``{"a": None}`` is written as ``{}`` and ``[1, None, 3]`` as
+``{[1]=1, [3]=3}`` (a hole), which is what Torch7 and the reader then see.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import numpy as np
 import torch
 
 from ..util.files import atomic_output
-from .reader import (TYPE_BOOLEAN, TYPE_FUNCTION, TYPE_NIL, TYPE_NUMBER, TYPE_STRING,
-                     TYPE_TABLE, TYPE_TORCH)
+from .reader import (MAX_DEPTH, TYPE_BOOLEAN, TYPE_FUNCTION, TYPE_NIL, TYPE_NUMBER,
+                     TYPE_STRING, TYPE_TABLE, TYPE_TORCH)
 from .types import DTYPE_TENSOR_CLASS, LuaFunction, LuaObject, Storage, TableKey
 
 _CHUNK = 1 << 24  # bytes per write() of a large storage
@@ -45,6 +47,7 @@ class Writer:
         self.index = {}  # identity key -> reference index
         self.next_index = 1
         self.alive = []  # keeps keyed objects alive so their id() is not reused
+        self.depth = 0  # tables, torch objects and functions open, as the reader counts them
         self._long_code = "q" if long_size == 8 else "i"
 
     def _i32(self, v):
@@ -120,13 +123,27 @@ class Writer:
         self._i64s([numel])
         return numel
 
+    def _enter(self, path):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise T7WriteError(f"nesting deeper than {MAX_DEPTH} (t7.MAX_DEPTH, the reader's "
+                               f"limit too) at {path}")
+
     def write(self, obj, path="root"):
+        try:
+            self._write(obj, path)
+        except RecursionError:
+            raise T7WriteError(f"nesting too deep to write at {path}") from None
+
+    def _write(self, obj, path):
         if obj is None:
             self._i32(TYPE_NIL)
         elif isinstance(obj, (bool, np.bool_)):
             self._i32(TYPE_BOOLEAN)
             self._i32(1 if obj else 0)
         elif isinstance(obj, (int, float, np.integer, np.floating)):
+            if isinstance(obj, np.integer):  # numpy compares int64 with float64 inexactly
+                obj = int(obj)
             try:
                 as_double = float(obj)
             except OverflowError:
@@ -141,7 +158,12 @@ class Writer:
             self._i32(TYPE_STRING)
             self._chars(obj if isinstance(obj, bytes) else obj.encode("utf-8", "surrogateescape"))
         elif isinstance(obj, np.ndarray):
-            self.write(torch.from_numpy(np.ascontiguousarray(obj)), path)
+            try:
+                tensor = torch.from_numpy(np.ascontiguousarray(obj))
+            except TypeError:
+                raise T7WriteError(f"Unwritable numpy array of dtype {obj.dtype} at {path}; "
+                                   f"Torch7 has tensors of numbers only") from None
+            self._write(tensor, path)
         elif isinstance(obj, torch.Tensor):
             self._write_tensor(obj, path)
         elif isinstance(obj, Storage):
@@ -149,45 +171,73 @@ class Writer:
         elif isinstance(obj, (list, tuple)):
             if self._reference(TYPE_TABLE, ("t", id(obj)), obj):
                 return
-            self._i32(len(obj))
+            self._enter(path)
+            self._i32(sum(v is not None for v in obj))  # None is a hole, as nil is in Lua
             for i, v in enumerate(obj, start=1):
-                self.write(i)
-                self.write(v, f"{path}[{i}]")
+                if v is not None:
+                    self._write(i, path)
+                    self._write(v, f"{path}[{i}]")
+            self.depth -= 1
         elif isinstance(obj, dict):
             if self._reference(TYPE_TABLE, ("t", id(obj)), obj):
                 return
-            self._i32(len(obj))
+            self._enter(path)
+            self._i32(sum(v is not None for v in obj.values()))  # a nil value is no entry
             for k, v in obj.items():
+                sub = f"{path}.{k}" if isinstance(k, str) else f"{path}[{k!r}]"
+                if v is None:
+                    if k is None:
+                        raise T7WriteError(f"a table key cannot be None (Lua nil) at {path}")
+                    continue
                 self._write_key(k, path)
-                self.write(v, f"{path}.{k}" if isinstance(k, str) else f"{path}[{k!r}]")
+                self._write(v, sub)
+            self.depth -= 1
         elif isinstance(obj, LuaObject):
             if self._reference(TYPE_TORCH, ("o", id(obj)), obj):
                 return
+            self._enter(path)
             self._torch_header(obj.class_name, obj.version)
-            self.write(obj.fields, path)
+            self._write(obj.fields, path)
+            self.depth -= 1
         elif isinstance(obj, LuaFunction):
             if obj.type_tag == TYPE_FUNCTION:  # the oldest format carries no reference index
                 self._i32(TYPE_FUNCTION)
             elif self._reference(obj.type_tag, ("f", id(obj)), obj):
                 return
+            self._enter(path)
             self._chars(obj.dumped)
-            self.write(obj.upvalues, f"{path}.<upvalues>")
+            self._write(obj.upvalues, f"{path}.<upvalues>")
+            self.depth -= 1
         else:
             raise T7WriteError(f"Unwritable object <{type(obj).__name__}> at {path}")
 
     def _write_key(self, key, path):
         if isinstance(key, TableKey):
-            self.write(key.value, f"{path}.<key>")
-        elif isinstance(key, float) and math.isnan(key):
+            self._write(key.value, f"{path}.<key>")
+        elif key is None:
+            raise T7WriteError(f"a table key cannot be None (Lua nil) at {path}")
+        elif isinstance(key, (float, np.floating)) and math.isnan(key):
             raise T7WriteError(f"a table key cannot be NaN at {path}")
         else:
-            self.write(key, f"{path}.<key>")
+            self._write(key, f"{path}.<key>")
 
     def _write_tensor(self, t, path):
         if t.dtype not in DTYPE_TENSOR_CLASS:
             raise T7WriteError(f"Unwritable tensor dtype {t.dtype} at {path}")
+        if t.layout != torch.strided or t.is_nested or t.is_quantized:
+            raise T7WriteError(f"Unwritable {t.layout} tensor at {path}; Torch7 has dense "
+                               f"tensors only (call .to_dense() first)")
+        if t.device.type == "meta":
+            raise T7WriteError(f"Unwritable meta tensor at {path}: it has no data")
         if self._reference(TYPE_TORCH, ("T", id(t)), t):
             return
+        self._enter(path)
+        try:
+            self._write_tensor_body(t, path)
+        finally:
+            self.depth -= 1
+
+    def _write_tensor_body(self, t, path):
         t = t.detach()
         if t.device.type != "cpu" or t.is_conj() or t.is_neg():
             t = t.resolve_conj().resolve_neg().cpu()
@@ -217,6 +267,8 @@ class Writer:
     def _write_storage(self, flat, path, key=None):
         if flat.dtype not in DTYPE_TENSOR_CLASS:
             raise T7WriteError(f"Unwritable storage dtype {flat.dtype} at {path}")
+        if flat.layout != torch.strided or flat.device.type == "meta":
+            raise T7WriteError(f"Unwritable {flat.device.type} {flat.layout} storage at {path}")
         if flat.dtype == torch.bool:
             flat = flat.to(torch.uint8)
         flat = flat.detach().cpu()
@@ -228,6 +280,8 @@ class Writer:
                    *((untyped.nbytes(),) if whole else (flat.storage_offset(), flat.numel())))
         if self._reference(TYPE_TORCH, key, flat):
             return
+        self._enter(path)
+        self.depth -= 1  # a storage holds no objects
         self._torch_header(DTYPE_TENSOR_CLASS[flat.dtype].replace("Tensor", "Storage"))
         self._i64s([flat.numel()])
         data = flat.contiguous().numpy().view(np.uint8).reshape(-1)

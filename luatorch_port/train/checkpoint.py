@@ -38,11 +38,17 @@ def save_checkpoint(path, *, model, optimizer, epoch: int, generator: torch.Gene
         torch.save(state, f)
 
 
+def require_checkpoint(path) -> str:
+    """``path`` as a string; A2Error when there is no file to resume from."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise A2Error(f"{path}: no checkpoint to resume from (run without --resume first)")
+    return path
+
+
 def load_checkpoint(path) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint` (tensors land on the CPU)."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise A2Error(f"{path}: no checkpoint to resume from (run without --resume first)")
+    path = require_checkpoint(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file

@@ -70,8 +70,12 @@ class Logger:
 
 def read_log(path):
     """Read an optim.Logger file back: ``(names, rows)`` with numbers as floats."""
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except UnicodeDecodeError as err:
+        raise A2Error(f"{path}: offset {err.start}: expected a UTF-8 optim.Logger text file, "
+                      f"got byte {err.object[err.start]:#04x} (a binary file?)") from None
     if not lines or not lines[0]:
         raise A2Error(f"{path}: empty log, expected a header line of tab-separated names")
     names = [n for n in lines[0].split("\t") if n != ""]

@@ -82,8 +82,12 @@ class TrainConfig:
                      "val_batch_size", "n_classes"):
             if getattr(self, name) < 1:
                 raise A2Error(f"{name}={getattr(self, name)} should be >= 1")
-        if self.learning_rate <= 0:
+        if not self.learning_rate > 0 or not math.isfinite(self.learning_rate):
             raise A2Error(f"learning_rate={self.learning_rate} should be > 0")
+        for name in ("learning_rate_decay", "weight_decay", "momentum"):
+            value = getattr(self, name)
+            if not value >= 0 or not math.isfinite(value):
+                raise A2Error(f"{name}={value} should be >= 0 and finite")
         return self
 
     def lr_at(self, epoch: int) -> float:
@@ -169,6 +173,16 @@ def _contiguous_copy(model):
     return dup.to(memory_format=torch.contiguous_format)
 
 
+def check_batches(n: int, config: TrainConfig) -> int:
+    """The number of batches per epoch of ``n`` images (train.lua drops the last chunk);
+    A2Error when there is none."""
+    n_batches = math.ceil(n / config.batch_size) - 1
+    if n_batches < 1:
+        raise A2Error(f"{n} training images leave no batch of {config.batch_size} once the "
+                      f"last chunk is dropped (train.lua's rule); use a smaller --batchSize")
+    return n_batches
+
+
 def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
         generator: torch.Generator, device=None, out_dir=None,
         loss_fn: Callable = cross_entropy, on_epoch_end: Optional[Callable] = None,
@@ -216,12 +230,12 @@ def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
     """
     config.validate()
     train_data, val_data = as_data(train_data), as_data(val_data)
+    n = len(train_data)
+    n_batches = check_batches(n, config)
     if device is None:
         device = next(model.parameters()).device
     device = torch.device(device)
     main = dist_ctx.is_main
-    if out_dir is not None and main:
-        os.makedirs(out_dir, exist_ok=True)
 
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)
@@ -248,15 +262,11 @@ def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
 
     net = D.wrap_model(model, dist_ctx, device)
     logger = None
-    if out_dir is not None and main:
+    if out_dir is not None and main:  # the first write: every check above has passed
+        os.makedirs(out_dir, exist_ok=True)
         logger = Logger(os.path.join(out_dir, LOG_NAME), log_names,
                         rows=[[h["train_acc"], h["val_acc"]] for h in history])
 
-    n = len(train_data)
-    n_batches = math.ceil(n / config.batch_size) - 1
-    if n_batches < 1:
-        raise A2Error(f"{n} training images leave no batch of {config.batch_size} once the "
-                      f"last chunk is dropped (train.lua's rule); use a smaller --batchSize")
     local_bs = D.local_batch_size(config.batch_size, dist_ctx)
     sampler = DistributedSampler(range(n), num_replicas=dist_ctx.world_size,
                                  rank=dist_ctx.rank, shuffle=True, seed=sampler_seed)
@@ -371,7 +381,13 @@ def predict_scores(model, inputs: torch.Tensor, *, batch_size: int = 125, device
         for k in bar:
             # a Lua model may hold DoubleTensors: feed it its own dtype
             x = inputs[starts[k]:starts[k] + batch_size].to(device, param.dtype)
-            chunks.append(model(x).float().cpu())
+            scores = model(x)
+            if scores.dim() != 2 or scores.shape[0] != x.shape[0]:
+                # a View folds the extra pixels of a larger image into extra rows
+                raise A2Error(f"the model gives scores of shape {tuple(scores.shape)} for "
+                              f"{x.shape[0]} images of {'x'.join(map(str, x.shape[1:]))}: it "
+                              f"was made for another image size")
+            chunks.append(scores.float().cpu())
     if not chunks:
         raise A2Error("no images to predict")
     return torch.cat(chunks)

@@ -38,8 +38,14 @@ def run_training(config: TrainConfig, *, train_path, val_path, model_name: str, 
     """
     from ..data import load_split
     from ..nn import build_model
+    from .checkpoint import CHECKPOINT_NAME, require_checkpoint
+    from .loop import check_batches
     from .provider import fit_normalization, normalize
 
+    # every check before the first write: a refused run leaves no file behind
+    config.validate()
+    if resume:
+        require_checkpoint(os.path.join(out_dir, CHECKPOINT_NAME))
     train = load_split(train_path, limit=limit, expect="labelled")
     val = load_split(val_path, limit=limit, expect="labelled") if val_path is not None else None
     size = _square_size(train.images, train_path)
@@ -48,13 +54,14 @@ def run_training(config: TrainConfig, *, train_path, val_path, model_name: str, 
                       f"train has {tuple(train.images.shape[1:])}")
     n_classes = len(train.classes)
     config.n_classes = n_classes
+    check_batches(len(train), config)
+    model = build_model(model_name, n_classes=n_classes, input_size=size, generator=generator)
     stats = fit_normalization(train.images)
     train_data = (normalize(train.images, stats), train.labels)
     val_data = (normalize(val.images, stats), val.labels) if val is not None else None
     if dist_ctx.is_main:
         os.makedirs(out_dir, exist_ok=True)
         save_norm(stats, os.path.join(out_dir, NORM_NAME))
-    model = build_model(model_name, n_classes=n_classes, input_size=size, generator=generator)
     return fit(model, train_data, val_data, config, generator=generator, device=device,
                out_dir=out_dir, resume=resume, dist_ctx=dist_ctx, progress=progress,
                classes=train.classes, echo=echo)
@@ -84,5 +91,14 @@ def run_prediction(model_path, test_path, *, norm_path=None, device=None, batch_
     inputs = normalize(test.images, stats)
     if device is not None:
         model.to(device)
+    try:
+        # the image size, up front; two images, as a Lua View may take one for no batch
+        predict(model, inputs[:2], batch_size=2, device=device)
+    except (A2Error, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and "shape" not in str(err) and "size" not in str(err):
+            raise
+        raise A2Error(f"{os.fspath(test_path)}: images are "
+                      f"{'x'.join(map(str, inputs.shape[1:]))}, which {os.fspath(model_path)} "
+                      f"does not take ({' '.join(str(err).split())[:200]})") from None
     labels = predict(model, inputs, batch_size=batch_size, device=device, progress=progress)
     return labels, norm_path
