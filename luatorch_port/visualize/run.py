@@ -14,6 +14,21 @@ from .features import compute_features, thumbnails
 from .figures import draw_image_map, save_image, save_scatter
 from .tsne import N_ITER, PCA_DIMS, PERPLEXITY, THETA, embed
 
+FEATURES = "raw"     # the report's 3.2: one channel of each image
+CHANNEL = 1          # 1-based, as Lua
+MAP_SIZE = 1024      # side of the image map in pixels
+THUMB = 32           # side of each thumbnail on the image map
+
+# a2 visualize's figures (report 3.1)
+FILTERS_PADDING = 1          # pixels between filters (image.toDisplayTensor's padding)
+FILTERS_ZOOM = 8
+CENTROIDS_MAX = 400          # Coates' show_centroids.m draws a square of at most this many
+CENTROIDS_ZOOM = 4
+AUGMENTATION_CLASSES = 8     # seed patches (rows) of the report's Figure 3.1
+AUGMENTATION_PER_SEED = 10   # transformations per seed (columns after the seed)
+AUGMENTATION_LIMIT = 2000    # images read to draw seeds from
+AUGMENTATION_ZOOM = 2
+
 
 def write_coords_csv(path, coords: np.ndarray, labels=None, class_names=None) -> None:
     """``index,x,y[,label,class]`` per point (index 1-based, file order), written atomically."""
@@ -29,10 +44,10 @@ def write_coords_csv(path, coords: np.ndarray, labels=None, class_names=None) ->
             f.write(line + "\n")
 
 
-def run_tsne(data_path, out_png, *, features: str = "raw", channel: int = 1, limit=None,
+def run_tsne(data_path, out_png, *, features: str = FEATURES, channel: int = CHANNEL, limit=None,
              pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY, theta: float = THETA,
-             n_iter: int = N_ITER, threads=None, method: str = "auto", map_size: int = 1024,
-             thumb: int = 32, device=None, generator=None) -> dict:
+             n_iter: int = N_ITER, threads=None, method: str = "auto", map_size: int = MAP_SIZE,
+             thumb: int = THUMB, device=None, generator=None) -> dict:
     """What ``a2 tsne`` does: read a t7b file, embed, write the figures and the coordinates.
 
     Writes ``out_png`` (scatter by class), ``<stem>_map.png`` (image map), ``<stem>.csv``
