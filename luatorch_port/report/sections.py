@@ -323,7 +323,7 @@ def kmeans(ctx: Context) -> dict:
 
 def pseudolabel(ctx: Context) -> dict:
     """Lee (2013) pseudo-labels: train + extra (unlabelled), alpha(t) schedule."""
-    run_pseudolabel = _need("pseudolabel.run", "run_pseudolabel")
+    run_pseudolabel = _need("pseudolabel.run", "run_train")
     from ..pseudolabel.lee import PseudoLabelConfig
     from ..train import TrainConfig
 
@@ -373,10 +373,10 @@ def pseudolabel(ctx: Context) -> dict:
 
 def combo(ctx: Context) -> dict:
     """k-means features + pseudo-labels: self-training of the L2-SVM on extra (needs the kmeans section)."""
-    run_selftrain = _need("pseudolabel.selftrain_run", "run_selftrain")
+    run_selftrain = _need("pseudolabel.run", "run_selftrain")
     from ..data.kaggle import read_predictions
     from ..pseudolabel.selftrain import SelfTrainConfig
-    from ..pseudolabel.selftrain_run import PREDICTIONS_NAME
+    from ..pseudolabel.run import PREDICTIONS_NAME
 
     if "kmeans" not in ctx.results:
         raise Unavailable("needs the kmeans section's centroids, and that section did not finish")
