@@ -40,15 +40,15 @@ def convert(src, dst, spec):
 
     A .pt holds a state dict plus the module structure and loads with
     torch.load(OUT, weights_only=True); a .t7 is an nn.Sequential Lua's torch.load runs.
-    Writes OUT.json (provenance) beside OUT.
+    Writes the run's record beside OUT (<stem>.run.json).
     """
     from ..nn.io import convert_model
     from ..util.provenance import write_record
-    from .common import ensure_parent
+    from .common import ensure_parent, record_path
 
     ensure_parent(dst)
     model = convert_model(src, dst, spec=spec)
     nparams = sum(p.numel() for p in model.parameters())
-    write_record(f"{dst}.json", "t7 convert", {"in": src, "out": dst, "spec": spec},
+    write_record(record_path(dst, folder=False), "t7 convert", {"in": src, "out": dst, "spec": spec},
                  results={"class": model.lua_class, "parameters": nparams})
     click.echo(f"{src} -> {dst}: {model.lua_class}, {nparams} parameters")
