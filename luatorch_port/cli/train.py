@@ -30,7 +30,7 @@ PREDICTIONS = "predictions.csv"
 @sgd_options()
 @click.option("--flip/--no-flip", default=TrainConfig.flip, help="BatchFlip: flip half of each batch.")
 @click.option("--resume", is_flag=True,
-              help="Continue from RUN_DIR/checkpoint.pt (weights, optimizer, epoch, RNGs).")
+              help="Continue from OUT/checkpoint.pt (weights, optimizer, epoch, RNGs).")
 @seed_option()
 @device_option()
 @quiet_option()
