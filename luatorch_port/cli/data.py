@@ -10,6 +10,8 @@ import re
 import click
 
 from ..data.fetch import STL10_URL
+from ..data.preview import DEFAULT_N as PREVIEW_N
+from ..data.sample import IMAGE_SIZE as SAMPLE_IMAGE_SIZE
 from ..data.sample import MAX_IMAGE_SIZE as MAX_SAMPLE_IMAGE_SIZE
 from .common import out_file_option, progress, quiet_option, record_path, seed_everything, seed_option
 
@@ -66,7 +68,7 @@ def _fmt(values):
 @group.command("sample")
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @seed_option()
-@click.option("--image-size", type=click.IntRange(min=8, max=MAX_SAMPLE_IMAGE_SIZE), default=96,
+@click.option("--image-size", type=click.IntRange(min=8, max=MAX_SAMPLE_IMAGE_SIZE), default=SAMPLE_IMAGE_SIZE,
               help="Side of the square images (the course's is 96).")
 @click.option("--per-class", type=click.IntRange(min=4), default=None,
               help="Digits used per class (default: all ~180, giving 400/100/400/897).")
@@ -155,7 +157,7 @@ def fetch(out_dir, url, keep_archive, md5, seed, quiet):
 @group.command("preview")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @out_file_option("preview.png", "the PNG grid")
-@click.option("--n", "n", type=click.IntRange(min=1), default=64,
+@click.option("--n", "n", type=click.IntRange(min=1), default=PREVIEW_N,
               help="How many images (round-robin over the classes).")
 def preview(file, out, n):
     """A PNG grid of FILE's images, each titled with its class name."""

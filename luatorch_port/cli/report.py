@@ -15,8 +15,9 @@ from .common import (device_option, out_dir_option, progress, quiet_option, reco
 @click.argument("data_dir", metavar="DATA_DIR", type=click.Path(exists=True, file_okay=False))
 @out_dir_option("report", "report.md, figures, predictions.csv, sections/*.json")
 @click.option("--budget", "budget_name", type=click.Choice(list(BUDGETS)), default="quick",
-              help="tiny: seconds (tests); quick: minutes on the digits sample (make demo); standard: "
-                   "photographs, about an hour on a 2-core CPU; full: the report's sizes (a GPU).")
+              help="Sizes of every section: tiny (the tests), quick (the digits sample, make demo), "
+                   "standard (photographs at reduced sizes, CPU) or full (the report's sizes, a GPU); "
+                   "see docs/report.md.")
 @click.option("--force", is_flag=True, help="Recompute every section, even finished ones.")
 @click.option("--redo", multiple=True, metavar="SECTION",
               help="Recompute this section (repeatable): part1, baseline, surrogate, kmeans, pseudolabel, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import t7 as t7io
-from ..t7.show import describe
+from ..t7.show import DEPTH, describe
 
 
 @click.group("t7")
@@ -15,7 +15,7 @@ def group():
 
 @group.command("show")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--depth", type=click.IntRange(min=0), default=3,
+@click.option("--depth", type=click.IntRange(min=0), default=DEPTH,
               help="How many levels of tables and objects to open (0: the root's type only).")
 @click.option("--long-size", type=click.Choice(["auto", "4", "8"]), default="auto",
               help="Bytes per serialized long (4 for files written on Windows).")
