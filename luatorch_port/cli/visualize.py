@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from ..surrogate.build import MAX_PATCH, PATCH
-from ..util.errors import A2Error
 from ..visualize.figures import MAX_ZOOM
 from ..visualize.run import (AUGMENTATION_CLASSES, AUGMENTATION_LIMIT, AUGMENTATION_PER_SEED,
                              AUGMENTATION_ZOOM, CENTROIDS_MAX, CENTROIDS_ZOOM, FILTERS_PADDING,
@@ -39,18 +36,14 @@ def group():
 def filters_cmd(model_path, out, padding, nrow, zoom):
     """The first convolution's filters of MODEL (.t7/.net from Lua or a2, or .pt) as a grid,
     each filter min-max scaled on its own (image.toDisplayTensor{scaleeach=true})."""
-    from ..nn import load_model
     from ..util.provenance import write_record
-    from ..visualize.figures import filter_grid, first_conv_weight, save_image
+    from ..visualize.run import run_filters
 
-    weight = first_conv_weight(load_model(model_path))
-    grid = filter_grid(weight, padding=padding, nrow=nrow or None)
-    ensure_parent(out)
-    size = save_image(out, grid, zoom=zoom)
+    result = run_filters(model_path, out, padding=padding, nrow=nrow or None, zoom=zoom)
     write_record(record_path(out, folder=False), "visualize filters",
                  {"model": model_path, "padding": padding, "nrow": nrow, "zoom": zoom},
-                 results={"filters": list(weight.shape), "png": list(size)})
-    _done(out, size)
+                 results=result)
+    _done(out, result["png"])
 
 
 @group.command("centroids")
@@ -66,15 +59,13 @@ def centroids_cmd(centroids_path, out, space, max_count, zoom):
     """k-means centroids (centroids.t7 from `a2 kmeans fit`) as a grid, as Coates'
     show_centroids.m: values mapped from [-1.5, 1.5], one white pixel between cells."""
     from ..util.provenance import write_record
-    from ..visualize.figures import centroids_figure, save_image
+    from ..visualize.run import run_centroids
 
-    image, info = centroids_figure(centroids_path, space=space, max_count=max_count or None)
-    ensure_parent(out)
-    size = save_image(out, image, zoom=zoom)
+    result = run_centroids(centroids_path, out, space=space, max_count=max_count or None, zoom=zoom)
     write_record(record_path(out, folder=False), "visualize centroids",
                  {"centroids": centroids_path, "space": space, "max": max_count, "zoom": zoom},
-                 results={**info, "png": list(size)})
-    _done(out, size)
+                 results=result)
+    _done(out, result["png"])
 
 
 @group.command("augmentations")
@@ -127,19 +118,10 @@ def curves_cmd(run, out, title):
     """Accuracy per epoch from RUN_DIR/val.log (optim.Logger format, written by `a2 train`);
     RUN_DIR may also be the log file itself."""
     from ..util.provenance import write_record
-    from ..visualize.figures import read_logger, save_curves
+    from ..visualize.run import run_curves
 
-    log = os.path.join(run, "val.log") if os.path.isdir(run) else run
-    if not os.path.exists(log):
-        raise A2Error(f"{run}: no val.log in this folder (written by a2 train)")
-    columns = read_logger(log)
-    if not any(columns.values()):
-        raise A2Error(f"{log}: no epochs logged yet")
-    ensure_parent(out)
-    size = save_curves(out, columns, title=title or os.path.basename(os.path.abspath(run)))
-    write_record(record_path(out, folder=False), "visualize curves", {"log": log, "title": title},
-                 results={"epochs": max(len(v) for v in columns.values()),
-                          "last": {k: (v[-1] if v else None) for k, v in columns.items()},
-                          "png": list(size)})
-    _done(out, size)
+    result = run_curves(run, out, title=title)
+    write_record(record_path(out, folder=False), "visualize curves", {"log": result["log"], "title": title},
+                 results={k: v for k, v in result.items() if k != "log"})
+    _done(out, result["png"])
 
