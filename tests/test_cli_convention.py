@@ -169,7 +169,9 @@ def test_record_path_of_an_existing_folder(tmp_path):
 ])
 def test_out_help_says_file_or_folder(path, kind):
     text = " ".join(CliRunner().invoke(cli, list(path) + ["--help"]).stdout.split())
-    assert {"folder": "--out DIRECTORY Folder to write:", "file": "--out FILE File to write:"}[kind] in text
+    expected = {"folder": ("--out DIRECTORY Folder to write (", "the record is OUT/run.json"),
+                "file": ("--out FILE File to write:", "the record is <stem>.run.json beside it")}[kind]
+    assert all(part in text for part in expected), text
 
 
 # -- the card's commands, typed in a folder holding data/ ---------------------------------------

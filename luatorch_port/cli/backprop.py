@@ -56,8 +56,8 @@ def _emit(result, text, as_json, out, command, config, seed=None):
                                 device="cpu", results={"max_error": result["max_error"]})
 
 
-OUT_HELP = ("File to write: the result as JSON (besides printing it). Its record goes beside it "
-            "(<stem>.run.json).")
+OUT_HELP = ("File to write: the result as JSON (besides printing it); the record is <stem>.run.json "
+            "beside it.")
 
 
 @click.group("backprop")

@@ -79,13 +79,13 @@ def out_file_option(default, what: str, *, dest="out", aliases=(), required=Fals
     """``--out FILE`` of a command that writes one artefact; its record goes beside it."""
     return option("--out", dest, aliases=aliases, type=click.Path(dir_okay=False),
                   default=default, required=required,
-                  help=f"File to write: {what}. Its record goes beside it (<stem>{RECORD_SUFFIX}).")
+                  help=f"File to write: {what}; the record is <stem>{RECORD_SUFFIX} beside it.")
 
 
 def out_dir_option(default, what: str, *, dest="out_dir", aliases=()):
     """``--out DIR`` of a command that writes a run folder; its record is ``DIR/run.json``."""
     return option("--out", dest, aliases=aliases, type=click.Path(file_okay=False),
-                  default=default, help=f"Folder to write: {what}, and the record {RUN_RECORD}.")
+                  default=default, help=f"Folder to write ({what}); the record is OUT/{RUN_RECORD}.")
 
 
 def record_path(out, *, folder=None) -> str:

@@ -80,7 +80,7 @@ def train_cmd(train_path, val_path, no_val, model_name, out_dir, max_epoch, batc
 @option("--predictions", "out_path", aliases=["--out"], type=click.Path(dir_okay=False),
         default=PREDICTIONS,
         help="File to write: the Kaggle CSV, Id,Prediction (Id 1..N in --test order, Prediction "
-             "1..classes). Its record goes beside it (<stem>.run.json).")
+             "1..classes); the record is <stem>.run.json beside it.")
 @click.option("--norm", "norm_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="U/V statistics: norm.t7 from a2 train or the starter's provider.t7 "
                    "[default: norm.t7 beside MODEL]")

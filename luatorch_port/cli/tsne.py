@@ -14,8 +14,8 @@ from .common import (device_option, ensure_parent, out_file_option, quiet_option
 
 @click.command("tsne")
 @click.argument("data_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
-@out_file_option("tsne.png", "the scatter PNG; <stem>_map.png (image map) and <stem>.csv "
-                             "(coordinates) go beside it")
+@out_file_option("tsne.png", "the scatter PNG, with <stem>_map.png (the image map) and <stem>.csv "
+                             "(the coordinates)")
 @click.option("--features", default=FEATURES,
               help="raw (the report: one channel of each image), a MODEL file (.t7/.net/.pt: its "
                    "penultimate layer) or a CENTROIDS file (k-means triangle features).")
