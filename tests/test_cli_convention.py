@@ -181,7 +181,8 @@ def card_dir(tmp_path_factory):
     from luatorch_port.data import build_sample
 
     root = tmp_path_factory.mktemp("card")
-    build_sample(root / "data", seed=1, image_size=32)  # 400/100/400/897 images of 3x32x32
+    # the course's 96x96 images, so every default size fits; 160/40/160/360 images
+    build_sample(root / "data", seed=1, image_size=96, per_class=72)
     return root
 
 
@@ -194,7 +195,7 @@ def test_card_tsne_as_typed(card_dir, monkeypatch):
     result = _typed(card_dir, monkeypatch, "a2 tsne data/val.t7b --quiet")
     assert result.exit_code == 0, result.output
     record = json.loads((card_dir / "tsne.run.json").read_text())
-    assert record["config"]["data"] == "data/val.t7b" and record["results"]["n_images"] == 100
+    assert record["config"]["data"] == "data/val.t7b" and record["results"]["n_images"] == 40
     assert (card_dir / "tsne.png").exists() and (card_dir / "tsne_map.png").exists()
 
 
@@ -209,7 +210,7 @@ def test_card_augmentations_as_typed(card_dir, monkeypatch):
                                         "the kmeans options branch merges")
 def test_card_kmeans_fit_as_typed(card_dir, monkeypatch):
     # as typed, plus sizes small enough for the sample (no input or output option)
-    result = _typed(card_dir, monkeypatch, "a2 kmeans fit --k 4 --patches 500 --iterations 2 --quiet")
+    result = _typed(card_dir, monkeypatch, "a2 kmeans fit --k 4 --patches 2000 --iterations 2 --quiet")
     assert result.exit_code == 0, result.output
     assert (card_dir / "centroids.t7").exists()
 
@@ -219,7 +220,7 @@ def test_card_kmeans_fit_as_typed(card_dir, monkeypatch):
 def test_card_surrogate_build_as_typed(card_dir, monkeypatch):
     # as typed, plus sizes small enough for the sample (no input or output option)
     result = _typed(card_dir, monkeypatch,
-                    "a2 surrogate build --classes 4 --per-seed 2 --patch 16 --quiet")
+                    "a2 surrogate build --classes 4 --per-seed 2 --quiet")
     assert result.exit_code == 0, result.output
     assert (card_dir / "surrogate.t7b").exists()
 
@@ -233,7 +234,7 @@ def test_card_train_predict_score_as_typed(card_dir, monkeypatch):
     assert result.exit_code == 0, result.output
     record = json.loads((card_dir / "predictions.run.json").read_text())
     assert record["config"]["test"] == "data/test.t7b"
-    assert sum(record["results"]["per_class"]) == 400 and len(record["results"]["classes"]) == 10
+    assert sum(record["results"]["per_class"]) == 160 and len(record["results"]["classes"]) == 10
     result = _typed(card_dir, monkeypatch, "a2 score predictions.csv")
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.stdout
