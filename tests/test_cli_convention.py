@@ -206,23 +206,29 @@ def test_card_augmentations_as_typed(card_dir, monkeypatch):
     assert record["config"]["extra"] == "data/extra.t7b"
 
 
-@pytest.mark.xfail(strict=False, reason="kmeans fit reads --extra [default: data/extra.t7b] once "
-                                        "the kmeans options branch merges")
+@pytest.mark.xfail(strict=False, reason="kmeans fit reads --extra [default: data/extra.t7b] and "
+                                        "writes its record through record_path once the kmeans "
+                                        "options branch merges")
 def test_card_kmeans_fit_as_typed(card_dir, monkeypatch):
     # as typed, plus sizes small enough for the sample (no input or output option)
     result = _typed(card_dir, monkeypatch, "a2 kmeans fit --k 4 --patches 2000 --iterations 2 --quiet")
     assert result.exit_code == 0, result.output
     assert (card_dir / "centroids.t7").exists()
+    record = json.loads((card_dir / "centroids.run.json").read_text())
+    assert "data/extra.t7b" in record["config"].values()
 
 
 @pytest.mark.xfail(strict=False, reason="surrogate build reads --extra [default: data/extra.t7b] "
-                                        "once the surrogate options branch merges")
+                                        "and writes its record through record_path once the "
+                                        "surrogate options branch merges")
 def test_card_surrogate_build_as_typed(card_dir, monkeypatch):
     # as typed, plus sizes small enough for the sample (no input or output option)
     result = _typed(card_dir, monkeypatch,
                     "a2 surrogate build --classes 4 --per-seed 2 --quiet")
     assert result.exit_code == 0, result.output
     assert (card_dir / "surrogate.t7b").exists()
+    record = json.loads((card_dir / "surrogate.run.json").read_text())
+    assert record["config"]["extra"] == "data/extra.t7b"
 
 
 def test_card_train_predict_score_as_typed(card_dir, monkeypatch):
