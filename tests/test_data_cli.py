@@ -68,7 +68,7 @@ def test_sample_cli_writes_the_splits_and_a_record(tmp_path):
     result = run("sample", tmp_path / "s", "--image-size", "12", "--per-class", "9", "--seed", "4")
     assert result.exit_code == 0, result.output
     assert "train 20, val 10, test 20, extra 40" in result.stdout
-    record = json.loads((tmp_path / "s" / "data-sample.json").read_text())
+    record = json.loads((tmp_path / "s" / "run.json").read_text())
     assert record["seed"] == 4 and record["results"] == {"train": 20, "val": 10, "test": 20,
                                                          "extra": 40}
     assert load_split(tmp_path / "s" / "val.t7b").images.shape == (10, 3, 12, 12)
@@ -79,7 +79,7 @@ def test_convert_cli(tmp_path):
     result = run("convert", tmp_path / "bin", tmp_path / "out", "--quiet")
     assert result.exit_code == 0, result.output
     assert "train 40, val 10, test 30, extra 7" in result.stdout
-    assert json.loads((tmp_path / "out" / "data-convert.json").read_text())["results"]["extra"] == 7
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["results"]["extra"] == 7
 
 
 @pytest.mark.parametrize("labelled", [True, False])
@@ -91,7 +91,7 @@ def test_preview_writes_a_png_grid_with_the_images_shown(tmp_path, labelled):
     assert result.exit_code == 0, result.output
     png = matplotlib.image.imread(tmp_path / "grid.png")
     assert png.ndim == 3 and png.shape[0] > 100 and png.shape[1] > 100
-    shown = json.loads((tmp_path / "grid.png.json").read_text())["results"]["indices"]
+    shown = json.loads((tmp_path / "grid.run.json").read_text())["results"]["indices"]
     if labelled:  # round-robin: first of each class, then the second of classes 0 and 1
         split = load_split(tmp_path / "s.t7b")
         assert split.labels[shown].tolist() == list(range(10)) + [0, 1]

@@ -139,7 +139,7 @@ def test_fetch_cli_with_md5_overrides_writes_the_course_files(tmp_path, fake_tar
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["data-fetch.json", "extra.t7b", "stl10_binary.tar.gz", "test.t7b",
+    assert names == ["extra.t7b", "run.json", "stl10_binary.tar.gz", "test.t7b",
                      "train.t7b", "val.t7b"]
 
 

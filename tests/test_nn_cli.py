@@ -29,7 +29,7 @@ def test_convert_t7_to_pt_and_back(oracle, tmp_path):
     assert payload["spec"] == "32c5-32c5-64f"
     result = runner.invoke(cli, ["t7", "convert", str(pt), str(back)])
     assert result.exit_code == 0, result.stderr
-    record = json.loads((tmp_path / "out" / "m.t7.json").read_text())
+    record = json.loads((tmp_path / "out" / "m.run.json").read_text())
     assert record["command"] == "t7 convert" and record["results"]["parameters"] == 160240
     model = lnn.load_model(back)
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""`a2 pseudolabel train --features cnn` (part 2.3) end to end on a tiny copy of the sample data."""
+"""`a2 pseudolabel train --learner cnn` (part 2.3) end to end on a tiny copy of the sample data."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_run_folder_and_pseudolabel_log(run_dir):
     for _, confident, acc, _ in rows:
         assert 0 <= confident <= 100 and 0 <= acc <= 100
     record = json.loads((run_dir / "run.json").read_text())
-    assert record["command"] == "pseudolabel train" and record["config"]["features"] == "cnn"
+    assert record["command"] == "pseudolabel train" and record["config"]["learner"] == "cnn"
     assert record["config"]["threshold"] == 0.2 and record["config"]["flip"] is True
     history = record["results"]["history"]
     assert [h["pl_acc"] for h in history] == pytest.approx([r[2] for r in rows], abs=1e-3)
@@ -117,8 +117,10 @@ def test_resume_matches_an_uninterrupted_run(sample_dir, tmp_path):
     (["--t1", "5", "--t2", "1"], "t2=1.0 should be >= t1=5.0"),
     (["--threshold", "1.5"], "threshold=1.5"),
     (["--unlabelled-per-batch", "0"], "unlabelled_per_batch=0"),
+    (["--test", "TEST"], "--test and --predictions apply to --learner kmeans only"),
 ])
 def test_bad_options_are_one_line_errors(sample_dir, tmp_path, args, message):
+    args = [str(sample_dir / "test.t7b") if a == "TEST" else a for a in args]
     result = CliRunner().invoke(cli, ["pseudolabel", "train", *_common(sample_dir, tmp_path / "r", 1),
                                       "--extra", str(sample_dir / "extra.t7b"), *args])
     assert result.exit_code == 1
@@ -149,7 +151,7 @@ def test_help_shows_defaults(default):
     assert default in " ".join(result.stdout.split())
 
 
-# --- part 2.4: --features kmeans ------------------------------------------------------------
+# --- part 2.4: --learner kmeans -------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def centroids(sample_dir):
@@ -166,7 +168,7 @@ def centroids(sample_dir):
 def kmeans_run(sample_dir, centroids, tmp_path_factory):
     out = tmp_path_factory.mktemp("st") / "run"
     result = CliRunner().invoke(cli, [
-        "pseudolabel", "train", "--features", "kmeans", "--centroids", str(centroids),
+        "pseudolabel", "train", "--learner", "kmeans", "--centroids", str(centroids),
         "--train", str(sample_dir / "train.t7b"), "--val", str(sample_dir / "val.t7b"),
         "--extra", str(sample_dir / "extra.t7b"),
         "--extra-labels", str(sample_dir / "extra_labels.t7"), "--test", str(sample_dir / "test.t7b"),
@@ -176,8 +178,7 @@ def kmeans_run(sample_dir, centroids, tmp_path_factory):
 
 
 def test_kmeans_selftraining_run_folder(kmeans_run, sample_dir):
-    from luatorch_port.pseudolabel.run import load_extra_labels
-    from luatorch_port.pseudolabel.selftrain_run import ROUNDS_LOG_NAMES
+    from luatorch_port.pseudolabel.run import ROUNDS_LOG_NAMES, load_extra_labels
     out, result = kmeans_run
     names, rows = read_log(out / "rounds.log")
     assert names == list(ROUNDS_LOG_NAMES)
@@ -193,11 +194,23 @@ def test_kmeans_selftraining_run_folder(kmeans_run, sample_dir):
     assert rows[1][3] == pytest.approx(100 * float(right[:30].mean()), abs=1e-3)
     assert rows[2][4] == pytest.approx(100 * float(right.mean()), abs=1e-3)
     record = json.loads((out / "run.json").read_text())
-    assert record["config"]["features"] == "kmeans" and len(record["results"]["rounds"]) == 3
+    assert record["config"]["learner"] == "kmeans" and len(record["results"]["rounds"]) == 3
     assert record["results"]["rounds"][2]["val_accuracy"] == pytest.approx(rows[2][5], abs=1e-3)
     assert "after 2 rounds, 60 pseudo-labels" in result.stdout
     lines = (out / "predictions.csv").read_text().splitlines()
     assert lines[0] == "Id,Prediction" and len(lines) == 41
+
+
+def test_kmeans_predictions_go_where_asked(sample_dir, centroids, tmp_path):
+    out, csv = tmp_path / "run", tmp_path / "sub" / "pl.csv"
+    result = CliRunner().invoke(cli, [
+        "pseudolabel", "train", "--learner", "kmeans", "--centroids", str(centroids),
+        "--train", str(sample_dir / "train.t7b"), "--no-val", "--extra", str(sample_dir / "extra.t7b"),
+        "--test", str(sample_dir / "test.t7b"), "--predictions", str(csv),
+        "--rounds", "1", "--per-class", "2", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert len(csv.read_text().splitlines()) == 41 and not (out / "predictions.csv").exists()
+    assert json.loads((out / "run.json").read_text())["config"]["predictions"] == str(csv)
 
 
 def test_kmeans_svm_table_scores_like_the_last_round(kmeans_run, sample_dir, centroids):

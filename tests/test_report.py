@@ -88,7 +88,7 @@ def test_tiny_report_end_to_end(tiny_report, data):
         assert 0 <= m["trustworthiness"] <= 1
     # k-means beats chance comfortably on the digits, even this small
     assert states["kmeans"]["results"]["val_acc"] > 30
-    record = json.loads((out / "report.json").read_text())
+    record = json.loads((out / "run.json").read_text())
     assert record["command"] == "report" and record["results"]["sections"]["kmeans"] == "done"
 
 

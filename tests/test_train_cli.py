@@ -75,7 +75,7 @@ def test_predict_then_score_round_trip(run_dir, sample_dir, tmp_path, model_file
     assert lines[0] == "Id,Prediction" and len(lines) == 41
     assert [int(line.split(",")[0]) for line in lines[1:]] == list(range(1, 41))
     assert all(1 <= int(line.split(",")[1]) <= 10 for line in lines[1:])
-    assert json.loads((tmp_path / "pred.csv.json").read_text())["results"]["n"] == 40
+    assert json.loads((tmp_path / "pred.run.json").read_text())["results"]["n"] == 40
 
     report = tmp_path / "score.json"
     result = CliRunner().invoke(cli, ["score", str(csv), "--test", str(sample_dir / "test.t7b"),

@@ -53,7 +53,7 @@ def test_filters(tmp_path, suffix):
     w = model[0].weight.detach().double()
     cell = (w[4] - w[4].min()) / (w[4].max() - w[4].min())  # filter 5: row 1, col 1
     np.testing.assert_array_equal(arr[6:11, 6:11], (cell.permute(1, 2, 0) * 255).round().byte().numpy())
-    record = json.loads((tmp_path / "f.json").read_text())
+    record = json.loads((tmp_path / "f.run.json").read_text())
     assert record["command"] == "visualize filters" and record["results"]["filters"] == [8, 3, 5, 5]
 
 
@@ -87,7 +87,7 @@ def test_centroids(tmp_path, space):
         c0 = (c0 - c0.mean()) / c0.std()
     want = ((c0.reshape(3, rf, rf).permute(1, 2, 0) + 1.5) / 3).clamp(0, 1).numpy()
     np.testing.assert_allclose(arr[:rf, :rf], want, atol=0.5 / 255 + 1e-9)
-    assert json.loads((tmp_path / "c.json").read_text())["results"]["space"] == space
+    assert json.loads((tmp_path / "c.run.json").read_text())["results"]["space"] == space
 
 
 def test_centroids_rejects_other_tables(tmp_path):
@@ -121,7 +121,7 @@ def test_curves(tmp_path):
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "cur.png") as im:
         assert im.size == (640, 400)
-    record = json.loads((tmp_path / "cur.json").read_text())
+    record = json.loads((tmp_path / "cur.run.json").read_text())
     assert record["results"]["epochs"] == 3
     assert record["results"]["last"]["% mean class accuracy (test set)"] == 55.0
     result = invoke("visualize", "curves", tmp_path, "--out", tmp_path / "x.png")
@@ -137,7 +137,7 @@ def test_tsne_raw(sample, tmp_path):
     assert lines[0] == "index,x,y,label,class" and len(lines) == 1 + 40
     coords = np.array([[float(v) for v in ln.split(",")[1:3]] for ln in lines[1:]])
     assert np.isfinite(coords).all() and coords.std(0).min() > 0
-    record = json.loads((tmp_path / "t" / "tsne.json").read_text())
+    record = json.loads((tmp_path / "t" / "tsne.run.json").read_text())
     assert record["results"]["input_dims"] == 32 * 32 and record["results"]["pca_dims"] == 40
     assert 0.5 < record["results"]["trustworthiness"] <= 1
     with Image.open(tmp_path / "t" / "tsne_map.png") as im:
@@ -155,7 +155,7 @@ def test_tsne_model_features(sample, tmp_path):
     result = invoke("tsne", sample / "test.t7b", "--out", out, "--features", tmp_path / "m.t7", "--iterations",
                     250, "--threads", 1, "--map-size", 128, "--thumb", 8, "--quiet")
     assert result.exit_code == 0, result.output
-    record = json.loads((tmp_path / "m.json").read_text())
+    record = json.loads((tmp_path / "m.run.json").read_text())
     assert record["results"]["input_dims"] == 8  # the input of the last Linear (8 hidden units)
 
 
@@ -180,7 +180,7 @@ def test_tsne_and_centroids_from_a_fitted_kmeans(sample, tmp_path):
     result = invoke("tsne", sample / "test.t7b", "--out", tmp_path / "k.png", "--features", tmp_path / "centroids.t7",
                     "--iterations", 250, "--perplexity", 10, "--map-size", 64, "--thumb", 8, "--quiet")
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "k.json").read_text())["results"]["input_dims"] == 16  # 4 quadrants x k
+    assert json.loads((tmp_path / "k.run.json").read_text())["results"]["input_dims"] == 16  # 4 quadrants x k
     result = invoke("visualize", "centroids", tmp_path / "centroids.t7", "--out", tmp_path / "c.png", "--zoom", 1)
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "c.png") as im:
@@ -193,7 +193,7 @@ def test_tsne_method_option(sample, tmp_path, method, used):
     result = invoke("tsne", sample / "test.t7b", "--out", out, "--method", method, "--iterations", 250,
                     "--map-size", 64, "--thumb", 8, "--quiet")
     assert result.exit_code == 0, result.output
-    record = json.loads((tmp_path / "tsne.json").read_text())
+    record = json.loads((tmp_path / "tsne.run.json").read_text())
     assert record["config"]["method"] == method and record["results"]["method"] == used
 
 

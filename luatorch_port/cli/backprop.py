@@ -14,7 +14,7 @@ from ..backprop import batchnorm as bnlib
 from ..backprop import dag as daglib
 from ..backprop.jacobian import PERTURBATION
 from ..util.errors import A2Error
-from .common import seed_everything, seed_option
+from .common import record_path, seed_everything, seed_option
 
 
 class FloatList(click.ParamType):
@@ -52,12 +52,12 @@ def _emit(result, text, as_json, out, command, config, seed=None):
         with atomic_output(out, "w") as f:
             json.dump(result, f, indent=2)
             f.write("\n")
-        provenance.write_record(out.with_name(out.stem + ".run.json"), command, config, seed=seed,
+        provenance.write_record(record_path(out, folder=False), command, config, seed=seed,
                                 device="cpu", results={"max_error": result["max_error"]})
 
 
-OUT_HELP = ("Also write the result as JSON to this file, and the run's provenance record beside it "
-            "(<name>.run.json).")
+OUT_HELP = ("File to write: the result as JSON (besides printing it); the record is <stem>.run.json "
+            "beside it.")
 
 
 @click.group("backprop")

@@ -10,10 +10,10 @@ import re
 import click
 
 from ..data.fetch import STL10_URL
+from ..data.preview import DEFAULT_N as PREVIEW_N
+from ..data.sample import IMAGE_SIZE as SAMPLE_IMAGE_SIZE
 from ..data.sample import MAX_IMAGE_SIZE as MAX_SAMPLE_IMAGE_SIZE
-from .common import progress, quiet_option, seed_everything, seed_option
-
-RUN_RECORD = "data-{}.json"  # provenance file written beside a command's outputs
+from .common import out_file_option, progress, quiet_option, record_path, seed_everything, seed_option
 
 
 @click.group("data")
@@ -68,7 +68,7 @@ def _fmt(values):
 @group.command("sample")
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @seed_option()
-@click.option("--image-size", type=click.IntRange(min=8, max=MAX_SAMPLE_IMAGE_SIZE), default=96,
+@click.option("--image-size", type=click.IntRange(min=8, max=MAX_SAMPLE_IMAGE_SIZE), default=SAMPLE_IMAGE_SIZE,
               help="Side of the square images (the course's is 96).")
 @click.option("--per-class", type=click.IntRange(min=4), default=None,
               help="Digits used per class (default: all ~180, giving 400/100/400/897).")
@@ -84,7 +84,7 @@ def sample(out_dir, seed, image_size, per_class, quiet):
 
     seed_everything(seed, quiet)
     counts = build_sample(out_dir, seed, image_size=image_size, per_class=per_class)
-    write_record(os.path.join(out_dir, RUN_RECORD.format("sample")), "data sample",
+    write_record(record_path(out_dir, folder=True), "data sample",
                  {"out_dir": out_dir, "image_size": image_size, "per_class": per_class},
                  seed=seed, results=vars(counts))
     click.echo(f"wrote {out_dir}: train {counts.train}, val {counts.val}, test {counts.test}, "
@@ -108,7 +108,7 @@ def convert(stl10_binary_dir, out_dir, seed, quiet):
     seed_everything(seed, quiet)
     counts = convert_stl10(stl10_binary_dir, out_dir, seed,
                            progress=functools.partial(progress, quiet=quiet))
-    write_record(os.path.join(out_dir, RUN_RECORD.format("convert")), "data convert",
+    write_record(record_path(out_dir, folder=True), "data convert",
                  {"stl10_binary_dir": stl10_binary_dir, "out_dir": out_dir}, seed=seed,
                  results=vars(counts))
     click.echo(f"wrote {out_dir}: train {sum(counts.train)}, val {sum(counts.val)}, "
@@ -147,7 +147,7 @@ def fetch(out_dir, url, keep_archive, md5, seed, quiet):
     md5s = {**STL10_MD5, **md5}
     counts = fetch_stl10(out_dir, url=url, md5s=md5s, seed=seed, keep_archive=keep_archive,
                          progress=functools.partial(progress, quiet=quiet))
-    write_record(os.path.join(out_dir, RUN_RECORD.format("fetch")), "data fetch",
+    write_record(record_path(out_dir, folder=True), "data fetch",
                  {"out_dir": out_dir, "url": url, "md5": md5s, "keep_archive": keep_archive},
                  seed=seed, results=vars(counts))
     click.echo(f"wrote {out_dir}: train {sum(counts.train)}, val {sum(counts.val)}, "
@@ -156,9 +156,8 @@ def fetch(out_dir, url, keep_archive, md5, seed, quiet):
 
 @group.command("preview")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", "out", type=click.Path(dir_okay=False), required=True,
-              help="The PNG to write.")
-@click.option("--n", "n", type=click.IntRange(min=1), default=64,
+@out_file_option("preview.png", "the PNG grid")
+@click.option("--n", "n", type=click.IntRange(min=1), default=PREVIEW_N,
               help="How many images (round-robin over the classes).")
 def preview(file, out, n):
     """A PNG grid of FILE's images, each titled with its class name."""
@@ -168,6 +167,6 @@ def preview(file, out, n):
     layout = scan_split(file, limit=1).layout
     split = load_split(file, limit=n if layout == "extra" else None)
     shown = render_preview(split, out, n)
-    write_record(out + ".json", "data preview", {"file": file, "out": out, "n": n},
+    write_record(record_path(out, folder=False), "data preview", {"file": file, "out": out, "n": n},
                  results={"indices": shown.tolist(), "layout": layout})
     click.echo(f"wrote {out}: {len(shown)} images of {file}")

@@ -1,19 +1,23 @@
-"""`a2 pseudolabel train`: report parts 2.3 (Lee's Pseudo-Label on a CNN, ``--features cnn``)
-and 2.4 (self-training of the k-means features' L2-SVM, ``--features kmeans``)."""
+"""`a2 pseudolabel train`: report parts 2.3 (Lee's Pseudo-Label on a CNN, ``--learner cnn``)
+and 2.4 (self-training of the k-means features' L2-SVM, ``--learner kmeans``)."""
 
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import asdict
 
 import click
 
+from ..pseudolabel.lee import PseudoLabelConfig
+from ..pseudolabel.run import DEFAULT_MODEL, MAX_EPOCH, MONITOR_SIZE, PREDICTIONS_NAME, RUN_DIR
+from ..pseudolabel.selftrain import SelfTrainConfig
+from ..train.loop import TrainConfig
 from ..util.errors import A2Error
-from .common import (device_option, progress, quiet_option, resolve_device, resumable,
-                     seed_everything, seed_option, sgd_options)
+from .common import (device_option, option, out_dir_option, progress,
+                     quiet_option, record_path, resolve_device, resumable, seed_everything,
+                     seed_option, sgd_options, split_option, training_options)
 
-RUN_RECORD = "run.json"
+LEARNERS = ("cnn", "kmeans")
 
 
 @click.group("pseudolabel")
@@ -22,95 +26,93 @@ def group():
 
 
 @group.command("train")
-@click.option("--features", type=click.Choice(["cnn", "kmeans"]), default="cnn",
-              help="cnn: Lee (2013) Pseudo-Label while training a CNN (part 2.3); kmeans: "
-                   "self-training of the L2-SVM on Coates' k-means features (part 2.4).")
-@click.option("--train", "train_path", type=click.Path(dir_okay=False), default="data/train.t7b",
-              help="Labelled training split (course layout).")
-@click.option("--val", "val_path", type=click.Path(dir_okay=False), default="data/val.t7b",
-              help="Validation split, scored after every epoch / round.")
+@option("--learner", aliases=["--features"], type=click.Choice(LEARNERS), default="cnn",
+        help="cnn: Lee (2013) Pseudo-Label while training a CNN (part 2.3); kmeans: "
+             "self-training of the L2-SVM on Coates' k-means features (part 2.4).")
+@split_option("train", "Labelled training split (course layout).")
+@split_option("val", "Validation split, scored after every epoch / round.")
 @click.option("--no-val", is_flag=True, help="Skip validation.")
-@click.option("--extra", "extra_path", type=click.Path(dir_okay=False), default="data/extra.t7b",
-              help="Unlabelled images (course extra layout).")
+@split_option("extra", "Unlabelled images (course extra layout).")
 @click.option("--extra-labels", "extra_labels_path", type=click.Path(dir_okay=False), default=None,
               help="True 1-based labels of --extra (extra_labels.t7 of a2 data sample), used "
                    "only to report the pseudo-labels' accuracy.")
 @click.option("--extra-limit", type=click.IntRange(min=1), default=None,
               help="Use only the first N unlabelled images  [default: all]")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="logs/pseudolabel",
-              help="Run folder (cnn: val.log, model.net, norm.t7, pseudolabel.log, "
-                   "checkpoint.pt; kmeans: svm.t7, rounds.log, pseudolabels.t7; both run.json).")
+@out_dir_option(RUN_DIR, "cnn: val.log, model.net, norm.t7, pseudolabel.log, checkpoint.pt; "
+                         "kmeans: svm.t7, rounds.log, pseudolabels.t7")
 @click.option("--threshold", type=float, default=None,
               help="Keep only pseudo-labels whose confidence is >= this: softmax probability "
                    "(cnn) or winning SVM decision value (kmeans)  [default: none]")
 # part 2.3 (cnn)
-@click.option("--model", "model_name", default="vgg_bn_drop",
+@click.option("--model", "model_name", default=DEFAULT_MODEL,
               help="[cnn] sample, vgg_bn_drop or a spec such as 64c5-128c5-256c5-512f.")
-@click.option("--epochs", "--max_epoch", "max_epoch", type=int, default=100,
-              help="[cnn] Number of epochs.")
-@click.option("--alpha-final", type=float, default=3.0, help="[cnn] alpha_f of Lee's eq. 16.")
-@click.option("--t1", type=float, default=10.0,
+@click.option("--alpha-final", type=float, default=PseudoLabelConfig.alpha_final,
+              help="[cnn] alpha_f of Lee's eq. 16.")
+@click.option("--t1", type=float, default=PseudoLabelConfig.t1,
               help="[cnn] alpha is 0 before T1 (in --unit), then rises linearly ...")
-@click.option("--t2", type=float, default=60.0, help="[cnn] ... to alpha_f at T2, then stays.")
-@click.option("--unit", type=click.Choice(["epochs", "steps"]), default="epochs",
+@click.option("--t2", type=float, default=PseudoLabelConfig.t2,
+              help="[cnn] ... to alpha_f at T2, then stays.")
+@click.option("--unit", type=click.Choice(["epochs", "steps"]), default=PseudoLabelConfig.unit,
               help="[cnn] Unit of T1 and T2 (steps = weight updates).")
-@click.option("--warmup", type=int, default=0,
+@click.option("--warmup", type=int, default=PseudoLabelConfig.warmup,
               help="[cnn] Epochs of supervised training before unlabelled images enter batches.")
-@click.option("--unlabelled-per-batch", type=int, default=64,
+@click.option("--unlabelled-per-batch", type=int, default=PseudoLabelConfig.unlabelled_per_batch,
               help="[cnn] Unlabelled images added to every batch (global, split across torchrun "
                    "processes).")
-@click.option("--monitor", "monitor_size", type=int, default=1000,
+@click.option("--monitor", "monitor_size", type=click.IntRange(min=0), default=MONITOR_SIZE,
               help="[cnn] Unlabelled images whose pseudo-labels are scored every epoch "
                    "(pseudolabel.log).")
-@click.option("-b", "--batchSize", "batch_size", type=int, default=64,
-              help="[cnn] Labelled images per batch (global).")
-@sgd_options("[cnn] ", learning_rate=1.0, learning_rate_decay=1e-7, weight_decay=5e-4, epoch_step=25)
-@click.option("--save-every", "save_every", type=int, default=5,
-              help="[cnn] Write model.net every N epochs (and after the last).")
-@click.option("--flip/--no-flip", default=True, help="[cnn] BatchFlip on the mixed batch.")
-@click.option("--resume", is_flag=True, help="[cnn] Continue from RUN_DIR/checkpoint.pt.")
+@training_options("[cnn] ", max_epoch=MAX_EPOCH, batch_help="Labelled images per batch (global)")
+@sgd_options("[cnn] ")
+@click.option("--flip/--no-flip", default=TrainConfig.flip, help="[cnn] BatchFlip on the mixed batch.")
+@click.option("--resume", is_flag=True, help="[cnn] Continue from OUT/checkpoint.pt.")
 # part 2.4 (kmeans)
 @click.option("--centroids", "centroids_path", type=click.Path(dir_okay=False), default=None,
               help="[kmeans] centroids.t7 written by a2 kmeans fit (required).")
-@click.option("--rounds", type=int, default=5, help="[kmeans] Self-training rounds after round 0.")
+@click.option("--rounds", type=int, default=SelfTrainConfig.rounds,
+              help="[kmeans] Self-training rounds after round 0.")
 @click.option("--per-class", type=click.IntRange(min=1), default=None,
               help="[kmeans] Pseudo-labels added per class per round  "
                    "[default: ceil(add-fraction * unlabelled / classes)]")
-@click.option("--add-fraction", type=float, default=0.1,
+@click.option("--add-fraction", type=float, default=SelfTrainConfig.add_fraction,
               help="[kmeans] Share of the unlabelled set added per round (when no --per-class).")
-@click.option("--balanced/--no-balanced", default=True,
+@click.option("--balanced/--no-balanced", default=SelfTrainConfig.balanced,
               help="[kmeans] Add the same number of each predicted class per round.")
-@click.option("--C", "svm_c", type=float, default=100.0,
+@click.option("--C", "svm_c", type=float, default=SelfTrainConfig.C,
               help="[kmeans] The L2-SVM's C (Coates' train_svm.m).")
-@click.option("--test", "test_path", type=click.Path(dir_okay=False), default=None,
-              help="[kmeans] Also predict this split with the final SVM: RUN_DIR/predictions.csv.")
+@split_option("test", "[kmeans] Also predict this split with the final SVM (see --predictions).",
+              default=None)
+@click.option("--predictions", "predictions_path", type=click.Path(dir_okay=False), default=None,
+              help=f"[kmeans] File to write with --test: the Kaggle CSV  "
+                   f"[default: OUT/{PREDICTIONS_NAME}]")
 @seed_option()
 @device_option()
 @quiet_option()
-def train_cmd(features, train_path, val_path, no_val, extra_path, extra_labels_path, extra_limit,
-              out_dir, threshold, model_name, max_epoch, alpha_final, t1, t2, unit, warmup,
-              unlabelled_per_batch, monitor_size, batch_size, learning_rate, learning_rate_decay,
-              weight_decay, momentum, epoch_step, save_every, flip, channels_last, resume,
-              centroids_path, rounds, per_class, add_fraction, balanced, svm_c, test_path, seed,
-              device, quiet):
+def train_cmd(learner, train_path, val_path, no_val, extra_path, extra_labels_path, extra_limit,
+              out_dir, threshold, model_name, alpha_final, t1, t2, unit, warmup,
+              unlabelled_per_batch, monitor_size, max_epoch, batch_size, save_every,
+              learning_rate, learning_rate_decay, weight_decay, momentum, epoch_step,
+              channels_last, flip, resume, centroids_path, rounds, per_class, add_fraction,
+              balanced, svm_c, test_path, predictions_path, seed, device, quiet):
     """Semi-supervised training with pseudo-labels on the unlabelled images.
 
-    --features cnn (part 2.3): Lee (2013) -- every batch mixes labelled and unlabelled
+    --learner cnn (part 2.3): Lee (2013) -- every batch mixes labelled and unlabelled
     images; the unlabelled targets are the network's own argmax, weighted by alpha(t). Runs
     unchanged under `torchrun --nproc_per_node N`.
 
-    --features kmeans (part 2.4): fit the L2-SVM on the k-means features of the labelled
+    --learner kmeans (part 2.4): fit the L2-SVM on the k-means features of the labelled
     images, add its most confident predictions on the unlabelled ones, refit; repeat."""
     from ..util.provenance import write_record
 
     val = None if no_val else val_path
-    if features == "kmeans":
+    if learner == "kmeans":
         if centroids_path is None:
-            raise A2Error("--features kmeans needs --centroids centroids.t7 (from a2 kmeans fit)")
+            raise A2Error("--learner kmeans needs --centroids centroids.t7 (from a2 kmeans fit)")
         if resume:
-            raise A2Error("--resume applies to --features cnn only")
-        from ..pseudolabel.selftrain import SelfTrainConfig
-        from ..pseudolabel.selftrain_run import run_selftrain
+            raise A2Error("--resume applies to --learner cnn only")
+        if predictions_path is not None and test_path is None:
+            raise A2Error("--predictions needs --test (the split to predict)")
+        from ..pseudolabel.run import run_selftrain
 
         config = SelfTrainConfig(rounds=rounds, per_class=per_class, add_fraction=add_fraction,
                                  threshold=threshold, balanced=balanced, C=svm_c)
@@ -120,14 +122,15 @@ def train_cmd(features, train_path, val_path, no_val, extra_path, extra_labels_p
         result = run_selftrain(config, centroids_path=centroids_path, train_path=train_path,
                                val_path=val, extra_path=extra_path,
                                extra_labels_path=extra_labels_path, extra_limit=extra_limit,
-                               test_path=test_path, out_dir=out_dir, device=dev,
+                               test_path=test_path, predictions_path=predictions_path,
+                               out_dir=out_dir, device=dev,
                                progress=functools.partial(progress, quiet=quiet), echo=echo)
         rounds_out = [r.as_dict() for r in result.rounds]
-        write_record(os.path.join(out_dir, RUN_RECORD), "pseudolabel train",
-                     {"features": "kmeans", **asdict(config), "centroids": centroids_path,
+        write_record(record_path(out_dir, folder=True), "pseudolabel train",
+                     {"learner": "kmeans", **asdict(config), "centroids": centroids_path,
                       "train": train_path, "val": val, "extra": extra_path,
                       "extra_labels": extra_labels_path, "extra_limit": extra_limit,
-                      "test": test_path},
+                      "test": test_path, "predictions": predictions_path},
                      seed=seed, device=dev, results={"rounds": rounds_out})
         first, last = result.rounds[0], result.rounds[-1]
         click.echo(f"val accuracy {first.val_accuracy:.2f}% (k-means + SVM) -> "
@@ -135,9 +138,9 @@ def train_cmd(features, train_path, val_path, no_val, extra_path, extra_labels_p
                    f"{last.total_added} pseudo-labels  -> {out_dir}")
         return
 
-    from ..pseudolabel.lee import PseudoLabelConfig
-    from ..pseudolabel.run import run_pseudolabel
-    from ..train import TrainConfig
+    if test_path is not None or predictions_path is not None:
+        raise A2Error("--test and --predictions apply to --learner kmeans only")
+    from ..pseudolabel.run import run_train
     from ..train import distributed as D
 
     config = TrainConfig(batch_size=batch_size, learning_rate=learning_rate,
@@ -152,17 +155,17 @@ def train_cmd(features, train_path, val_path, no_val, extra_path, extra_labels_p
         generator = seed_everything(seed, quiet=quiet or not ctx.is_main)
         echo = (lambda line: click.echo(line, err=True)) if ctx.is_main and not quiet else None
         with resumable():
-            result = run_pseudolabel(config, pl, train_path=train_path, val_path=val,
-                                     extra_path=extra_path, extra_labels_path=extra_labels_path,
-                                     extra_limit=extra_limit, model_name=model_name,
-                                     out_dir=out_dir, generator=generator, device=dev,
-                                     resume=resume, monitor_size=monitor_size, dist_ctx=ctx,
-                                     progress=functools.partial(progress, quiet=quiet),
-                                     echo=echo)
+            result = run_train(config, pl, train_path=train_path, val_path=val,
+                               extra_path=extra_path, extra_labels_path=extra_labels_path,
+                               extra_limit=extra_limit, model_name=model_name,
+                               out_dir=out_dir, generator=generator, device=dev,
+                               resume=resume, monitor_size=monitor_size, dist_ctx=ctx,
+                               progress=functools.partial(progress, quiet=quiet),
+                               echo=echo)
         if ctx.is_main:
             final = result.final
-            write_record(os.path.join(out_dir, RUN_RECORD), "pseudolabel train",
-                         {"features": "cnn", **asdict(config), **asdict(pl), "model": model_name,
+            write_record(record_path(out_dir, folder=True), "pseudolabel train",
+                         {"learner": "cnn", **asdict(config), **asdict(pl), "model": model_name,
                           "train": train_path, "val": val, "extra": extra_path,
                           "extra_labels": extra_labels_path, "extra_limit": extra_limit,
                           "monitor": monitor_size, "resume": resume,

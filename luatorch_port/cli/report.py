@@ -7,16 +7,17 @@ import functools
 import click
 
 from ..report.budget import BUDGETS
-from .common import device_option, progress, quiet_option, resolve_device, seed_everything, seed_option
+from .common import (device_option, out_dir_option, progress, quiet_option, record_path, resolve_device,
+                     seed_everything, seed_option)
 
 
 @click.command("report")
 @click.argument("data_dir", metavar="DATA_DIR", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="report",
-              help="Report folder: report.md, figures, predictions.csv, sections/*.json, report.json.")
+@out_dir_option("report", "report.md, figures, predictions.csv, sections/*.json")
 @click.option("--budget", "budget_name", type=click.Choice(list(BUDGETS)), default="quick",
-              help="tiny: seconds (tests); quick: minutes on the digits sample (make demo); standard: "
-                   "photographs, about an hour on a 2-core CPU; full: the report's sizes (a GPU).")
+              help="Sizes of every section: tiny (the tests), quick (the digits sample, make demo), "
+                   "standard (photographs at reduced sizes, CPU) or full (the report's sizes, a GPU); "
+                   "see docs/report.md.")
 @click.option("--force", is_flag=True, help="Recompute every section, even finished ones.")
 @click.option("--redo", multiple=True, metavar="SECTION",
               help="Recompute this section (repeatable): part1, baseline, surrogate, kmeans, pseudolabel, "
@@ -29,8 +30,6 @@ def report_cmd(data_dir, out_dir, budget_name, force, redo, only, seed, device, 
     """Run every section of the report on DATA_DIR (train/val/test/extra.t7b) and write
     OUT/report.md with its tables, figures, timings and a Kaggle CSV for test. Finished sections
     are kept on a rerun (resume); a section that fails is reported and the others still run."""
-    import os
-
     from ..util.provenance import write_record
     from ..report import run_report
 
@@ -41,7 +40,7 @@ def report_cmd(data_dir, out_dir, budget_name, force, redo, only, seed, device, 
                         seed=seed, device=dev, progress=functools.partial(progress, quiet=quiet), echo=echo)
     states = result["states"]
     summary = {name: st["status"] for name, st in states.items()}
-    write_record(os.path.join(out_dir, "report.json"), "report",
+    write_record(record_path(out_dir, folder=True), "report",
                  {"data_dir": data_dir, "budget": budget_name, "force": force, "redo": list(redo),
                   "only": list(only)}, seed=seed, device=dev,
                  results={"sections": summary, "seconds": {n: st.get("seconds") for n, st in states.items()}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import t7 as t7io
-from ..t7.show import describe
+from ..t7.show import DEPTH, describe
 
 
 @click.group("t7")
@@ -15,7 +15,7 @@ def group():
 
 @group.command("show")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--depth", type=click.IntRange(min=0), default=3,
+@click.option("--depth", type=click.IntRange(min=0), default=DEPTH,
               help="How many levels of tables and objects to open (0: the root's type only).")
 @click.option("--long-size", type=click.Choice(["auto", "4", "8"]), default="auto",
               help="Bytes per serialized long (4 for files written on Windows).")
@@ -40,15 +40,15 @@ def convert(src, dst, spec):
 
     A .pt holds a state dict plus the module structure and loads with
     torch.load(OUT, weights_only=True); a .t7 is an nn.Sequential Lua's torch.load runs.
-    Writes OUT.json (provenance) beside OUT.
+    Writes the run's record beside OUT (<stem>.run.json).
     """
     from ..nn.io import convert_model
     from ..util.provenance import write_record
-    from .common import ensure_parent
+    from .common import ensure_parent, record_path
 
     ensure_parent(dst)
     model = convert_model(src, dst, spec=spec)
     nparams = sum(p.numel() for p in model.parameters())
-    write_record(f"{dst}.json", "t7 convert", {"in": src, "out": dst, "spec": spec},
+    write_record(record_path(dst, folder=False), "t7 convert", {"in": src, "out": dst, "spec": spec},
                  results={"class": model.lua_class, "parameters": nparams})
     click.echo(f"{src} -> {dst}: {model.lua_class}, {nparams} parameters")

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from ..surrogate.build import MAX_PATCH
-from ..util.errors import A2Error
+from ..surrogate.build import MAX_PATCH, PATCH
 from ..visualize.figures import MAX_ZOOM
-from .common import ensure_parent, quiet_option, seed_everything, seed_option
+from ..visualize.run import (AUGMENTATION_CLASSES, AUGMENTATION_LIMIT, AUGMENTATION_PER_SEED,
+                             AUGMENTATION_ZOOM, CENTROIDS_MAX, CENTROIDS_ZOOM, FILTERS_PADDING,
+                             FILTERS_ZOOM)
+from .common import (ensure_parent, option, out_file_option, quiet_option, record_path,
+                     seed_everything, seed_option, split_option)
 
-
-def _record_path(out) -> str:
-    return os.path.splitext(os.fspath(out))[0] + ".json"
+PNG = "the PNG"
 
 
 def _done(out, size):
@@ -27,63 +26,62 @@ def group():
 
 @group.command("filters")
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), default="filters.png", help="PNG to write.")
-@click.option("--padding", type=int, default=1, help="Pixels between filters (toDisplayTensor's padding).")
-@click.option("--nrow", type=int, default=0, help="Filters per row; 0 = ceil(sqrt(count)).")
-@click.option("--zoom", type=click.IntRange(1, MAX_ZOOM), default=8,
+@out_file_option("filters.png", PNG)
+@click.option("--padding", type=click.IntRange(min=0), default=FILTERS_PADDING,
+              help="Pixels between filters (toDisplayTensor's padding).")
+@click.option("--nrow", type=click.IntRange(min=0), default=0,
+              help="Filters per row; 0 = ceil(sqrt(count)).")
+@click.option("--zoom", type=click.IntRange(1, MAX_ZOOM), default=FILTERS_ZOOM,
               help="Nearest-neighbour upscaling of the PNG.")
 def filters_cmd(model_path, out, padding, nrow, zoom):
     """The first convolution's filters of MODEL (.t7/.net from Lua or a2, or .pt) as a grid,
     each filter min-max scaled on its own (image.toDisplayTensor{scaleeach=true})."""
-    from ..nn import load_model
     from ..util.provenance import write_record
-    from ..visualize.figures import filter_grid, first_conv_weight, save_image
+    from ..visualize.run import run_filters
 
-    _check_positive(padding=(padding, 0), zoom=(zoom, 1), nrow=(nrow, 0))
-    weight = first_conv_weight(load_model(model_path))
-    grid = filter_grid(weight, padding=padding, nrow=nrow or None)
-    ensure_parent(out)
-    size = save_image(out, grid, zoom=zoom)
-    write_record(_record_path(out), "visualize filters",
+    result = run_filters(model_path, out, padding=padding, nrow=nrow or None, zoom=zoom)
+    write_record(record_path(out, folder=False), "visualize filters",
                  {"model": model_path, "padding": padding, "nrow": nrow, "zoom": zoom},
-                 results={"filters": list(weight.shape), "png": list(size)})
-    _done(out, size)
+                 results=result)
+    _done(out, result["png"])
 
 
 @group.command("centroids")
 @click.argument("centroids_path", metavar="CENTROIDS", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), default="centroids.png", help="PNG to write.")
+@out_file_option("centroids.png", PNG)
 @click.option("--space", type=click.Choice(["unwhitened", "whitened"]), default="unwhitened",
               help="Show centroids un-whitened (image-like) or as learned (Coates' figure).")
-@click.option("--max", "max_count", type=int, default=400, help="Show at most this many centroids (0 = all).")
-@click.option("--zoom", type=click.IntRange(1, MAX_ZOOM), default=4,
+@click.option("--max", "max_count", type=click.IntRange(min=0), default=CENTROIDS_MAX,
+              help="Show at most this many centroids (0 = all).")
+@click.option("--zoom", type=click.IntRange(1, MAX_ZOOM), default=CENTROIDS_ZOOM,
               help="Nearest-neighbour upscaling of the PNG.")
 def centroids_cmd(centroids_path, out, space, max_count, zoom):
     """k-means centroids (centroids.t7 from `a2 kmeans fit`) as a grid, as Coates'
     show_centroids.m: values mapped from [-1.5, 1.5], one white pixel between cells."""
     from ..util.provenance import write_record
-    from ..visualize.figures import centroids_figure, save_image
+    from ..visualize.run import run_centroids
 
-    _check_positive(zoom=(zoom, 1), max=(max_count, 0))
-    image, info = centroids_figure(centroids_path, space=space, max_count=max_count or None)
-    ensure_parent(out)
-    size = save_image(out, image, zoom=zoom)
-    write_record(_record_path(out), "visualize centroids",
+    result = run_centroids(centroids_path, out, space=space, max_count=max_count or None, zoom=zoom)
+    write_record(record_path(out, folder=False), "visualize centroids",
                  {"centroids": centroids_path, "space": space, "max": max_count, "zoom": zoom},
-                 results={**info, "png": list(size)})
-    _done(out, size)
+                 results=result)
+    _done(out, result["png"])
 
 
 @group.command("augmentations")
-@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False), default="data/extra.t7b",
-              help="Images to draw seed patches from (extra.t7b, or any course split).")
-@click.option("--out", type=click.Path(dir_okay=False), default="augmentations.png", help="PNG to write.")
-@click.option("--seeds", "n_seeds", type=int, default=8, help="Seed patches (rows).")
-@click.option("--per-seed", type=int, default=10, help="Random transformations per seed (columns after the seed).")
-@click.option("--patch", type=click.IntRange(1, MAX_PATCH), default=32, help="Patch side in pixels.")
-@click.option("--limit", type=int, default=2000, help="Read only the first N images of --data.")
+@split_option("extra", "Images to draw seed patches from (extra.t7b, or any course split).",
+              dest="data_path", exists=True, aliases=["--data"])
+@out_file_option("augmentations.png", PNG)
+@option("--classes", "n_seeds", aliases=["--seeds"], type=click.IntRange(min=1),
+        default=AUGMENTATION_CLASSES,
+        help="Seed patches, i.e. surrogate classes (rows), as `a2 surrogate build --classes`.")
+@click.option("--per-seed", type=click.IntRange(min=1), default=AUGMENTATION_PER_SEED,
+              help="Random transformations per seed (columns after the seed).")
+@click.option("--patch", type=click.IntRange(1, MAX_PATCH), default=PATCH, help="Patch side in pixels.")
+@click.option("--limit", type=click.IntRange(min=1), default=AUGMENTATION_LIMIT,
+              help="Read only the first N images of --extra.")
 @click.option("--no-color", is_flag=True, help="Geometric transformations only.")
-@click.option("--zoom", type=click.IntRange(1, MAX_ZOOM), default=2,
+@click.option("--zoom", type=click.IntRange(1, MAX_ZOOM), default=AUGMENTATION_ZOOM,
               help="Nearest-neighbour upscaling of the PNG.")
 @seed_option()
 @quiet_option()
@@ -96,8 +94,6 @@ def augmentations_cmd(data_path, out, n_seeds, per_seed, patch, limit, no_color,
     from ..surrogate.build import WINDOW
     from ..visualize.figures import augmentation_grid, save_image
 
-    _check_positive(seeds=(n_seeds, 1), per_seed=(per_seed, 1), patch=(patch, 1), limit=(limit, 1),
-                    zoom=(zoom, 1))
     gen = seed_everything(seed, quiet=quiet)
     split = load_split(data_path, limit=limit)
     ranges = TransformRanges(color=not no_color)
@@ -107,8 +103,8 @@ def augmentations_cmd(data_path, out, n_seeds, per_seed, patch, limit, no_color,
                                      ranges=ranges, window=window)
     ensure_parent(out)
     size = save_image(out, augmentation_grid(examples), zoom=zoom)
-    write_record(_record_path(out), "visualize augmentations",
-                 {"data": data_path, "seeds": n_seeds, "per_seed": per_seed, "patch": patch, "limit": limit,
+    write_record(record_path(out, folder=False), "visualize augmentations",
+                 {"extra": data_path, "classes": n_seeds, "per_seed": per_seed, "patch": patch, "limit": limit,
                   "color": not no_color, "zoom": zoom}, seed=seed,
                  results={"examples": list(examples.shape), "png": list(size)})
     _done(out, size)
@@ -116,30 +112,16 @@ def augmentations_cmd(data_path, out, n_seeds, per_seed, patch, limit, no_color,
 
 @group.command("curves")
 @click.argument("run", metavar="RUN_DIR", type=click.Path(exists=True))
-@click.option("--out", type=click.Path(dir_okay=False), default="curves.png", help="PNG to write.")
+@out_file_option("curves.png", PNG)
 @click.option("--title", default="", help="Figure title [default: the run folder's name].")
 def curves_cmd(run, out, title):
     """Accuracy per epoch from RUN_DIR/val.log (optim.Logger format, written by `a2 train`);
     RUN_DIR may also be the log file itself."""
     from ..util.provenance import write_record
-    from ..visualize.figures import read_logger, save_curves
+    from ..visualize.run import run_curves
 
-    log = os.path.join(run, "val.log") if os.path.isdir(run) else run
-    if not os.path.exists(log):
-        raise A2Error(f"{run}: no val.log in this folder (written by a2 train)")
-    columns = read_logger(log)
-    if not any(columns.values()):
-        raise A2Error(f"{log}: no epochs logged yet")
-    ensure_parent(out)
-    size = save_curves(out, columns, title=title or os.path.basename(os.path.abspath(run)))
-    write_record(_record_path(out), "visualize curves", {"log": log, "title": title},
-                 results={"epochs": max(len(v) for v in columns.values()),
-                          "last": {k: (v[-1] if v else None) for k, v in columns.items()},
-                          "png": list(size)})
-    _done(out, size)
+    result = run_curves(run, out, title=title)
+    write_record(record_path(out, folder=False), "visualize curves", {"log": result["log"], "title": title},
+                 results={k: v for k, v in result.items() if k != "log"})
+    _done(out, result["png"])
 
-
-def _check_positive(**values):
-    for name, (value, low) in values.items():
-        if value < low:
-            raise A2Error(f"--{name.replace('_', '-')} {value} should be >= {low}")

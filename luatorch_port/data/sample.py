@@ -39,6 +39,7 @@ DARK = (0.0, 100.0)  # per-channel range of the dark colour
 SPLITS = ("train", "val", "test", "extra")
 # Largest --image-size: the course's images are 96; at 256 the four files hold 350 MB of
 # pixels, and an 8x8 digit upsampled further shows nothing new.
+IMAGE_SIZE = 96  # the course's images are 3x96x96
 MAX_IMAGE_SIZE = 256
 NOMINAL_PER_CLASS = 180  # load_digits has 174..183 per class
 SAMPLE_CLASS_NAMES = tuple(f"digit{d}" for d in range(10))  # class_names.txt: names the data as digits
@@ -124,7 +125,7 @@ def make_sample_images(seed: int = 1, image_size: int = 96, per_class: Optional[
     return images, target[order], names
 
 
-def build_sample(out_dir, seed: int = 1, *, image_size: int = 96,
+def build_sample(out_dir, seed: int = 1, *, image_size: int = IMAGE_SIZE,
                  per_class: Optional[int] = None) -> SampleCounts:
     """Write train/val/test/extra.t7b and extra_labels.t7 of the digits sample to ``out_dir``.
 

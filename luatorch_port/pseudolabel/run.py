@@ -1,6 +1,9 @@
-"""What ``a2 pseudolabel train`` does (report part 2.3): t7b files in, a run folder out.
+"""What ``a2 pseudolabel train`` does: t7b files in, a run folder out.
 
-Lee (2013) Pseudo-Label on top of the starter's pipeline (:mod:`luatorch_port.train.run`):
+``run_train`` (``--learner cnn``, report part 2.3) and ``run_selftrain`` (``--learner kmeans``,
+part 2.4).
+
+Part 2.3: Lee (2013) Pseudo-Label on top of the starter's pipeline (:mod:`luatorch_port.train.run`):
 the same normalisation (statistics of the labelled training images, also applied to the
 unlabelled ones), the same model zoo, the same loop (:func:`luatorch_port.train.fit`), the
 same run folder (``val.log``, ``model.net``, ``norm.t7``, ``confusion.txt``,
@@ -13,6 +16,18 @@ Deviations: see :mod:`.lee` (unlabelled rows drawn per batch, BatchFlip on the m
 The unlabelled rows of a batch are seeded from the run's ``--seed`` (not drawn from the
 loop's generator), so the labelled batch order and the initial weights are those of
 ``a2 train`` with the same seed.
+
+Part 2.4 encodes the labelled, unlabelled and validation images with the ``centroids.t7`` of
+``a2 kmeans fit`` (:class:`luatorch_port.kmeans.CoatesKMeans`: triangle encoding, 4-quadrant
+sum pooling), then runs :func:`.selftrain.self_train`. It writes to ``out_dir``:
+
+- ``svm.t7``: the final classifier, the table ``a2 kmeans eval`` writes (``{W, b, C, mean,
+  sd}``, scores = ((x - mean) / sd) W + b; :class:`luatorch_port.kmeans.Classifier`);
+- ``rounds.log``: one optim.Logger row per round (added, their accuracy, validation);
+- ``pseudolabels.t7``: ``{index, label, round}`` LongTensors, 1-based (Lua's convention):
+  which extra.t7b images were added, with which class, in which round;
+- the test split's predictions (Kaggle ``Id,Prediction``) when a test split is given, to
+  ``predictions_path`` (default ``out_dir/predictions.csv``).
 """
 
 from __future__ import annotations
@@ -31,12 +46,23 @@ from ..train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from ..train.logger import Logger
 from ..train.loop import TrainConfig, fit, predict_scores
 from .lee import MixedBatches, PseudoLabelConfig, PseudoLabelLoss
+from .selftrain import SelfTrainConfig, SelfTrainResult, self_train
 
 PL_LOG_NAME = "pseudolabel.log"
 PL_LOG_NAMES = ("alpha", "% confident pseudo-labels (monitor set)",
                 "% pseudo-label accuracy (monitor set)", "% accuracy of the confident ones")
 MONITOR_SIZE = 1000   # unlabelled images whose pseudo-labels are scored after every epoch
 SEED_SALT = 0x5EED_9A  # separates the unlabelled-row stream from the loop's own generator
+DEFAULT_MODEL = "vgg_bn_drop"
+MAX_EPOCH = 100       # epochs of part 2.3's default run
+RUN_DIR = "logs/pseudolabel"
+SVM_NAME = "svm.t7"
+ROUNDS_LOG_NAME = "rounds.log"
+PSEUDOLABELS_NAME = "pseudolabels.t7"
+PREDICTIONS_NAME = "predictions.csv"
+ROUNDS_LOG_NAMES = ("round", "pseudo-labels added", "pseudo-labels in all",
+                    "% accuracy of the added", "% accuracy of all pseudo-labels",
+                    "% accuracy (val set)")
 
 
 def load_extra_labels(path, n_images: int, n_classes: int) -> torch.Tensor:
@@ -82,7 +108,7 @@ def score_pseudo_labels(model, inputs, true_labels=None, *, threshold=None, devi
     return out
 
 
-def run_pseudolabel(config: TrainConfig, pl: PseudoLabelConfig, *, train_path, val_path,
+def run_train(config: TrainConfig, pl: PseudoLabelConfig, *, train_path, val_path,
                     extra_path, model_name: str, out_dir, generator: torch.Generator, device,
                     extra_labels_path=None, resume: bool = False, limit=None, extra_limit=None,
                     monitor_size: int = MONITOR_SIZE, dist_ctx: D.DistContext = D.SINGLE,
@@ -192,3 +218,64 @@ def run_pseudolabel(config: TrainConfig, pl: PseudoLabelConfig, *, train_path, v
 def _log_row(record) -> list:
     return [float(record.get("alpha", math.nan)), float(record.get("pl_confident", math.nan)),
             float(record.get("pl_acc", math.nan)), float(record.get("pl_confident_acc", math.nan))]
+
+
+def run_selftrain(config: SelfTrainConfig, *, centroids_path, train_path, val_path, extra_path,
+                  out_dir, extra_labels_path=None, extra_limit=None, test_path=None,
+                  predictions_path=None, device="cpu", progress=None,
+                  echo=None) -> SelfTrainResult:
+    """Encode the splits with ``centroids_path`` and self-train the L2-SVM (part 2.4); see the
+    module doc. ``predictions_path`` (with ``test_path``) defaults to
+    ``out_dir/predictions.csv``.
+
+    ``progress`` is ``(length=, label=) -> bar`` (e.g. ``cli.common.progress``), for encoding.
+    Returns the :class:`SelfTrainResult`; the CLI writes ``run.json``.
+    """
+    from ..data import load_split
+    from ..kmeans import Classifier, CoatesKMeans
+
+    config.validate()
+    kmeans = CoatesKMeans.load(centroids_path)
+    train = load_split(train_path, expect="labelled")
+    val = load_split(val_path, expect="labelled") if val_path is not None else None
+    extra = load_split(extra_path, limit=extra_limit, expect="extra")
+    test = load_split(test_path) if test_path is not None else None
+    n_classes = len(train.classes)
+    true_extra = (load_extra_labels(extra_labels_path, len(extra), n_classes)
+                  if extra_labels_path is not None else None)
+
+    splits = [("train", train), ("extra", extra)] + ([("val", val)] if val is not None else []) \
+        + ([("test", test)] if test is not None else [])
+    feats = {}
+    for name, split in splits:
+        bar = progress(length=len(split), label=f"encoding {name}") if progress else None
+        if bar is None:
+            feats[name] = kmeans.transform(split.images, device=device)
+        else:
+            with bar:
+                feats[name] = kmeans.transform(split.images, device=device, progress=bar.update)
+    result = self_train(feats["train"], train.labels, feats["extra"], config, n_classes=n_classes,
+                        val=(feats["val"], val.labels) if val is not None else None,
+                        unlabelled_y=true_extra, echo=echo)
+
+    os.makedirs(out_dir, exist_ok=True)
+    classifier = Classifier(result.standardizer, result.svm)
+    t7.save(classifier.state_dict(), os.path.join(out_dir, SVM_NAME))
+    logger = Logger(os.path.join(out_dir, ROUNDS_LOG_NAME), ROUNDS_LOG_NAMES)
+    for r in result.rounds:
+        logger.add([r.round, r.added, r.total_added, r.added_accuracy, r.pseudo_accuracy,
+                    r.val_accuracy])
+    t7.save({"index": result.added_indices + 1, "label": result.added_labels + 1,
+             "round": _round_of_each(result)}, os.path.join(out_dir, PSEUDOLABELS_NAME))
+    if test is not None:
+        from ..data.kaggle import write_predictions
+        predictions_path = predictions_path or os.path.join(out_dir, PREDICTIONS_NAME)
+        os.makedirs(os.path.dirname(os.path.abspath(os.fspath(predictions_path))), exist_ok=True)
+        write_predictions(predictions_path,
+                          classifier.predict(feats["test"]).cpu(), n_classes=n_classes)
+    return result
+
+
+def _round_of_each(result: SelfTrainResult) -> torch.Tensor:
+    return torch.cat([torch.full((r.added,), r.round, dtype=torch.int64) for r in result.rounds]) \
+        if result.rounds else torch.empty(0, dtype=torch.int64)

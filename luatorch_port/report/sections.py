@@ -149,7 +149,7 @@ def part1(ctx: Context) -> dict:
 def baseline(ctx: Context) -> dict:
     """The starter's supervised baseline (train.lua) on train, validated on val, predicting test."""
     from ..train import TrainConfig
-    from ..train.run import run_training
+    from ..train.run import run_train
 
     s = ctx.settings["baseline"]
     out = ctx.section_dir("baseline")
@@ -157,9 +157,9 @@ def baseline(ctx: Context) -> dict:
     config = TrainConfig(batch_size=s["batch_size"], learning_rate=s["learning_rate"], max_epoch=s["epochs"],
                          save_every=s["epochs"])
     t0 = time.perf_counter()
-    result = run_training(config, train_path=ctx.data("train"), val_path=ctx.data("val"), model_name=s["model"],
-                          out_dir=out, generator=gen, device=ctx.device, limit=s.get("limit"),
-                          progress=ctx.progress, echo=ctx.echo)
+    result = run_train(config, train_path=ctx.data("train"), val_path=ctx.data("val"), model_name=s["model"],
+                       out_dir=out, generator=gen, device=ctx.device, limit=s.get("limit"),
+                       progress=ctx.progress, echo=ctx.echo)
     train_s = time.perf_counter() - t0
     res = {"model": s["model"], "epochs": s["epochs"], "batch_size": s["batch_size"],
            "train_acc": result.final.get("train_acc"), "val_acc": result.final.get("val_acc"),
@@ -173,9 +173,9 @@ def baseline(ctx: Context) -> dict:
 
 def _predict_test(ctx: Context, model_path, out: Path) -> dict:
     """Kaggle CSV of a trained CNN on test.t7b, scored against the file's labels."""
-    from ..train.run import run_prediction
+    from ..train.run import run_predict
 
-    labels, _ = run_prediction(model_path, ctx.data("test"), device=ctx.device)
+    labels, _, _ = run_predict(model_path, ctx.data("test"), device=ctx.device)
     return _write_test_predictions(ctx, labels, out)
 
 
@@ -323,7 +323,7 @@ def kmeans(ctx: Context) -> dict:
 
 def pseudolabel(ctx: Context) -> dict:
     """Lee (2013) pseudo-labels: train + extra (unlabelled), alpha(t) schedule."""
-    run_pseudolabel = _need("pseudolabel.run", "run_pseudolabel")
+    run_pseudolabel = _need("pseudolabel.run", "run_train")
     from ..pseudolabel.lee import PseudoLabelConfig
     from ..train import TrainConfig
 
@@ -373,10 +373,10 @@ def pseudolabel(ctx: Context) -> dict:
 
 def combo(ctx: Context) -> dict:
     """k-means features + pseudo-labels: self-training of the L2-SVM on extra (needs the kmeans section)."""
-    run_selftrain = _need("pseudolabel.selftrain_run", "run_selftrain")
+    run_selftrain = _need("pseudolabel.run", "run_selftrain")
     from ..data.kaggle import read_predictions
     from ..pseudolabel.selftrain import SelfTrainConfig
-    from ..pseudolabel.selftrain_run import PREDICTIONS_NAME
+    from ..pseudolabel.run import PREDICTIONS_NAME
 
     if "kmeans" not in ctx.results:
         raise Unavailable("needs the kmeans section's centroids, and that section did not finish")

@@ -29,7 +29,10 @@ def _entries(n: int) -> str:
     return f"{n} {'entry' if n == 1 else 'entries'}"
 
 
-def describe(obj, depth: int = 3) -> str:
+DEPTH = 3  # levels of tables and objects opened by default
+
+
+def describe(obj, depth: int = DEPTH) -> str:
     """Multi-line tree: class names, dtypes, shapes, a few values; repeats marked by path."""
     lines: list[str] = []
     seen: dict[int, str] = {}

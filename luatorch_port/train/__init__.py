@@ -2,7 +2,7 @@
 
 ``fit`` is the loop (see :mod:`.loop`); ``TrainConfig`` its settings; ``predict`` /
 ``predict_scores`` / ``evaluate`` run a trained model; ``ConfusionMatrix`` and ``Logger``
-port optim's classes; ``distributed`` holds the torchrun/DDP plumbing; ``run_training``
+port optim's classes; ``distributed`` holds the torchrun/DDP plumbing; ``run.run_train``
 (in :mod:`.run`) is what ``a2 train`` calls: t7b files in, a run folder out.
 """
 

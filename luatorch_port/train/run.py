@@ -1,4 +1,5 @@
-"""What ``a2 train`` and ``a2 predict`` do: t7b files in, a run folder / predictions out.
+"""What ``a2 train`` and ``a2 predict`` do (``run_train``, ``run_predict``): t7b files in, a
+run folder / predictions out.
 
 Port of the starter's whole pipeline (ds-ga-1008-a2 provider.lua + train.lua): read
 train/val t7b, ``Provider:normalize`` (YUV, Y contrast-normalised, U/V standardised with
@@ -22,13 +23,17 @@ from . import distributed as D
 from .loop import TrainConfig, fit, predict
 from .provider import NORM_NAME, load_norm, save_norm
 
+DEFAULT_MODEL = "vgg_bn_drop"   # train.lua's default -model
+PREDICT_BATCH_SIZE = 125        # train.lua val(): `local bs = 125`
+
+
 def _square_size(images, path) -> int:
     if images.dim() != 4 or images.shape[-1] != images.shape[-2]:
         raise A2Error(f"{path}: images are {tuple(images.shape[1:])}, expected square 3xHxH")
     return int(images.shape[-1])
 
 
-def run_training(config: TrainConfig, *, train_path, val_path, model_name: str, out_dir,
+def run_train(config: TrainConfig, *, train_path, val_path, model_name: str, out_dir,
                  generator: torch.Generator, device, resume: bool = False, limit=None,
                  dist_ctx: D.DistContext = D.SINGLE, progress=None, echo=None):
     """Train ``model_name`` on ``train_path`` (validated on ``val_path`` unless None).
@@ -73,10 +78,14 @@ def default_norm_path(model_path):
     return path if os.path.exists(path) else None
 
 
-def run_prediction(model_path, test_path, *, norm_path=None, device=None, batch_size=125,
-                   progress=None):
+def run_predict(model_path, test_path, *, norm_path=None, device=None,
+                batch_size: int = PREDICT_BATCH_SIZE, progress=None):
     """0-based predictions of the model in ``model_path`` (.t7/.net Lua or ours, .pt) for
-    every image of ``test_path``, in file order. Returns ``(labels0, norm_path_used)``."""
+    every image of ``test_path``, in file order.
+
+    Returns ``(labels0, norm_path_used, classes)``: int64 labels (N,), the norm file read,
+    and the split's class names (whose count the labels index).
+    """
     from ..data import load_split
     from ..nn import load_model
     from .provider import normalize
@@ -101,4 +110,4 @@ def run_prediction(model_path, test_path, *, norm_path=None, device=None, batch_
                       f"{'x'.join(map(str, inputs.shape[1:]))}, which {os.fspath(model_path)} "
                       f"does not take ({' '.join(str(err).split())[:200]})") from None
     labels = predict(model, inputs, batch_size=batch_size, device=device, progress=progress)
-    return labels, norm_path
+    return labels, norm_path, list(test.classes)
