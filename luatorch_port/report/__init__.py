@@ -51,7 +51,7 @@ def _write_state(out_dir: Path, name: str, state: dict) -> None:
 
 def _check_splits(data_dir) -> None:
     """Scan every split present in ``data_dir`` (layout, sizes, truncation; pixels are skipped,
-    so it takes milliseconds): a bad file is an error before the report writes anything."""
+    so it costs little): a bad file is an error before the report writes anything."""
     from ..data import scan_split
     for split, expect in (("train", "labelled"), ("val", "labelled"), ("test", "labelled"),
                           ("extra", "extra")):
