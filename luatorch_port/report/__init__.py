@@ -68,7 +68,7 @@ def run_report(data_dir, out_dir, *, budget_name: str = "quick", force: bool = F
     ----------
     data_dir : folder with train/val/test/extra.t7b (``a2 data sample`` or the course's files)
     out_dir : report folder (created)
-    budget_name : ``tiny`` | ``quick`` | ``full`` (see :mod:`.budget`)
+    budget_name : ``tiny`` | ``quick`` | ``standard`` | ``full`` (see :mod:`.budget`)
     force : recompute every section; ``redo`` : names of sections to recompute
     only : run only these sections (the others keep their state); None = all
     seed, device, progress, echo : passed to sections (``echo(line)`` prints a status line)
