@@ -21,7 +21,7 @@ MODULE_FILES = [
 ]
 CRITERION_FILES = ["ClassNLLCriterion", "ClassNLLCriterion_sizeAverage_false",
                    "CrossEntropyCriterion", "MSECriterion", "MSECriterion_sizeAverage_false"]
-TOL = dict(rtol=1e-9, atol=1e-10)  # 1e-6 (double) would be the acceptance bound
+TOL = dict(rtol=1e-9, atol=1e-10)  # the issue asks 1e-6 (double); measured worst 4.3e-14
 
 def _close(actual, expected, what):
     assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
