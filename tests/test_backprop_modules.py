@@ -15,7 +15,7 @@ from luatorch_port.util.errors import A2Error
 from luatorch_port.t7 import LuaObject
 
 D64 = torch.float64
-JACOBIAN_TOL = 1e-6  # the acceptance bound (torch/nn's own tests use 1e-5)
+JACOBIAN_TOL = 1e-6  # the acceptance bound (torch/nn's own tests use 1e-5)
 
 
 def _gen(seed):

@@ -10,7 +10,7 @@ from luatorch_port.backprop import batchnorm as bnlib
 from luatorch_port.backprop import dag as daglib
 from luatorch_port.backprop.modules import BatchNormalization, Sequential, Sigmoid, from_lua
 
-TOL = 1e-10  # the acceptance bound (double)
+TOL = 1e-10  # the acceptance bound for double
 
 
 @pytest.fixture

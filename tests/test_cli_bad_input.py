@@ -1,4 +1,4 @@
-"""Every command that reads an input file, given a bad one (issue 19): a non-t7 file, an
+"""Every command that reads an input file, given a bad one: a non-t7 file, an
 empty file, a truncated t7 and a well-formed t7 of the wrong layout. Each must print exactly
 one line starting `Error:`, exit with status 1, show no traceback, and write nothing: the
 working folder (where every output goes) stays empty and the inputs are untouched."""
@@ -220,7 +220,7 @@ def test_the_bad_inputs_are_what_they_claim(good):
     assert set(t7.load(io.BytesIO(_bad_bytes("wrong layout", good)))) == {"foo", "bar"}
 
 
-# -- the ascii reproducers of issue 19 through the commands that read t7 ---------------------
+# -- the ascii overflow reproducers through the commands that read t7 ---------------------
 
 from test_t7_robustness import REPROS  # noqa: E402  (the bytes, rebuilt; no ../shared needed)
 

@@ -1,4 +1,4 @@
-"""Issue 19's CLI cases: sizes too big to allocate (named limits up front, allocation errors
+"""The CLI on hostile input: sizes too big to allocate (named limits up front, allocation errors
 caught at the boundary), bad values, options checked before the first write, Ctrl-C during
 training, predict on images of another size, and float64 models kept exact."""
 

@@ -48,7 +48,7 @@ def test_normalize_matches_provider(normalize_oracle, split):
     got = P.normalize(normalize_oracle[f"{split}_in"], stats)
     want = normalize_oracle[f"{split}_out"]
     assert got.dtype == torch.float32 and got.shape == want.shape
-    # The issue asks for 1e-4; Torch7's float32 rounding is reproduced to ~1 ulp (flat image
+    # The acceptance bound is 1e-4; Torch7's float32 rounding is reproduced to ~1 ulp (flat image
     # regions turn rounding noise into outputs of +-0.15, so a plain float64 port fails here).
     torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
 

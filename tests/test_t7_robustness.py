@@ -1,4 +1,4 @@
-"""Issue 19's t7 cases: ascii values that do not fit their type, and round trips Torch7 reads
+"""Robustness of t7 I/O: ascii values that do not fit their type, and round trips Torch7 reads
 differently (numpy integers, None keys and values, unwritable tensors, nesting limits,
 self-referencing lists). The ascii reproducers are rebuilt here byte for byte; one test also
 reads ../shared/repro/t7/ when it is present."""

@@ -145,7 +145,7 @@ def _load_pt(path):
 
 def _build_in_file_dtype(model, state):
     # Cast before load_state_dict, which copies into the built tensors: a float64 file loaded
-    # into float32 tensors and cast back would have lost its low bits (issue 19).
+    # into float32 tensors and cast back would have lost its low bits.
     dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
     if len(dtypes) == 1:
         model.to(dtypes.pop())

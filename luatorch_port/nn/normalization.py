@@ -46,7 +46,8 @@ class _SafeSqrt(torch.autograd.Function):
 
 def _axpy(acc, x, w):
     # TH's gemm accumulation (the vertical pass): acc + w*x with the product rounded first.
-    # The horizontal pass instead emulates THVector cadd (AVX2): a fused multiply-add.
+    # The horizontal pass instead emulates THVector's AVX2 cadd (Torch7's x86 path; it has no
+    # AVX-512 kernels): a fused multiply-add.
     return acc + x * w
 
 

@@ -25,7 +25,7 @@ from .layers import Dropout, Linear, LogSoftMax, ReLU, SpatialConvolution, Spati
 DEFAULT_CONV_KERNEL = 5
 POOL_SIZE = 2
 # Widest layer a spec may ask for (the report's widest is 512): beyond it one layer's weights
-# run to gigabytes, and 99999999c5 would ask the allocator for 30 GB (issue 19).
+# run to gigabytes, and 99999999c5 would ask the allocator for 30 GB.
 MAX_WIDTH = 8192
 MAX_KERNEL = 31  # a 31x31 kernel already covers a 32x32 patch
 FC_DROPOUT = 0.5

@@ -51,7 +51,7 @@ def _write_state(out_dir: Path, name: str, state: dict) -> None:
 
 def _check_splits(data_dir) -> None:
     """Scan every split present in ``data_dir`` (layout, sizes, truncation; pixels are skipped,
-    so it takes milliseconds): a bad file is an error before the report writes anything."""
+    so it costs little): a bad file is an error before the report writes anything."""
     from ..data import scan_split
     for split, expect in (("train", "labelled"), ("val", "labelled"), ("test", "labelled"),
                           ("extra", "extra")):
@@ -68,7 +68,7 @@ def run_report(data_dir, out_dir, *, budget_name: str = "quick", force: bool = F
     ----------
     data_dir : folder with train/val/test/extra.t7b (``a2 data sample`` or the course's files)
     out_dir : report folder (created)
-    budget_name : ``tiny`` | ``quick`` | ``full`` (see :mod:`.budget`)
+    budget_name : ``tiny`` | ``quick`` | ``standard`` | ``full`` (see :mod:`.budget`)
     force : recompute every section; ``redo`` : names of sections to recompute
     only : run only these sections (the others keep their state); None = all
     seed, device, progress, echo : passed to sections (``echo(line)`` prints a status line)

@@ -3,10 +3,10 @@
 
 ``full`` is the report's sizes (and the papers' where the report gives none: it wants a GPU);
 ``standard`` is sized for a real dataset of the course's size (4,000 labelled images, a few
-thousand unlabelled) in about an hour on a 2-core CPU, with every method run long enough to
-show whether it works; ``quick`` is sized so the whole report on the embedded digits sample
-runs in minutes; ``tiny`` only proves the wiring (seconds) and is what the test suite uses.
-docs/report.md gives the reasons for each setting and what was measured with it.
+thousand unlabelled) on a CPU, with every method run long enough to show whether it works;
+``quick`` is sized for ``make demo``: the whole report on the embedded digits sample on a CPU;
+``tiny`` only proves the wiring and is what the test suite uses. docs/report.md gives the
+reasons for each setting, the time target of ``quick`` and what was measured with each.
 """
 
 from __future__ import annotations
