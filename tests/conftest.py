@@ -1,15 +1,16 @@
-"""Shared fixtures: where the Torch7 oracle files are (tests skip cleanly without them)."""
+"""Shared fixtures: the Torch7 oracle files (``oracle``), one intra-op thread per test.
+
+The oracle's generated files are vendored in tests/fixtures/torch7/; the fetched ones are read
+from ../shared/t7-oracle/ (``LUATORCH_ORACLE`` overrides that folder) and their tests skip
+cleanly without it (see helpers.py).
+"""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import pytest
 import torch
 
-ORACLE = Path(os.environ.get("LUATORCH_ORACLE",
-                             Path(__file__).resolve().parents[1].parent / "shared" / "t7-oracle"))
+from helpers import SHARED_ORACLE, oracle_file
 
 # Tests use tiny tensors: one intra-op thread avoids oversubscription on a 2-core box
 # (small elementwise ops ran ~100x slower with 2 threads on a busy machine). The torchrun
@@ -26,15 +27,15 @@ def _one_intra_op_thread():
     torch.set_num_threads(before)
 
 
-def oracle_path(*parts) -> Path:
-    """Path under ../shared/t7-oracle/, or skip the calling test when it is absent."""
-    path = ORACLE.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"Torch7 oracle file not present: {path}")
+def oracle_path(*parts):
+    """Path of an oracle file (vendored or shared), or skip the calling test when it is absent."""
+    path = oracle_file(*parts)
+    if path is None:
+        pytest.skip(f"Torch7 oracle file not present: {SHARED_ORACLE.joinpath(*parts)}")
     return path
 
 
 @pytest.fixture
 def oracle():
-    """``oracle("made", "dag_backprop.t7")`` -> Path, skipping when the oracle pack is absent."""
+    """``oracle("made", "dag_backprop.t7")`` -> Path, skipping when the file is absent."""
     return oracle_path

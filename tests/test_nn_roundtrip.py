@@ -9,7 +9,7 @@ from luatorch_port import t7
 from luatorch_port import nn as lnn
 from luatorch_port.util.errors import A2Error
 
-from test_nn_oracle import CRITERION_FILES, MODULE_FILES  # tests/ is on sys.path (rootdir conftest)
+from helpers import NN_CRITERION_FILES as CRITERION_FILES, NN_MODULE_FILES as MODULE_FILES
 
 # Buffers Lua creates during forward/backward; a freshly written module does not have them.
 FORWARD_BUFFERS = {"ones", "_coef", "_inpsz", "localsums", "adjustedsums", "localstds",

@@ -16,7 +16,7 @@ import torch
 from luatorch_port import t7
 from luatorch_port.t7 import T7FormatError
 
-from conftest import ORACLE
+from helpers import oracle_file, oracle_files
 
 I32, I64 = struct.Struct("<i").pack, struct.Struct("<q").pack
 
@@ -142,11 +142,8 @@ SLOWEST_ALLOWED_S = 1.0  # a correctness bound on pathological inputs, not a ben
 
 
 def _fuzz_sources():
-    if not ORACLE.exists():
-        pytest.skip("oracle pack absent")
-    files = sorted(p for p in ORACLE.rglob("*") if p.suffix in (".t7", ".t7b", ".net")
-                   and p.stat().st_size <= FUZZ_MAX_BYTES)
-    return [(p.relative_to(ORACLE).as_posix(), p.read_bytes()) for p in files]
+    paths = [(name, oracle_file(*name.split("/"))) for name in oracle_files()]
+    return [(name, p.read_bytes()) for name, p in paths if p.stat().st_size <= FUZZ_MAX_BYTES]
 
 
 def _mutate(rng, data):
