@@ -1,4 +1,5 @@
-"""Shared fixtures: the Torch7 oracle files (``oracle``), one intra-op thread per test.
+"""Shared fixtures: the Torch7 oracle files (``oracle``), one intra-op thread per test; the
+per-section markers and summary (sections.py).
 
 The oracle's generated files are vendored in tests/fixtures/torch7/; the fetched ones are read
 from ../shared/t7-oracle/ (``LUATORCH_ORACLE`` overrides that folder) and their tests skip
@@ -11,6 +12,8 @@ import pytest
 import torch
 
 from helpers import SHARED_ORACLE, oracle_file
+
+pytest_plugins = ("sections",)  # a marker per report section, and the per-section summary
 
 # Tests use tiny tensors: one intra-op thread avoids oversubscription on a 2-core box
 # (small elementwise ops ran ~100x slower with 2 threads on a busy machine). The torchrun
