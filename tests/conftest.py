@@ -8,6 +8,8 @@ cleanly without it (see helpers.py).
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -42,3 +44,29 @@ def oracle_path(*parts):
 def oracle():
     """``oracle("made", "dag_backprop.t7")`` -> Path, skipping when the file is absent."""
     return oracle_path
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory):
+    """Factory: ``sample_data(image_size=32, per_class=18, seed=1)`` -> a folder of the digits
+    sample in the course layout (train/val/test/extra.t7b, extra_labels.t7).
+
+    Each set of parameters is built once per session; every call returns a fresh copy in its
+    own folder, so a module may write beside the files without touching another's.
+    ``per_class=18`` gives 40/10/40/90 images; ``None`` uses every digit (~180 per class).
+    """
+    from luatorch_port.data import build_sample
+
+    built = {}
+
+    def make(image_size: int = 32, per_class=18, seed: int = 1):
+        key = (image_size, per_class, seed)
+        if key not in built:
+            built[key] = tmp_path_factory.mktemp(f"sample{image_size}_{per_class}_{seed}_built")
+            build_sample(built[key], seed, image_size=image_size, per_class=per_class)
+        out = tmp_path_factory.mktemp(f"sample{image_size}")
+        for path in built[key].iterdir():
+            shutil.copyfile(path, out / path.name)
+        return out
+
+    return make
