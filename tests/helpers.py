@@ -3,7 +3,8 @@
 - Where the Torch7-written oracle files are: the generated pack (``made/``) is vendored in
   ``tests/fixtures/torch7/``; the fetched real-world files (``fetched/``) are read in place from
   ``../shared/t7-oracle/`` (or ``$LUATORCH_ORACLE``) and their tests skip without it.
-- The tiny data and model the training tests (resume, DDP) build.
+- Builders more than one test module uses: the nn_modules file names, the ascii t7
+  reproducers, fake STL-10 binaries, the tiny data and model of the training tests.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from pathlib import Path
 from typing import List, Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -96,6 +98,36 @@ ASCII_REPROS = [
     ("t7_ascii_LongTensor_stride_2pow64.t7", ascii_tensor("Long", "1", str(2 ** 64), "5", 1),
      34, 2 ** 64, "int64"),
 ]
+
+
+# -- fake STL-10 binaries in the official format (test_data_stl10, test_data_cli) ----------------
+
+TRAIN_PER_CLASS, TEST_PER_CLASS, N_UNLABELED = 5, 3, 7
+
+
+def upright(kind, i, label):
+    """A 3x96x96 image whose orientation can be checked: a bright pixel at row 0, column 5."""
+    img = np.zeros((3, 96, 96), dtype=np.uint8)
+    img[0, 0, 5] = 255
+    img[1, 90, 2] = label
+    img[2, 95, 95] = i  # index in its file
+    img[2, 95, 94] = {"train": 1, "test": 2, "unlabeled": 3}[kind]
+    return img
+
+
+def write_fake_stl10(folder):
+    """Tiny binaries in the official format: each channel stored column-major."""
+    folder.mkdir(parents=True, exist_ok=True)
+    g = np.random.default_rng(0)
+    labels = {"train": g.permutation(np.repeat(np.arange(1, 11), TRAIN_PER_CLASS)),
+              "test": g.permutation(np.repeat(np.arange(1, 11), TEST_PER_CLASS)),
+              "unlabeled": np.zeros(N_UNLABELED, dtype=np.int64)}
+    for kind, y in labels.items():
+        stored = np.stack([upright(kind, i, y[i]).transpose(0, 2, 1) for i in range(len(y))])
+        stored.tofile(folder / f"{kind}_X.bin")
+        if kind != "unlabeled":
+            y.astype(np.uint8).tofile(folder / f"{kind}_y.bin")
+    return labels
 
 
 # -- the tiny training problem (3 classes, 3x8x8 inputs) ---------------------------------------

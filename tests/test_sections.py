@@ -1,5 +1,6 @@
 """The grader-style summary (tests/sections.py): every test module in a section, one line per
-section with its counts, and pytest's exit status on a tiny suite run in a subprocess."""
+section with its counts, and pytest's exit status on a tiny suite run in a subprocess; and no
+test module imports another."""
 
 from __future__ import annotations
 
@@ -130,3 +131,19 @@ def test_a_module_that_does_not_import_fails_its_section(tmp_path):
     proc, lines = _run_tiny(tmp_path, files)
     assert proc.returncode != 0
     assert lines == {"report": ("FAIL", 0, 1, 0)}, proc.stdout
+
+
+def test_no_test_module_imports_another():
+    import ast
+
+    offenders = []
+    for name in MODULES:
+        for node in ast.walk(ast.parse((TESTS / name).read_text())):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                mods = [node.module or ""]
+            else:
+                continue
+            offenders += [f"{name}: {m}" for m in mods if m.split(".")[0].startswith(("test_", "conftest"))]
+    assert offenders == []  # shared builders go to helpers.py, fixtures to conftest.py
