@@ -135,6 +135,7 @@ class SectionTally:
 
     # -- hooks ----------------------------------------------------------------------------------
 
+    @pytest.hookimpl(tryfirst=True)  # before -m deselects by these markers
     def pytest_collection_modifyitems(self, items):
         for item in items:
             section = section_of(item.path.name, item.originalname or item.name)
