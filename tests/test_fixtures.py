@@ -1,5 +1,6 @@
 """The oracle resolver: made/ from the vendored copy (equal to the pack where ../shared is here),
-fetched/ from ../shared or $LUATORCH_ORACLE only, and a clean skip where a file is absent."""
+fetched/ from ../shared or $LUATORCH_ORACLE only, and a clean skip where a file is absent; the
+sample_data factory."""
 
 from __future__ import annotations
 
@@ -56,3 +57,17 @@ def test_an_absent_file_skips_the_test(oracle, tmp_path, monkeypatch):
     with pytest.raises(pytest.skip.Exception, match="not present"):
         oracle("fetched", "2015-a2-model", "model.net")
     assert oracle("made", "dag_backprop.t7").exists()
+
+
+def test_sample_data_gives_fresh_copies_of_one_build(sample_data):
+    from luatorch_port.data import load_split
+
+    a, b = sample_data(image_size=8, per_class=18), sample_data(image_size=8, per_class=18)
+    assert a != b
+    names = sorted(p.name for p in a.iterdir())
+    assert {"train.t7b", "val.t7b", "test.t7b", "extra.t7b", "extra_labels.t7"} <= set(names)
+    assert all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+    (a / "train.t7b").write_bytes(b"")  # a module writing in its copy leaves the others alone
+    assert len(load_split(b / "train.t7b")) == 40 and len(load_split(b / "extra.t7b")) == 90
+    other = sample_data(image_size=8, per_class=18, seed=2)
+    assert (other / "train.t7b").read_bytes() != (b / "train.t7b").read_bytes()
