@@ -104,7 +104,7 @@ def test_fetch_with_a_wrong_md5_stops_and_leaves_no_files(tmp_path, fake_tarball
     assert "Error: " in result.stderr and "has MD5" in result.stderr
     assert any(f"expected {md5} " in result.stderr for md5 in STL10_MD5.values())  # official
     assert "Traceback" not in result.output
-    assert not (tmp_path / "out").exists()  # created by the command, removed again (issue 19)
+    assert not (tmp_path / "out").exists()  # created by the command, removed again
 
 
 def test_fetch_cli_with_md5_overrides_writes_the_course_files(tmp_path, fake_tarball):

@@ -1,6 +1,6 @@
 """The reader on thousands of mutated files (binary and ascii, seeded, no oracle needed): each
 loads or raises T7FormatError, and nothing else. The ascii mutations put values outside
-their type into storages, sizes and strides (issue 19's crashes). A longer run:
+their type into storages, sizes and strides (the ascii overflow crashes). A longer run:
 ``benchmarks/fuzz_t7.py --cases N``."""
 
 from luatorch_port.t7 import fuzz

@@ -1,7 +1,7 @@
-"""Issue 19's t7 cases: ascii values that do not fit their type, and round trips Torch7 reads
+"""t7 robustness: ascii values that do not fit their type, and round trips Torch7 reads
 differently (numpy integers, None keys and values, unwritable tensors, nesting limits,
-self-referencing lists). The ascii reproducers are rebuilt here byte for byte; one test also
-reads ../shared/repro/t7/ when it is present."""
+self-referencing lists). The ascii reproducers are rebuilt byte for byte (helpers.py); one
+test also reads ../shared/repro/t7/ when it is present."""
 
 from __future__ import annotations
 
