@@ -11,7 +11,7 @@ else
 endif
 A2 := $(PY) -m luatorch_port
 
-.PHONY: install test demo bench bench-accuracy clean
+.PHONY: install test test-fast demo bench bench-accuracy clean
 
 install: $(STAMP)
 
@@ -24,8 +24,14 @@ endif
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# The whole suite; at the end one PASS/FAIL line per report section and layer (tests/sections.py),
+# and a non-zero exit status if anything failed.
 test: install
-	$(PY) -m pytest -q -ra tests
+	$(PY) -m pytest -q tests
+
+# The edit-test loop: everything but the end-to-end tests marked slow.
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" tests
 
 demo: install
 	$(A2) data sample data/sample

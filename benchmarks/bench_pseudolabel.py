@@ -5,7 +5,8 @@ Pseudo-Label step draws 64 more from a uint8 unlabelled set, normalises only tho
 (provider.normalize with the train statistics, as `a2 pseudolabel train` does) and trains
 on the 128 rows with PseudoLabelLoss at full alpha. Also timed alone: the normalisation of
 the 64 drawn rows. Rounds alternate the variants so a busy machine slows all alike; medians
-are reported, with ratios to the supervised step measured in the same run.
+are reported, with ratios to the supervised step measured in the same run; written to
+bench-out/pseudolabel.json.
 
     python benchmarks/bench_pseudolabel.py [--model sample] [--size 96] [--steps 2] [--rounds 2] [--threads N]
 """
@@ -18,6 +19,7 @@ import time
 
 import torch
 
+from harness import Result
 from luatorch_port.nn import build_model
 from luatorch_port.train.optim import SGD
 from luatorch_port.train.provider import fit_normalization, normalize
@@ -81,6 +83,9 @@ def main():
     variants = {"supervised step (64 labelled)": supervised,
                 "Pseudo-Label step (64 + 64 drawn, normalised)": pseudo,
                 "normalising the 64 drawn rows alone": norm_only}
+    keys = {"supervised step (64 labelled)": "supervised_step",
+            "Pseudo-Label step (64 + 64 drawn, normalised)": "pseudolabel_step",
+            "normalising the 64 drawn rows alone": "normalize_drawn_rows"}
     times = {name: [] for name in variants}
     for r in range(args.rounds + 1):
         for name, fn in variants.items():
@@ -91,9 +96,15 @@ def main():
     base = statistics.median(times["supervised step (64 labelled)"])
     print(f"model {args.model}, {args.size}x{args.size}, threads {torch.get_num_threads()}, "
           f"median of {args.rounds} rounds of {args.steps} steps")
+    res = Result("pseudolabel")
+    res.note(f"model {args.model}, {args.size}x{args.size}, batch {BATCH} + {UNLABELLED} drawn, "
+             f"threads {torch.get_num_threads()}")
     for name, ts in times.items():
         med = statistics.median(ts)
         print(f"  {name:48s} {med * 1e3:9.1f} ms/step   x{med / base:5.2f} of supervised")
+        res.figure(keys[name], med * 1e3, "ms/step", baseline=base * 1e3, ratio=med / base,
+                   rounds=[t * 1e3 for t in ts])
+    res.write()
 
 
 if __name__ == "__main__":

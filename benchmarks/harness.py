@@ -10,6 +10,10 @@ Docs quote a figure together with its file and the command that made it.
     res = Result("kmeans")
     res.figure("encode_rate", 1234.5, "img/s", baseline=430.0)
     res.write()                      # -> bench-out/kmeans.json
+
+Children: ``run_child_json(code)`` runs code in a fresh interpreter that can import this
+module; ``rss_peak_bytes()`` there is the child's own ``VmHWM``. ``gemm_peak_gflops()`` and
+``count_flops(fn)`` give a machine limit and a workload's size measured in the same run.
 """
 
 from __future__ import annotations
@@ -88,31 +92,86 @@ def median_of(fn, rounds: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
-def rss_now_bytes() -> int:
-    """This process's resident set now (Linux /proc), else its peak so far."""
+def _proc_status_bytes(field: str) -> int | None:
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024  # kB
     except OSError:
         pass
-    return rss_peak_bytes()
+    return None
+
+
+def rss_now_bytes() -> int:
+    """This process's resident set now (``VmRSS``), else its peak so far."""
+    now = _proc_status_bytes("VmRSS")
+    return rss_peak_bytes() if now is None else now
 
 
 def rss_peak_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    """This process's peak resident set (``VmHWM``; without /proc, ``ru_maxrss``).
+
+    ``VmHWM`` belongs to the process image and starts afresh at exec; ``ru_maxrss`` does not
+    (Linux carries the parent's over fork+exec), so a child measures its own peak with this.
+    """
+    peak = _proc_status_bytes("VmHWM")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 if peak is None else peak
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def child_env(extra: dict | None = None) -> dict:
+    """The environment for a child: this one, with benchmarks/ and the project on PYTHONPATH."""
+    paths = [str(Path(__file__).resolve().parent), str(ROOT), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), **(extra or {})}
 
 
 def run_child_json(code: str, *args: str, env: dict | None = None) -> dict:
     """Run ``python -c code args...`` in a fresh process; parse its last stdout line as JSON.
 
-    A child's peak RSS is its own (Linux carries ru_maxrss across fork+exec only from the
-    parent's image at exec time, and a fresh interpreter starts small).
+    The child can ``from harness import rss_now_bytes, rss_peak_bytes``: its peak RSS
+    (``VmHWM``) is its own, whatever the parent holds.
     """
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         check=True, env=env)
+                         env=child_env(env))
+    if out.returncode != 0:
+        raise RuntimeError(f"child failed (status {out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def count_flops(fn) -> int:
+    """Floating-point operations ``fn()`` runs, counted by torch's FlopCounterMode
+    (matmuls and convolutions, forward and backward; elementwise work is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def gemm_peak_gflops(n: int = 2048, rounds: int = 5, dtype=None) -> dict:
+    """The machine's matmul peak now, at the current torch thread count: the best GFLOP/s of
+    ``rounds`` n x n float32 products (after one warm-up), with their median.
+
+    Measure it in the same run as the figure it scales, so a busy machine lowers both.
+    """
+    import torch
+
+    dtype = dtype or torch.float32
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, generator=g, dtype=dtype) for _ in range(2))
+    out = torch.empty(n, n, dtype=dtype)
+    torch.mm(a, b, out=out)  # warm-up
+    _, times = median_of(lambda: torch.mm(a, b, out=out), rounds)
+    flops = 2 * n ** 3
+    return {"gflops": flops / min(times) / 1e9,
+            "median_gflops": flops / statistics.median(times) / 1e9,
+            "n": n, "rounds": rounds, "threads": torch.get_num_threads()}
 
 
 class Result:

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 PIL = pytest.importorskip("PIL.Image")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import bench_surrogate as bench  # noqa: E402
+import bench_surrogate as bench  # noqa: E402  (benchmarks/ is on pytest's pythonpath)
 
 from luatorch_port.surrogate import build as B  # noqa: E402
 from luatorch_port.surrogate import transforms as T  # noqa: E402

@@ -52,6 +52,7 @@ def test_readme_lists_no_command_that_does_not_exist():
         assert entry.strip() in known, f"README lists `{entry}`, which `a2 --help` lacks"
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_the_cli():
     out = subprocess.run([sys.executable, "-m", "luatorch_port", "--help"], capture_output=True,
                          text=True, check=True)

@@ -222,7 +222,7 @@ def test_the_bad_inputs_are_what_they_claim(good):
 
 # -- the ascii overflow reproducers through the commands that read t7 ---------------------
 
-from test_t7_robustness import REPROS  # noqa: E402  (the bytes, rebuilt; no ../shared needed)
+from helpers import ASCII_REPROS as REPROS  # noqa: E402  (the bytes, rebuilt; no ../shared needed)
 
 REPRO_COMMANDS = [["t7", "show", "BAD"], ["data", "info", "BAD"],
                   ["visualize", "centroids", "BAD", "--out", "c.png"],

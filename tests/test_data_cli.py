@@ -14,7 +14,7 @@ from luatorch_port import t7
 from luatorch_port.cli import cli
 from luatorch_port.data import load_split, save_split
 
-from test_data_stl10 import write_fake_stl10
+from helpers import write_fake_stl10
 
 
 def run(*args):

@@ -17,32 +17,7 @@ from luatorch_port.data.fetch import STL10_MD5
 from luatorch_port.data.sample import make_sample_images
 from luatorch_port.util.errors import A2Error
 
-TRAIN_PER_CLASS, TEST_PER_CLASS, N_UNLABELED = 5, 3, 7
-
-
-def upright(kind, i, label):
-    """A 3x96x96 image whose orientation can be checked: a bright pixel at row 0, column 5."""
-    img = np.zeros((3, 96, 96), dtype=np.uint8)
-    img[0, 0, 5] = 255
-    img[1, 90, 2] = label
-    img[2, 95, 95] = i  # index in its file
-    img[2, 95, 94] = {"train": 1, "test": 2, "unlabeled": 3}[kind]
-    return img
-
-
-def write_fake_stl10(folder):
-    """Tiny binaries in the official format: each channel stored column-major."""
-    folder.mkdir(parents=True, exist_ok=True)
-    g = np.random.default_rng(0)
-    labels = {"train": g.permutation(np.repeat(np.arange(1, 11), TRAIN_PER_CLASS)),
-              "test": g.permutation(np.repeat(np.arange(1, 11), TEST_PER_CLASS)),
-              "unlabeled": np.zeros(N_UNLABELED, dtype=np.int64)}
-    for kind, y in labels.items():
-        stored = np.stack([upright(kind, i, y[i]).transpose(0, 2, 1) for i in range(len(y))])
-        stored.tofile(folder / f"{kind}_X.bin")
-        if kind != "unlabeled":
-            y.astype(np.uint8).tofile(folder / f"{kind}_y.bin")
-    return labels
+from helpers import N_UNLABELED, TEST_PER_CLASS, TRAIN_PER_CLASS, write_fake_stl10
 
 
 def md5s_of(folder):

@@ -13,11 +13,8 @@ from luatorch_port.data.kaggle import read_predictions
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    from luatorch_port.data import build_sample
-    out = tmp_path_factory.mktemp("sample32")
-    build_sample(out, seed=1, image_size=32)
-    return out
+def sample(sample_data):
+    return sample_data(image_size=32, per_class=None)
 
 
 @pytest.fixture(scope="module")

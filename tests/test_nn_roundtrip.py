@@ -9,7 +9,7 @@ from luatorch_port import t7
 from luatorch_port import nn as lnn
 from luatorch_port.util.errors import A2Error
 
-from test_nn_oracle import CRITERION_FILES, MODULE_FILES  # tests/ is on sys.path (rootdir conftest)
+from helpers import NN_CRITERION_FILES as CRITERION_FILES, NN_MODULE_FILES as MODULE_FILES
 
 # Buffers Lua creates during forward/backward; a freshly written module does not have them.
 FORWARD_BUFFERS = {"ones", "_coef", "_inpsz", "localsums", "adjustedsums", "localstds",
@@ -70,8 +70,9 @@ def test_dag_tree_roundtrip(oracle, tmp_path):
     assert torch.equal(again([data["x1"], data["x2"]]), data["y"])
 
 
-@pytest.mark.parametrize("name, input_size", [("sample", 96), ("vgg_bn_drop", 32),
-                                              ("64c5-128c5-256c5-512f", 32)])
+@pytest.mark.parametrize("name, input_size", [
+    ("sample", 96), pytest.param("vgg_bn_drop", 32, marks=pytest.mark.slow),
+    ("64c5-128c5-256c5-512f", 32)])
 def test_model_roundtrip_t7_and_pt(tmp_path, name, input_size):
     gen = torch.Generator().manual_seed(0)
     model = lnn.build_model(name, n_classes=10, input_size=input_size, generator=gen)

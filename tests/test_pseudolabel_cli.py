@@ -18,11 +18,8 @@ SIZE = 16
 
 
 @pytest.fixture(scope="module")
-def sample_dir(tmp_path_factory):
-    from luatorch_port.data import build_sample
-    out = tmp_path_factory.mktemp("sample")
-    build_sample(out, image_size=SIZE, per_class=18)  # 40 train / 10 val / 40 test / 90 extra
-    return out
+def sample_dir(sample_data):
+    return sample_data(image_size=SIZE, per_class=18)  # 40 train / 10 val / 40 test / 90 extra
 
 
 def _common(sample_dir, out, epochs):

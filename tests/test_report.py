@@ -18,12 +18,8 @@ METHODS = ("baseline", "surrogate", "kmeans", "pseudolabel", "combo")
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    from luatorch_port.data import build_sample
-
-    out = tmp_path_factory.mktemp("sample")
-    build_sample(out, seed=1, image_size=32, per_class=36)  # 80/20/80/180 images of 3x32x32
-    return out
+def data(sample_data):
+    return sample_data(image_size=32, per_class=36)  # 80/20/80/180 images of 3x32x32
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +160,7 @@ def test_section_generators_are_independent_of_order(tmp_path):
     assert not torch.equal(a, torch.rand(3, generator=ctx.generator("surrogate")))
 
 
+@pytest.mark.slow
 def test_tsne_section_names_its_method(tiny_report):
     out, _ = tiny_report
     text = (out / "report.md").read_text()

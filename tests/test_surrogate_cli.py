@@ -65,12 +65,9 @@ def test_build_errors_are_one_line(extra, tmp_path, args, message):
 
 
 @pytest.fixture(scope="module")
-def sample_dir(tmp_path_factory):
+def sample_dir(sample_data):
     """`a2 data sample` at a small size: 40 train / 40 test digits, 110 extra, 48x48."""
-    from luatorch_port.data import build_sample
-    out = tmp_path_factory.mktemp("sample")
-    build_sample(out, 1, image_size=48, per_class=20)
-    return out
+    return sample_data(image_size=48, per_class=20)
 
 
 def test_end_to_end_on_the_data_sample_beats_chance(sample_dir, tmp_path):

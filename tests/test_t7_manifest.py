@@ -17,9 +17,9 @@ from luatorch_port import t7
 from luatorch_port.t7 import LuaObject
 from luatorch_port.t7.types import TENSOR_DTYPES
 
-from conftest import ORACLE
+from helpers import VENDORED
 
-MANIFEST = ORACLE / "made" / "README.md"
+MANIFEST = VENDORED / "README.md"
 _HEADING = re.compile(r"^#### `([^`]+)`")
 _ROW = re.compile(r"^\| `([^`]+)` \| ([^|]+?) \| ([^|]*?) \|$")
 _MODULE_ROW = re.compile(r"^\| `([\w.\-]+\.t7)` \| (nn\.\w+) \| (`.*) \|$")
@@ -78,7 +78,7 @@ _loaded = {}
 
 def _load(name):
     if name not in _loaded:
-        _loaded[name] = t7.load(ORACLE / "made" / name)
+        _loaded[name] = t7.load(VENDORED / name)
     return _loaded[name]
 
 

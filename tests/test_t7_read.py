@@ -1,4 +1,5 @@
-"""t7 reader against files written by a real Lua Torch7 (../shared/t7-oracle), read in place.
+"""t7 reader against files written by a real Lua Torch7: the pack's made/ (vendored in
+tests/fixtures/torch7/) and fetched/ (read in place from ../shared/t7-oracle/ where present).
 
 Values are checked against the pack's manifest (made/README.md, lua/edge_cases.lua,
 lua/save_stl_like.lua, fetched/*/README.md); every binary file is also cross-checked
@@ -17,11 +18,9 @@ import torch
 from luatorch_port import t7
 from luatorch_port.t7 import LuaFunction, LuaObject, Storage, TableKey
 
-from conftest import ORACLE
+from helpers import oracle_files, shared_pack_present
 
-ALL_FILES = sorted(p.relative_to(ORACLE).as_posix() for p in ORACLE.rglob("*")
-                   if p.is_file() and p.suffix in (".t7", ".t7b", ".net")) \
-    if ORACLE.exists() else []
+ALL_FILES = oracle_files()
 ASCII_FILES = [f for f in ALL_FILES if f.startswith("made/ascii/")
                or f.startswith("made/misc/edge/ascii_") or f.endswith("_ascii.t7")]
 BINARY_FILES = [f for f in ALL_FILES if f not in ASCII_FILES]
@@ -35,11 +34,14 @@ def arange(dtype, *shape, start=1):
 # -- every file loads -------------------------------------------------------------------------
 
 def test_the_pack_is_all_there():
-    if not ORACLE.exists():
-        pytest.skip("oracle pack absent")
-    # made/README.md's 53, misc/ 3, misc/edge/ 24, fetched/: model 2, stl10 3, torchfile-tests 14
-    assert len(ALL_FILES) == 53 + 3 + 24 + 2 + 3 + 14
+    # made/README.md's 53, misc/ 3, misc/edge/ 23 (vendored); fetched/: model 2, stl10 3,
+    # torchfile-tests 15 (only beside ../shared)
+    made = [f for f in ALL_FILES if f.startswith("made/")]
+    assert len(made) == 53 + 3 + 23
     assert len(ASCII_FILES) == 6
+    if not shared_pack_present():
+        pytest.skip("fetched half of the oracle pack absent")
+    assert len(ALL_FILES) - len(made) == 2 + 3 + 15
 
 
 @pytest.mark.parametrize("name", ALL_FILES)

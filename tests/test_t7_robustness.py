@@ -1,7 +1,7 @@
-"""Robustness of t7 I/O: ascii values that do not fit their type, and round trips Torch7 reads
+"""t7 robustness: ascii values that do not fit their type, and round trips Torch7 reads
 differently (numpy integers, None keys and values, unwritable tensors, nesting limits,
-self-referencing lists). The ascii reproducers are rebuilt here byte for byte; one test also
-reads ../shared/repro/t7/ when it is present."""
+self-referencing lists). The ascii reproducers are rebuilt byte for byte (helpers.py); one
+test also reads ../shared/repro/t7/ when it is present."""
 
 from __future__ import annotations
 
@@ -17,34 +17,9 @@ import torch
 from luatorch_port import t7
 from luatorch_port.t7 import MAX_DEPTH, T7FormatError, T7WriteError
 
+from helpers import ASCII_REPROS as REPROS, ascii_tensor as _ascii_tensor
+
 REPRO = Path(__file__).resolve().parents[1].parent / "shared" / "repro" / "t7"
-
-
-def _ascii_tensor(cls: str, sizes: str, strides: str, values: str, n: int) -> bytes:
-    """A 1-storage ascii tensor as torch7's DiskFile:ascii() writes it (8-byte longs)."""
-    tensor, storage = f"torch.{cls}Tensor", f"torch.{cls}Storage"
-    ndim = len(sizes.split())
-    return (f"4\n1\n3\nV 1\n{len(tensor)}\n{tensor}\n{ndim}\n{sizes}\n{strides}\n1\n"
-            f"4\n2\n3\nV 1\n{len(storage)}\n{storage}\n{n}\n{values}\n").encode()
-
-
-# (repro file name, its bytes, offset of the bad value, the value, the type it must fit)
-REPROS = [
-    ("t7_ascii_ShortStorage_70000.t7", _ascii_tensor("Short", "1", "1", "70000", 1),
-     73, 70000, "int16"),
-    ("t7_ascii_IntStorage_2pow31.t7", _ascii_tensor("Int", "1", "1", str(2 ** 31), 1),
-     69, 2 ** 31, "int32"),
-    ("t7_ascii_mutated_oracle_int32.t7",
-     _ascii_tensor("Int", "2 3 4", "12 4 1",
-                   " ".join(str(2 ** 32 if v == 6 else v) for v in range(1, 25)), 24),
-     89, 2 ** 32, "int32"),
-    ("t7_ascii_LongStorage_2pow63.t7", _ascii_tensor("Long", "1", "1", str(2 ** 63), 1),
-     71, 2 ** 63, "int64"),
-    ("t7_ascii_FloatTensor_stride_2pow63.t7", _ascii_tensor("Float", "1", str(2 ** 63), "1.5", 1),
-     35, 2 ** 63, "int64"),
-    ("t7_ascii_LongTensor_stride_2pow64.t7", _ascii_tensor("Long", "1", str(2 ** 64), "5", 1),
-     34, 2 ** 64, "int64"),
-]
 
 
 @pytest.mark.parametrize("name,data,offset,value,fits", REPROS, ids=[r[0] for r in REPROS])

@@ -17,11 +17,8 @@ SPEC = "4c5-8f"
 
 
 @pytest.fixture(scope="module")
-def sample_dir(tmp_path_factory):
-    from luatorch_port.data import build_sample
-    out = tmp_path_factory.mktemp("sample")
-    build_sample(out, image_size=32, per_class=18)  # 40 train / 10 val / 40 test / 90 extra
-    return out
+def sample_dir(sample_data):
+    return sample_data(image_size=32, per_class=18)  # 40 train / 10 val / 40 test / 90 extra
 
 
 @pytest.fixture(scope="module")

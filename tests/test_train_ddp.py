@@ -10,25 +10,14 @@ import textwrap
 import pytest
 import torch
 
-# The worker builds the same tiny data and model in every process and in this one.
+# The worker builds the tiny data and model of tests/helpers.py in every process and here.
 WORKER = textwrap.dedent('''
     import sys
     import torch
-    from torch import nn
     from luatorch_port.train import TrainConfig, fit
     from luatorch_port.train.distributed import init_from_env, shutdown
 
-    def data(n, seed):
-        g = torch.Generator().manual_seed(seed)
-        y = torch.randint(0, 3, (n,), generator=g)
-        x = torch.randn(n, 3, 8, 8, generator=g)
-        x[:, 0, :, :4] += y.view(-1, 1, 1).float()
-        return x, y
-
-    def model():
-        torch.manual_seed(0)
-        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Flatten(), nn.Linear(64, 3))
+    from helpers import tiny_data as data, tiny_model as model
 
     def run(out_dir, ctx=None):
         kwargs = {} if ctx is None else {"dist_ctx": ctx}
@@ -49,11 +38,14 @@ WORKER = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one(tmp_path):
     worker = tmp_path / "ddp_worker.py"
     worker.write_text(WORKER)
     out = tmp_path / "ddp.pt"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    tests = os.path.dirname(os.path.abspath(__file__))  # the workers import helpers
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(worker), str(tmp_path / "run2"), str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env,

@@ -9,20 +9,12 @@ from torch import nn
 from luatorch_port.util.errors import A2Error
 from luatorch_port.train import TrainConfig, fit, read_log
 
-
-def _data(n, seed):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 3, (n,), generator=g)
-    x = torch.randn(n, 3, 8, 8, generator=g)
-    x[:, 0, :, :4] += y.view(-1, 1, 1).float()
-    return x, y
+from helpers import tiny_data as _data, tiny_model
 
 
 def _model():
-    torch.manual_seed(0)
     # Dropout draws from torch's global RNG: resume must restore it too.
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Dropout(0.5), nn.Linear(64, 3))
+    return tiny_model(dropout=0.5)
 
 
 CONFIG = dict(batch_size=8, learning_rate=0.05, max_epoch=4, epoch_step=2, n_classes=3,

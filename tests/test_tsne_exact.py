@@ -68,6 +68,7 @@ def test_joint_probabilities_match_sklearn():
     torch.testing.assert_close(p, torch.from_numpy(want).double(), rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_embedding_is_as_good_as_barnes_hut():
     """Same affinities and optimiser: the exact gradient reaches a KL at least as low as Barnes-Hut's
     (both measured exactly) and keeps the clusters apart."""

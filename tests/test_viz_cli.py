@@ -15,12 +15,8 @@ from luatorch_port.cli import cli
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    from luatorch_port.data import build_sample
-
-    out = tmp_path_factory.mktemp("sample")
-    build_sample(out, seed=1, image_size=32, per_class=18)  # 40/10/40/90 images of 3x32x32
-    return out
+def sample(sample_data):
+    return sample_data(image_size=32, per_class=18)  # 40/10/40/90 images of 3x32x32
 
 
 def invoke(*args):
