@@ -282,11 +282,14 @@ def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
         order = torch.tensor(list(sampler), dtype=torch.int64)
         train_conf.zero()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        # every image the model saw (a pseudo-label batch adds unlabelled rows to the labelled ones)
+        images_seen = 0
         tic = time.perf_counter()
         bar = _bar(progress if main else None, n_batches, f"epoch {epoch}/{config.max_epoch}")
         with bar:
             for k in range(n_batches):
                 inputs, targets = train_data.get_batch(order[k * local_bs:(k + 1) * local_bs])
+                images_seen += inputs.shape[0]
                 inputs = inputs.to(device, non_blocking=True)
                 targets = targets.to(device, non_blocking=True)
                 if config.flip:  # one mask for the global batch, each rank takes its rows
@@ -303,10 +306,12 @@ def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
                 loss_sum += loss.detach()
                 step += 1
                 if main and progress is not None:
-                    _update_bar(bar, k, loss_sum, train_conf, local_bs, tic)
+                    _update_bar(bar, k, loss_sum, train_conf, images_seen * dist_ctx.world_size, tic)
         seconds = time.perf_counter() - tic
         D.all_reduce_sum_(train_conf.counts, dist_ctx)
         D.all_reduce_sum_(loss_sum, dist_ctx)
+        images = torch.tensor(images_seen, dtype=torch.int64, device=device)
+        D.all_reduce_sum_(images, dist_ctx)
         train_acc = train_conf.total_valid * 100
 
         val_acc = math.nan
@@ -316,7 +321,7 @@ def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
             val_acc = val_conf.total_valid * 100
         record = {"epoch": epoch, "lr": lr, "loss": float(loss_sum) / (n_batches * dist_ctx.world_size),
                   "train_acc": train_acc, "val_acc": val_acc, "seconds": seconds,
-                  "images_per_s": n_batches * config.batch_size / max(seconds, 1e-9)}
+                  "images": int(images), "images_per_s": int(images) / max(seconds, 1e-9)}
         history.append(record)
         if main and echo is not None:
             echo(f"epoch {epoch}: loss {record['loss']:.4f}  train {train_acc:.2f}%  "
@@ -430,11 +435,12 @@ def _bar(progress, length, label):
 BAR_REFRESH = 10
 
 
-def _update_bar(bar, k, loss_sum, conf, local_bs, tic):
+def _update_bar(bar, k, loss_sum, conf, images, tic):
+    # images: this rank's count times the world size (the exact sum is taken at the epoch's end)
     text = None
     if k % BAR_REFRESH == 0 or k == getattr(bar, "length", 0) - 1:
         elapsed = max(time.perf_counter() - tic, 1e-9)
         acc = conf.total_valid * 100
         text = (f"loss {float(loss_sum) / (k + 1):.3f} acc {acc:.1f}% "
-                f"{(k + 1) * local_bs / elapsed:.0f} img/s")
+                f"{images / elapsed:.0f} img/s")
     bar.update(1, text)
