@@ -3,14 +3,13 @@ and 2.4 (self-training of the k-means features' L2-SVM, ``--features kmeans``)."
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import asdict
 
 import click
 
 from ..util.errors import A2Error
-from .common import (device_option, progress, quiet_option, resolve_device, resumable,
+from .common import (device_option, meter, quiet_option, resolve_device, resumable,
                      seed_everything, seed_option, sgd_options)
 
 RUN_RECORD = "run.json"
@@ -121,7 +120,7 @@ def train_cmd(features, train_path, val_path, no_val, extra_path, extra_labels_p
                                val_path=val, extra_path=extra_path,
                                extra_labels_path=extra_labels_path, extra_limit=extra_limit,
                                test_path=test_path, out_dir=out_dir, device=dev,
-                               progress=functools.partial(progress, quiet=quiet), echo=echo)
+                               progress=meter(quiet), echo=echo)
         rounds_out = [r.as_dict() for r in result.rounds]
         write_record(os.path.join(out_dir, RUN_RECORD), "pseudolabel train",
                      {"features": "kmeans", **asdict(config), "centroids": centroids_path,
@@ -157,7 +156,7 @@ def train_cmd(features, train_path, val_path, no_val, extra_path, extra_labels_p
                                      extra_limit=extra_limit, model_name=model_name,
                                      out_dir=out_dir, generator=generator, device=dev,
                                      resume=resume, monitor_size=monitor_size, dist_ctx=ctx,
-                                     progress=functools.partial(progress, quiet=quiet),
+                                     progress=meter(quiet),
                                      echo=echo)
         if ctx.is_main:
             final = result.final

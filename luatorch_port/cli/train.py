@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import asdict
 
 import click
 
 from ..util.errors import A2Error
-from .common import (device_option, ensure_parent, progress, quiet_option, resolve_device,
+from .common import (device_option, ensure_parent, meter, quiet_option, resolve_device,
                      resumable, seed_everything, seed_option, sgd_options)
 
 RUN_RECORD = "run.json"
@@ -63,7 +62,7 @@ def train_cmd(train_path, val_path, no_val, model_name, out_dir, max_epoch, batc
                                   val_path=None if no_val else val_path, model_name=model_name,
                                   out_dir=out_dir, generator=generator, device=dev,
                                   resume=resume, dist_ctx=ctx,
-                                  progress=functools.partial(progress, quiet=quiet), echo=echo)
+                                  progress=meter(quiet), echo=echo)
         if ctx.is_main:
             final = result.final
             write_record(os.path.join(out_dir, RUN_RECORD), "train",
@@ -103,7 +102,7 @@ def predict_cmd(model_path, test_path, out_path, norm_path, batch_size, seed, de
     seed_everything(seed, quiet=quiet)
     labels, used_norm = run_prediction(model_path, test_path, norm_path=norm_path, device=dev,
                                        batch_size=batch_size,
-                                       progress=functools.partial(progress, quiet=quiet))
+                                       progress=meter(quiet))
     ensure_parent(out_path)
     write_predictions(out_path, labels)
     counts = [int((labels == c).sum()) for c in range(10)]

@@ -7,7 +7,7 @@ import os
 import click
 
 from ..util.errors import A2Error
-from .common import device_option, ensure_parent, quiet_option, resolve_device, seed_everything, seed_option
+from .common import device_option, ensure_parent, meter, quiet_option, resolve_device, seed_everything, seed_option
 
 
 @click.command("tsne")
@@ -53,7 +53,7 @@ def tsne_cmd(data_path, out, features, channel, limit, pca_dims, perplexity, met
     ensure_parent(out)
     result = run_tsne(data_path, out, features=features, channel=channel, limit=limit, pca_dims=pca_dims,
                       perplexity=perplexity, theta=theta, n_iter=iterations, threads=threads or None, method=method,
-                      map_size=map_size, thumb=thumb, device=dev, generator=gen)
+                      map_size=map_size, thumb=thumb, device=dev, generator=gen, progress=meter(quiet))
     config = {"data": data_path, "features": features, "channel": channel, "limit": limit, "pca": pca_dims,
               "perplexity": perplexity, "method": method, "theta": theta, "iterations": iterations, "threads": threads,
               "map_size": map_size, "thumb": thumb}

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..util.errors import A2Error
+from ..util.progress import Progress, or_silent
 from ..util.threads import torch_threads
 from .pca import pca
 from .trust import trustworthiness
@@ -56,7 +57,8 @@ class Embedding:
 
 def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY, theta: float = THETA,
           n_iter: int = N_ITER, trust_neighbors: int = TRUST_NEIGHBORS, threads: int | None = None,
-          method: str = "auto", generator: torch.Generator | None = None) -> Embedding:
+          method: str = "auto", generator: torch.Generator | None = None,
+          progress: Progress | None = None) -> Embedding:
     """t-SNE of ``features`` (N×D, any float or integer dtype) into 2-D.
 
     PCA to ``pca_dims`` (skipped when ``pca_dims`` is 0 or D is already that small), then
@@ -65,7 +67,9 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
     gradient of :mod:`luatorch_port.tsne_exact` (deterministic, ``theta`` unused), ``"auto"``
     exact up to ``tsne_exact.EXACT_MAX_POINTS`` points. Trustworthiness is computed against
     ``features`` themselves. ``threads`` caps the threads of the t-SNE step (None: all cores);
-    on a shared, busy machine one thread can be several times faster than two.
+    on a shared, busy machine one thread can be several times faster than two. ``progress``
+    (:class:`~luatorch_port.util.progress.Progress`) sees the t-SNE iterations (Barnes-Hut: its
+    start and end only).
     """
     from threadpoolctl import threadpool_limits
 
@@ -95,15 +99,18 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
     t0 = time.perf_counter()
     if method == "exact":
         with torch_threads(threads):
-            result = tsne_exact.tsne_exact(reduced, perplexity=perplexity, n_iter=n_iter)
+            result = tsne_exact.tsne_exact(reduced, perplexity=perplexity, n_iter=n_iter, progress=progress)
         coords, kl = result.coords.to(torch.float64).numpy(), result.kl_divergence
     else:
         from sklearn.manifold import TSNE  # 0.9 s to import: only on this path
 
         tsne = TSNE(n_components=2, perplexity=perplexity, angle=theta, max_iter=n_iter, init="pca",
                     learning_rate="auto", method="barnes_hut", random_state=seed)
+        report = or_silent(progress)
+        report(0, 1, stage="t-SNE (Barnes-Hut)")
         with threadpool_limits(limits=threads, user_api="openmp"):
             coords = tsne.fit_transform(reduced.numpy())
+        report(1, 1, stage="t-SNE (Barnes-Hut)")
         kl = float(tsne.kl_divergence_)
     seconds["tsne"] = time.perf_counter() - t0
     t0 = time.perf_counter()

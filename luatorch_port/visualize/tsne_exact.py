@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..util.progress import Progress, or_silent
 from .pca import pca
 
 # scikit-learn TSNE defaults (sklearn/manifold/_t_sne.py)
@@ -179,8 +180,10 @@ def kl_divergence(p: torch.Tensor, y: torch.Tensor) -> float:
     return float((p[mask] * torch.log(p[mask] / q[mask].clamp_min(MACHINE_EPSILON))).sum())
 
 
-def _descend(grad_fn, y, it, max_iter, momentum, learning_rate, exaggeration, without_progress):
-    """scikit-learn's ``_gradient_descent`` (gains, momentum, the progress check)."""
+def _descend(grad_fn, y, it, max_iter, momentum, learning_rate, exaggeration, without_progress,
+             on_iteration=None):
+    """scikit-learn's ``_gradient_descent`` (gains, momentum, the progress check);
+    ``on_iteration(i)`` after each iteration."""
     update = torch.zeros_like(y)
     gains = torch.ones_like(y)
     best_error, best_iter = math.inf, it
@@ -196,6 +199,8 @@ def _descend(grad_fn, y, it, max_iter, momentum, learning_rate, exaggeration, wi
         grad.mul_(gains)
         update = momentum * update - learning_rate * grad
         y = y + update
+        if on_iteration is not None:
+            on_iteration(i)
         if check:
             if error < best_error:
                 best_error, best_iter = error, i
@@ -207,8 +212,16 @@ def _descend(grad_fn, y, it, max_iter, momentum, learning_rate, exaggeration, wi
 
 
 def tsne_exact(x: torch.Tensor, *, perplexity: float = 30.0, n_iter: int = 1000,
-               learning_rate: float | None = None) -> ExactResult:
-    """Embed the rows of ``x`` (N×D) in 2-D; see the module docstring for the algorithm."""
+               learning_rate: float | None = None, progress: Progress | None = None) -> ExactResult:
+    """Embed the rows of ``x`` (N×D) in 2-D; see the module docstring for the algorithm.
+
+    ``progress`` (:class:`~luatorch_port.util.progress.Progress`) sees the iterations (stage "t-SNE").
+    """
+    report = or_silent(progress)
+
+    def on_iteration(i):
+        report(i + 1, n_iter, stage="t-SNE", unit="it")
+
     n = x.shape[0]
     x64 = x.to(torch.float64)
     p = joint_probabilities(x64, perplexity)
@@ -216,7 +229,10 @@ def tsne_exact(x: torch.Tensor, *, perplexity: float = 30.0, n_iter: int = 1000,
     lr = learning_rate if learning_rate is not None else max(n / EARLY_EXAGGERATION / 4, 50.0)
     grad_fn = _Gradient(p)
     y, _, it = _descend(grad_fn, y, 0, min(EXPLORATION_ITER, n_iter), MOMENTUM_EXPLORATION, lr,
-                        EARLY_EXAGGERATION, EXPLORATION_ITER)
+                        EARLY_EXAGGERATION, EXPLORATION_ITER, on_iteration)
     if n_iter > EXPLORATION_ITER or it < EXPLORATION_ITER - 1:
-        y, _, it = _descend(grad_fn, y, it + 1, n_iter, MOMENTUM_FINAL, lr, 1.0, N_ITER_WITHOUT_PROGRESS)
+        y, _, it = _descend(grad_fn, y, it + 1, n_iter, MOMENTUM_FINAL, lr, 1.0, N_ITER_WITHOUT_PROGRESS,
+                            on_iteration)
+    if it + 1 < n_iter:                                  # the progress check stopped it early
+        report(n_iter, n_iter, stage="t-SNE", unit="it")
     return ExactResult(coords=y, kl_divergence=kl_divergence(p, y), iterations=it + 1)
