@@ -7,6 +7,7 @@ import os
 import click
 
 from ..util.errors import A2Error
+from ..visualize.tsne import N_ITER, PCA_DIMS, PERPLEXITY, THETA
 from .common import device_option, ensure_parent, meter, quiet_option, resolve_device, seed_everything, seed_option
 
 
@@ -19,16 +20,18 @@ from .common import device_option, ensure_parent, meter, quiet_option, resolve_d
                    "penultimate layer) or a CENTROIDS file (k-means triangle features).")
 @click.option("--channel", type=int, default=1, help="With --features raw: the channel (1-based, as Lua).")
 @click.option("--limit", type=int, default=None, help="Use only the first N images of FILE.")
-@click.option("--pca", "pca_dims", type=int, default=50, help="PCA dimensions before t-SNE (0 = none).")
-@click.option("--perplexity", type=float, default=30.0, help="t-SNE perplexity.")
+@click.option("--pca", "pca_dims", type=int, default=PCA_DIMS, show_default=True,
+              help="PCA dimensions before t-SNE; 0 = none, manifold's default (the exact method then "
+                   "takes the distances of the raw features from one GEMM).")
+@click.option("--perplexity", type=float, default=PERPLEXITY, show_default=True, help="t-SNE perplexity.")
 @click.option("--method", type=click.Choice(["auto", "exact", "barnes-hut"]), default="auto",
               help="exact: the exact t-SNE gradient in torch; barnes-hut: scikit-learn's; auto: exact "
                    "up to 2,500 images (faster there), Barnes-Hut above.")
-@click.option("--theta", type=float, default=0.5, help="Barnes-Hut angle (--method barnes-hut).")
-@click.option("--iterations", type=int, default=1000, help="t-SNE iterations.")
-@click.option("--threads", type=int, default=1,
-              help="Threads for the t-SNE step; 0 = all cores (2 threads ran 3-7x slower than 1 on a "
-                   "busy 2-core machine).")
+@click.option("--theta", type=float, default=THETA, show_default=True, help="Barnes-Hut angle (--method barnes-hut).")
+@click.option("--iterations", type=int, default=N_ITER, show_default=True, help="t-SNE iterations.")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="Threads for the t-SNE step; 0 = all cores (on a busy machine one thread can be "
+                   "faster: docs/visualize.md).")
 @click.option("--map-size", type=int, default=1024, help="Side of the image map in pixels.")
 @click.option("--thumb", type=int, default=32, help="Side of each thumbnail on the image map.")
 @seed_option()
@@ -36,8 +39,8 @@ from .common import device_option, ensure_parent, meter, quiet_option, resolve_d
 @quiet_option()
 def tsne_cmd(data_path, out, features, channel, limit, pca_dims, perplexity, method, theta, iterations, threads,
              map_size, thumb, seed, device, quiet):
-    """t-SNE of the images in FILE (e.g. val.t7b): PCA to 50 dimensions, then t-SNE (exact
-    gradient up to 2,500 images, Barnes-Hut above); writes a scatter coloured by class, an image map, the 2-D coordinates (CSV) and the
+    """t-SNE of the images in FILE (e.g. val.t7b), as manifold's tsne: no PCA unless --pca N
+    (exact gradient up to 2,500 images, Barnes-Hut above); writes a scatter coloured by class, an image map, the 2-D coordinates (CSV) and the
     trustworthiness of the map."""
     from ..util.provenance import write_record
     from ..visualize.run import run_tsne

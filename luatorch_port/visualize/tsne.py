@@ -1,7 +1,8 @@
-"""Report part 3.2: a t-SNE map of images (PCA to 50 dimensions, then t-SNE).
+"""Report part 3.2: a t-SNE map of images (t-SNE of the raw features; PCA only when asked).
 
-Port of the report's use of manifold.embedding.tsne (clementfarabet/manifold, which reduces its
-input with PCA before t-SNE) and manifold.draw_image_map; the t-SNE is scikit-learn's
+Port of the report's use of manifold.embedding.tsne (clementfarabet/manifold, whose default
+embeds its input as given: it reduces with PCA only when ``pca_dims`` is set) and
+manifold.draw_image_map; the t-SNE is scikit-learn's
 (perplexity 30, PCA initialisation, its optimiser), either as scikit-learn runs it with
 Barnes-Hut (θ 0.5) or, up to :data:`tsne_exact.EXACT_MAX_POINTS` points, the same algorithm
 with the exact gradient in torch (:mod:`luatorch_port.tsne_exact`).
@@ -25,12 +26,12 @@ import torch
 from ..util.errors import A2Error
 from ..util.progress import Progress, or_silent
 from ..util.threads import torch_threads
-from .pca import pca
+from .pca import pca, sq_distances
 from .trust import trustworthiness
 from . import tsne_exact
 
-# manifold.embedding.tsne reduces to 50 dimensions with PCA first (its `pca` option).
-PCA_DIMS = 50
+# manifold.embedding.tsne's default: no PCA (``pca_dims`` only when asked). 0 = none.
+PCA_DIMS = 0
 # Settings of the report's run (manifold defaults): perplexity 30, Barnes-Hut theta 0.5.
 PERPLEXITY = 30.0
 THETA = 0.5
@@ -61,7 +62,7 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
           progress: Progress | None = None) -> Embedding:
     """t-SNE of ``features`` (N×D, any float or integer dtype) into 2-D.
 
-    PCA to ``pca_dims`` (skipped when ``pca_dims`` is 0 or D is already that small), then
+    PCA to ``pca_dims`` (skipped when ``pca_dims`` is 0, the default, or D is already that small), then
     t-SNE (``perplexity``, ``n_iter`` iterations, PCA initialisation): ``method="barnes-hut"``
     is scikit-learn's (``angle=theta``, seeded from ``generator``), ``"exact"`` the exact
     gradient of :mod:`luatorch_port.tsne_exact` (deterministic, ``theta`` unused), ``"auto"``
@@ -97,9 +98,13 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
     reduced = pca(x64, pca_dims) if pca_dims and d > pca_dims else x64
     seconds["pca"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    sq = None
     if method == "exact":
         with torch_threads(threads):
-            result = tsne_exact.tsne_exact(reduced, perplexity=perplexity, n_iter=n_iter, progress=progress)
+            # one N×N GEMM gives the affinities, the initialisation and (without PCA) trustworthiness
+            sq = sq_distances(reduced)
+            result = tsne_exact.tsne_exact(None, perplexity=perplexity, n_iter=n_iter, progress=progress,
+                                           sq_dists=sq)
         coords, kl = result.coords.to(torch.float64).numpy(), result.kl_divergence
     else:
         from sklearn.manifold import TSNE  # 0.9 s to import: only on this path
@@ -114,7 +119,7 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
         kl = float(tsne.kl_divergence_)
     seconds["tsne"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    trust = trustworthiness(x64, coords, n_neighbors=trust_neighbors)
+    trust = trustworthiness(x64, coords, n_neighbors=trust_neighbors, sq_dists=sq if reduced is x64 else None)
     seconds["trustworthiness"] = time.perf_counter() - t0
     return Embedding(coords=np.asarray(coords, dtype=np.float64), trustworthiness=trust, input_dims=d,
                      pca_dims=reduced.shape[1], kl_divergence=kl, method=method, seconds=seconds)
