@@ -8,7 +8,7 @@ numbers and the ratios of wall time and of CPU time (on a shared machine the CPU
 the steadier of the two; only same-run ratios mean anything). Target (issue 2): t7.load
 no slower than torchfile.
 
-    python benchmarks/bench_t7.py              # 20,000 images
+    python benchmarks/bench_t7.py              # 20,000 images -> bench-out/t7.json
     BENCH_T7_N=2000 python benchmarks/bench_t7.py
 """
 
@@ -20,6 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Result  # noqa: E402
 
 N_IMAGES = int(os.environ.get("BENCH_T7_N", 20_000))
 SHAPE = (3, 96, 96)
@@ -111,6 +114,14 @@ def main():
         growth = best["t7"]["growth"] / best["torchfile"]["growth"]
         print(f"t7.load / torchfile: wall time {ratio:.2f}x, CPU time {cpu_ratio:.2f}x, RSS growth "
               f"{growth:.2f}x (target: time <= 1.0x) -> {'ok' if ratio <= 1.0 else 'SLOWER'}")
+        res = Result("t7")
+        res.context.update(n_images=N_IMAGES, file_bytes=size, repeats=REPEATS)
+        for kind, r in best.items():
+            res.figure(f"{kind}_load_wall", r["seconds"], "s", cpu_s=best_cpu[kind], mb_per_s=size / r["seconds"] / 1e6,
+                       peak_rss_mb=r["peak"] / 1e6, rss_growth_over_pixels=r["growth"] / pixels)
+        res.figure("t7_over_torchfile_wall", ratio, "x", target=1.0, cpu_ratio=cpu_ratio, rss_growth_ratio=growth,
+                   note="t7.load / torchfile.load(use_list_heuristic=False), best of each, same run")
+        res.write()
 
 
 if __name__ == "__main__":
