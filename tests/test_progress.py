@@ -152,3 +152,17 @@ def test_a_command_off_a_terminal_prints_progress_lines_unless_quiet(val_file, t
         assert len(lines) == 250          # interval 0: one line per iteration
         assert lines[-1].startswith("t-SNE: 250/250 (100%)") and " it/s" in lines[-1]
         assert "ETA" in lines[100]
+
+
+def test_loading_a_split_reports_the_bytes_read(val_file):
+    import os
+
+    from luatorch_port.data import load_split
+
+    calls = []
+    split = load_split(val_file, progress=lambda done, total, **info: calls.append((done, total, info)))
+    size = os.path.getsize(val_file)
+    assert len(split) > 0 and calls
+    assert all(total == size for _, total, _ in calls)
+    assert [done for done, _, _ in calls] == sorted(done for done, _, _ in calls)
+    assert calls[-1][0] == size and calls[-1][2] == {"stage": "reading val.t7b", "unit": "B"}
