@@ -43,7 +43,7 @@ def test_off_a_terminal_a_line_every_tenth_and_at_the_end_when_the_interval_is_l
         clock.now += 1.0
     lines = stream.getvalue().splitlines()
     assert [line.split()[1] for line in lines] == [f"{d}/100" for d in range(0, 101, 10)]
-    assert lines[-1] == "k-means: 100/100 (100%) 1/s in 1:40"
+    assert lines[-1] == "k-means: 100/100 (100%) 1.0/s in 1:40"
 
 
 def test_off_a_terminal_a_line_when_the_interval_has_passed():
@@ -60,7 +60,7 @@ def test_info_is_shown_and_unknown_totals_have_no_eta():
     meter(0, None, stage="download", unit="B")
     clock.now = 2.0
     meter(4096, None, stage="download", unit="B", text="loss 0.250", objective=1.23456789)
-    assert stream.getvalue().splitlines()[-1] == "download: 4096 2.05e+03 B/s loss 0.250 objective 1.235"
+    assert stream.getvalue().splitlines()[-1] == "download: 4096 2048 B/s loss 0.250 objective 1.235"
 
 
 def test_a_stage_that_comes_back_keeps_its_rate():

@@ -87,6 +87,10 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _rate(rate: float) -> str:
+    return f"{rate:.0f}" if rate >= 100 else f"{rate:.1f}" if rate >= 1 else f"{rate:.2g}"
+
+
 def _number(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -174,7 +178,7 @@ class Meter:
         unit = info.get("unit")
         if elapsed > 0 and done > state[1]:
             rate = (done - state[1]) / elapsed
-            parts.append(f"{rate:.3g} {unit}/s" if unit else f"{rate:.3g}/s")
+            parts.append(f"{_rate(rate)} {unit}/s" if unit else f"{_rate(rate)}/s")
             if total and done < total:
                 parts.append(f"ETA {_clock((total - done) / rate)}")
             elif total:
