@@ -1,12 +1,14 @@
-"""t7.load vs torchfile.load(path, use_list_heuristic=False) on a course-layout extra file.
+"""t7.load and data.load_split vs torchfile.load(path, use_list_heuristic=False) on a
+course-layout extra file.
 
 The file ({data = {{img1, ..., imgN}}}, N 3x96x96 random ByteTensors, 556 MB for N=20,000)
 is written by ``t7.save`` into a temp dir (on /dev/shm where there is one). Each loader runs
 in its own child process, ``REPEATS`` times alternating, so that its peak RSS is its own:
 the growth is ``ru_maxrss`` after the load minus the RSS just before it. Prints absolute
 numbers and the ratios of wall time and of CPU time (on a shared machine the CPU time is
-the steadier of the two; only same-run ratios mean anything). Target (issue 2): t7.load
-no slower than torchfile.
+the steadier of the two; only same-run ratios mean anything). Target: t7.load no slower
+than torchfile. ``load_split`` is what the commands use: the course layout straight into one
+uint8 tensor (torchfile's result is a table of tensors, not yet stacked).
 
     python benchmarks/bench_t7.py              # 20,000 images -> bench-out/t7.json
     BENCH_T7_N=2000 python benchmarks/bench_t7.py
@@ -36,6 +38,9 @@ kind, path = sys.argv[1], sys.argv[2]
 if kind == "t7":
     from luatorch_port import t7
     load = t7.load
+elif kind == "load_split":
+    from luatorch_port.data import load_split
+    load = load_split
 else:
     import torchfile
     load = lambda p: torchfile.load(p, use_list_heuristic=False)
@@ -54,6 +59,8 @@ seconds, cpu_seconds = time.perf_counter() - start, cpu() - cpu0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 if kind == "t7":
     images = obj["data"][0]
+elif kind == "load_split":  # the course-layout reader: one uint8 N x 3 x 96 x 96 tensor
+    images = obj.images
 else:  # without its list heuristic torchfile keeps Lua's keys: tables are dicts keyed 1..n
     table = obj[b"data"][1]
     images = [table[i] for i in range(1, len(table) + 1)]
@@ -96,14 +103,15 @@ def main():
         size = os.path.getsize(path)
         print(f"wrote {N_IMAGES} images ({size / 1e6:.0f} MB) with t7.save in "
               f"{time.perf_counter() - start:.1f} s")
-        runs = {"t7": [], "torchfile": []}
+        runs = {"t7": [], "load_split": [], "torchfile": []}
         for _ in range(REPEATS):
             for kind in runs:
                 runs[kind].append(_run(kind, path))
         best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
         best_cpu = {k: min(r["cpu"] for r in v) for k, v in runs.items()}
-        assert best["t7"]["n"] == best["torchfile"]["n"] == N_IMAGES
-        assert best["t7"]["checksum"] == best["torchfile"]["checksum"], "loaders disagree"
+        assert best["t7"]["n"] == best["load_split"]["n"] == best["torchfile"]["n"] == N_IMAGES
+        assert best["t7"]["checksum"] == best["load_split"]["checksum"] == best["torchfile"]["checksum"], \
+            "loaders disagree"
         for kind, r in best.items():
             print(f"{kind:>10}: {r['seconds']:.2f} s wall, {best_cpu[kind]:.2f} s CPU (best of "
                   f"{REPEATS}), {size / r['seconds'] / 1e6:.0f} MB/s, "
@@ -121,6 +129,14 @@ def main():
                        peak_rss_mb=r["peak"] / 1e6, rss_growth_over_pixels=r["growth"] / pixels)
         res.figure("t7_over_torchfile_wall", ratio, "x", target=1.0, cpu_ratio=cpu_ratio, rss_growth_ratio=growth,
                    note="t7.load / torchfile.load(use_list_heuristic=False), best of each, same run")
+        split_ratio = best["load_split"]["seconds"] / best["torchfile"]["seconds"]
+        split_cpu = best_cpu["load_split"] / best_cpu["torchfile"]
+        print(f"load_split / torchfile: wall time {split_ratio:.2f}x, CPU time {split_cpu:.2f}x, RSS growth "
+              f"{best['load_split']['growth'] / best['torchfile']['growth']:.2f}x")
+        res.figure("load_split_over_torchfile_wall", split_ratio, "x", cpu_ratio=split_cpu,
+                   rss_growth_ratio=best["load_split"]["growth"] / best["torchfile"]["growth"],
+                   note="data.load_split (the course layout into one uint8 tensor) / torchfile.load "
+                        "(a Lua table of tensors, not stacked), best of each, same run")
         res.write()
 
 
