@@ -45,7 +45,8 @@ def or_silent(progress: Optional[Progress]) -> Progress:
 
 class Counter:
     """For loops that count in increments: ``tick = Counter(progress, total, "encoding")``,
-    then ``tick(n)`` after each chunk of ``n`` units calls ``progress(done, total, stage=...)``."""
+    then ``tick(n)`` after each chunk of ``n`` units calls ``progress(done, total, stage=...)``
+    (k-means' chunk callbacks, ``progress(n_images_done)``, take a Counter)."""
 
     def __init__(self, progress: Optional[Progress], total: Optional[int], stage: str = "", *,
                  done: int = 0, **info):
