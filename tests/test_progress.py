@@ -166,3 +166,24 @@ def test_loading_a_split_reports_the_bytes_read(val_file):
     assert all(total == size for _, total, _ in calls)
     assert [done for done, _, _ in calls] == sorted(done for done, _, _ in calls)
     assert calls[-1][0] == size and calls[-1][2] == {"stage": "reading val.t7b", "unit": "B"}
+
+
+def test_training_reports_each_epochs_batches_with_loss_and_rate():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from luatorch_port.train import TrainConfig, fit
+
+    calls = []
+    x, t = torch.randn(10, 3, 2, 2), torch.arange(10) % 3
+    fit(nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), (x, t), None,
+        TrainConfig(batch_size=3, max_epoch=2, n_classes=3, flip=False, channels_last=False),
+        generator=torch.Generator().manual_seed(0), save_model_fn=None,
+        loss_fn=lambda out, tgt, info: F.cross_entropy(out, tgt),
+        progress=lambda done, total, **info: calls.append((done, total, info)))
+    for epoch in (1, 2):
+        seen = [(d, n) for d, n, info in calls if info["stage"] == f"epoch {epoch}/2"]
+        assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    last = calls[-1][2]["text"]
+    assert last.startswith("loss ") and " acc " in last and last.endswith(" img/s")
