@@ -1,14 +1,17 @@
 """Report part 3.2: a t-SNE map of images (t-SNE of the raw features; PCA only when asked).
 
-Port of the report's use of manifold.embedding.tsne (clementfarabet/manifold, whose default
-embeds its input as given: it reduces with PCA only when ``pca_dims`` is set) and
+Port of the report's use of manifold.embedding.tsne (clementfarabet/manifold ``tsne.lua``:
+``pca_dims = opts.pca or (use_bh and 100) or nil``, so its default, the exact t-SNE in Lua,
+embeds the input as it is, and only its Barnes-Hut path reduces, to 100 dimensions) and
 manifold.draw_image_map; the t-SNE is scikit-learn's
 (perplexity 30, PCA initialisation, its optimiser), either as scikit-learn runs it with
 Barnes-Hut (θ 0.5) or, up to :data:`tsne_exact.EXACT_MAX_POINTS` points, the same algorithm
 with the exact gradient in torch (:mod:`luatorch_port.tsne_exact`).
 
-Deviations: manifold called the bhtsne binary; coordinates differ from a Lua run even for the
-same input, only the map's structure is comparable. ``method="auto"`` (the default) uses the
+Deviations: manifold's exact t-SNE has dense affinities over all N points, a random
+initialisation, exaggeration 4 for 200 iterations and learning rate 500; here the affinities,
+PCA initialisation and optimiser are scikit-learn's, so coordinates differ from a Lua run even
+for the same input, and only the map's structure is comparable. ``method="auto"`` (the default) uses the
 exact gradient for the report's 1,000 val images: the same affinities and optimiser as
 Barnes-Hut without its θ approximation, and faster here (docs/visualize.md). The embedding is
 scored with scikit-learn's trustworthiness (k = 5 neighbours) against the features given, a
