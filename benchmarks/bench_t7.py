@@ -15,7 +15,7 @@ resident set just before the load (torchfile's also after the stack). Figures ar
 this run. Targets: t7.load no slower than torchfile; load_split >= 3x faster than
 torchfile + numpy.stack, with RSS growth <= 1.3x the pixels. Writes bench-out/t7.json.
 
-    python benchmarks/bench_t7.py              # 20,000 images
+    python benchmarks/bench_t7.py              # 20,000 images -> bench-out/t7.json
     BENCH_T7_N=2000 python benchmarks/bench_t7.py
 """
 

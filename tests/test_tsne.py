@@ -37,13 +37,20 @@ def test_embedding_separable_data_is_trustworthy():
     x, labels = _blobs()
     emb = tsne.embed(x, generator=torch.Generator().manual_seed(0), threads=1)
     assert emb.coords.shape == (300, 2) and np.isfinite(emb.coords).all()
-    assert emb.pca_dims == 50 and emb.input_dims == 200
+    assert emb.pca_dims == 200 and emb.input_dims == 200      # manifold's default: no PCA
     assert emb.trustworthiness > 0.8
     # clusters come out separated: every point's nearest embedded neighbour shares its class
     dist = ((emb.coords[:, None] - emb.coords[None]) ** 2).sum(-1)
     np.fill_diagonal(dist, np.inf)
     nearest = dist.argmin(1)
     assert (labels.numpy()[nearest] == labels.numpy()).mean() > 0.95
+
+
+def test_pca_only_when_asked():
+    x, _ = _blobs(n=120, d=80)
+    assert tsne.PCA_DIMS == 0
+    emb = tsne.embed(x, n_iter=250, pca_dims=50, generator=torch.Generator().manual_seed(0), threads=1)
+    assert emb.pca_dims == 50 and emb.input_dims == 80
 
 
 def test_embedding_is_deterministic_for_a_seed():

@@ -103,7 +103,8 @@ def test_auto_method_by_size(n, want, monkeypatch):
 
     def fake_exact(x, **kw):
         seen["m"] = "exact"
-        return tsne_exact.ExactResult(coords=torch.zeros(x.shape[0], 2) + torch.arange(x.shape[0])[:, None],
+        n = kw["sq_dists"].shape[0]
+        return tsne_exact.ExactResult(coords=torch.zeros(n, 2) + torch.arange(n)[:, None],
                                       kl_divergence=0.0, iterations=1)
 
     monkeypatch.setattr(tsne_exact, "tsne_exact", fake_exact)
@@ -129,3 +130,22 @@ def test_exact_method_restores_the_thread_count():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_from_sq_distances_is_the_same_computation():
+    """Affinities, PCA initialisation, map and trustworthiness from one N×N distance GEMM."""
+    from luatorch_port.visualize.pca import pca_from_sq_distances, sq_distances
+    from luatorch_port.visualize.trust import trustworthiness
+
+    x, _ = _blobs(n=150, d=300)
+    x64 = x.to(torch.float64)
+    sq = sq_distances(x64)
+    direct = ((x64[:, None] - x64[None]) ** 2).sum(-1)
+    torch.testing.assert_close(sq, direct, rtol=1e-10, atol=1e-8)
+    torch.testing.assert_close(pca_from_sq_distances(sq, 3), pca(x64, 3), rtol=1e-7, atol=1e-7)
+    torch.testing.assert_close(tsne_exact.joint_probabilities(None, 30.0, sq_dists=sq),
+                               tsne_exact.joint_probabilities(x64, 30.0), rtol=1e-9, atol=1e-12)
+    a = tsne_exact.tsne_exact(x64, n_iter=300)
+    b = tsne_exact.tsne_exact(None, n_iter=300, sq_dists=sq)
+    torch.testing.assert_close(a.coords, b.coords, rtol=1e-3, atol=1e-3)
+    assert trustworthiness(None, a.coords, sq_dists=sq) == trustworthiness(x64, a.coords)

@@ -134,7 +134,8 @@ def test_tsne_raw(sample, tmp_path):
     coords = np.array([[float(v) for v in ln.split(",")[1:3]] for ln in lines[1:]])
     assert np.isfinite(coords).all() and coords.std(0).min() > 0
     record = json.loads((tmp_path / "t" / "tsne.run.json").read_text())
-    assert record["results"]["input_dims"] == 32 * 32 and record["results"]["pca_dims"] == 40
+    # manifold's default: no PCA (--pca 0)
+    assert record["results"]["input_dims"] == 32 * 32 and record["results"]["pca_dims"] == 32 * 32
     assert 0.5 < record["results"]["trustworthiness"] <= 1
     with Image.open(tmp_path / "t" / "tsne_map.png") as im:
         assert im.size == (256, 256)

@@ -20,6 +20,8 @@ import click
 import numpy as np
 import torch
 
+from ..util.progress import Meter
+
 
 DATA_DIR = "data"  # the card's folder of train/val/test/extra.t7b
 SPLITS = ("train", "val", "test", "extra")
@@ -113,7 +115,7 @@ def device_option():
 
 
 def quiet_option():
-    return click.option("--quiet", is_flag=True, help="No progress bars.")
+    return click.option("--quiet", is_flag=True, help="No progress (bars on a terminal, lines elsewhere).")
 
 
 def sgd_options(tag: str = "", *, learning_rate: float | None = None,
@@ -216,29 +218,10 @@ def seed_everything(seed: int, quiet: bool = False) -> torch.Generator:
     return gen
 
 
-def progress(iterable=None, *, length=None, label="", quiet=False):
-    """A click progress bar on stderr (a silent pass-through with ``quiet``)."""
-    if quiet:
-        return _Silent(iterable, length)
-    return click.progressbar(iterable, length=length, label=label, file=sys.stderr,
-                             show_eta=True, show_percent=True, item_show_func=None)
-
-
-class _Silent:
-    def __init__(self, iterable, length):
-        self.iterable = iterable if iterable is not None else range(length or 0)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def __iter__(self):
-        return iter(self.iterable)
-
-    def update(self, n, current_item=None):
-        pass
+def meter(quiet: bool = False) -> Meter:
+    """The progress callback a command hands the library: on stderr, a bar on a terminal,
+    a line every few seconds or every 10 % elsewhere, nothing with ``quiet``."""
+    return Meter(sys.stderr, quiet=quiet)
 
 
 def ensure_parent(path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -13,7 +12,7 @@ from ..data.fetch import STL10_URL
 from ..data.preview import DEFAULT_N as PREVIEW_N
 from ..data.sample import IMAGE_SIZE as SAMPLE_IMAGE_SIZE
 from ..data.sample import MAX_IMAGE_SIZE as MAX_SAMPLE_IMAGE_SIZE
-from .common import out_file_option, progress, quiet_option, record_path, seed_everything, seed_option
+from .common import out_file_option, meter, quiet_option, record_path, seed_everything, seed_option
 
 
 @click.group("data")
@@ -107,7 +106,7 @@ def convert(stl10_binary_dir, out_dir, seed, quiet):
 
     seed_everything(seed, quiet)
     counts = convert_stl10(stl10_binary_dir, out_dir, seed,
-                           progress=functools.partial(progress, quiet=quiet))
+                           progress=meter(quiet))
     write_record(record_path(out_dir, folder=True), "data convert",
                  {"stl10_binary_dir": stl10_binary_dir, "out_dir": out_dir}, seed=seed,
                  results=vars(counts))
@@ -146,7 +145,7 @@ def fetch(out_dir, url, keep_archive, md5, seed, quiet):
     seed_everything(seed, quiet)
     md5s = {**STL10_MD5, **md5}
     counts = fetch_stl10(out_dir, url=url, md5s=md5s, seed=seed, keep_archive=keep_archive,
-                         progress=functools.partial(progress, quiet=quiet))
+                         progress=meter(quiet))
     write_record(record_path(out_dir, folder=True), "data fetch",
                  {"out_dir": out_dir, "url": url, "md5": md5s, "keep_archive": keep_archive},
                  seed=seed, results=vars(counts))

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..kmeans.pipeline import MAX_IMAGE_SIZE
-from .common import device_option, progress, quiet_option, resolve_device, seed_everything, seed_option
+from ..util.progress import Counter
+from .common import device_option, meter, quiet_option, resolve_device, seed_everything, seed_option
 
 
 @click.group("kmeans")
@@ -55,11 +56,10 @@ def fit(data, out, k, rf, patches, iterations, image_size, whiten, init, limit, 
     t_load = time.perf_counter() - t0
     model = CoatesKMeans(k=k, rf=rf, n_patches=patches, iterations=iterations,
                          image_size=image_size, whiten=whiten, init=init)
-    with progress(length=len(split), label="patches", quiet=quiet) as pbar, \
-            progress(length=iterations, label="k-means", quiet=quiet) as kbar:
-        kbar.item_show_func = lambda obj: None if obj is None else f"objective {obj:.6g}"
-        model.fit(split.images, generator=gen, device=dev, on_images=pbar.update,
-                  on_iteration=lambda i, obj: kbar.update(1, obj))
+    with meter(quiet) as progress:
+        model.fit(split.images, generator=gen, device=dev,
+                  on_images=Counter(progress, len(split), "patches", unit="img"),
+                  on_iteration=lambda i, obj: progress(i + 1, iterations, stage="k-means", objective=obj))
     model.save(out)
     seconds = time.perf_counter() - t0
     out = Path(out)
@@ -110,9 +110,9 @@ def eval_cmd(centroids, train, test, C, encoder, predictions, svm_out, limit, se
         model.encoder = encoder
     tr = load_split(train, limit=limit, expect="labelled")
     te = load_split(test, limit=limit)
-    with progress(length=len(tr) + len(te), label="encoding", quiet=quiet) as bar:
-        result = evaluate(model, tr.images, tr.labels, te.images, te.labels, C=C,
-                          n_classes=len(tr.classes), device=dev, on_images=bar.update)
+    with meter(quiet) as progress:
+        result = evaluate(model, tr.images, tr.labels, te.images, te.labels, C=C, n_classes=len(tr.classes),
+                          device=dev, on_images=Counter(progress, len(tr) + len(te), "encoding", unit="img"))
     cpath = Path(centroids)
     svm_path = Path(svm_out) if svm_out else cpath.with_name(f"{cpath.stem}.svm.t7")
     t7io.save(result.classifier.state_dict(), svm_path)

@@ -3,7 +3,6 @@ and 2.4 (self-training of the k-means features' L2-SVM, ``--learner kmeans``).""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import asdict
 
 import click
@@ -13,7 +12,7 @@ from ..pseudolabel.run import DEFAULT_MODEL, MAX_EPOCH, MONITOR_SIZE, PREDICTION
 from ..pseudolabel.selftrain import SelfTrainConfig
 from ..train.loop import TrainConfig
 from ..util.errors import A2Error
-from .common import (device_option, option, out_dir_option, progress,
+from .common import (device_option, meter, option, out_dir_option,
                      quiet_option, record_path, resolve_device, resumable, seed_everything,
                      seed_option, sgd_options, split_option, training_options)
 
@@ -124,7 +123,7 @@ def train_cmd(learner, train_path, val_path, no_val, extra_path, extra_labels_pa
                                extra_labels_path=extra_labels_path, extra_limit=extra_limit,
                                test_path=test_path, predictions_path=predictions_path,
                                out_dir=out_dir, device=dev,
-                               progress=functools.partial(progress, quiet=quiet), echo=echo)
+                               progress=meter(quiet), echo=echo)
         rounds_out = [r.as_dict() for r in result.rounds]
         write_record(record_path(out_dir, folder=True), "pseudolabel train",
                      {"learner": "kmeans", **asdict(config), "centroids": centroids_path,
@@ -160,7 +159,7 @@ def train_cmd(learner, train_path, val_path, no_val, extra_path, extra_labels_pa
                                extra_limit=extra_limit, model_name=model_name,
                                out_dir=out_dir, generator=generator, device=dev,
                                resume=resume, monitor_size=monitor_size, dist_ctx=ctx,
-                               progress=functools.partial(progress, quiet=quiet),
+                               progress=meter(quiet),
                                echo=echo)
         if ctx.is_main:
             final = result.final

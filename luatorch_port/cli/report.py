@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 
 import click
 
 from ..report.budget import BUDGETS
-from .common import (device_option, out_dir_option, progress, quiet_option, record_path, resolve_device,
+from .common import (device_option, out_dir_option, meter, quiet_option, record_path, resolve_device,
                      seed_everything, seed_option)
 
 
@@ -37,7 +36,7 @@ def report_cmd(data_dir, out_dir, budget_name, force, redo, only, seed, device, 
     seed_everything(seed, quiet=quiet)
     echo = (lambda line: click.echo(line, err=True)) if not quiet else None
     result = run_report(data_dir, out_dir, budget_name=budget_name, force=force, redo=redo, only=only or None,
-                        seed=seed, device=dev, progress=functools.partial(progress, quiet=quiet), echo=echo)
+                        seed=seed, device=dev, progress=meter(quiet), echo=echo)
     states = result["states"]
     summary = {name: st["status"] for name, st in states.items()}
     write_record(record_path(out_dir, folder=True), "report",

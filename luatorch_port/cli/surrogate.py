@@ -7,7 +7,7 @@ import os
 import click
 
 from ..surrogate.build import MAX_PATCH
-from .common import (device_option, ensure_parent, progress, quiet_option, resolve_device,
+from .common import (device_option, ensure_parent, meter, quiet_option, resolve_device,
                      resumable, seed_everything, seed_option, sgd_options)
 
 
@@ -66,10 +66,10 @@ def build_cmd(extra, out, n_seeds, per_seed, patch, window, uniform, rotation, s
     split = load_split(extra, limit=limit)
     ensure_parent(out)
     tic = time.perf_counter()
-    with progress(length=n_seeds, label="surrogate patches", quiet=quiet) as bar:
+    with meter(quiet) as progress:
         info = build_surrogate(split.images, out, gen, n_seeds=n_seeds, per_seed=per_seed,
                                patch=patch, window=window, gradient=not uniform, ranges=ranges,
-                               device=dev, on_progress=bar.update)
+                               device=dev, progress=progress)
     seconds = time.perf_counter() - tic
     rate = info["n_patches"] / max(seconds, 1e-9)
     write_record(_record_path(out), "surrogate build",
@@ -111,7 +111,6 @@ def train_cmd(surrogate, model_spec, out_dir, max_epoch, batch_size, learning_ra
               flip, channels_last, resume, seed, device, quiet):
     """Train an Exemplar-CNN on the surrogate classes in SURROGATE (from `a2 surrogate
     build`) with the training loop of `a2 train`; runs under `torchrun --nproc_per_node N`."""
-    import functools
     from dataclasses import asdict
 
     from ..util.provenance import write_record
@@ -133,7 +132,7 @@ def train_cmd(surrogate, model_spec, out_dir, max_epoch, batch_size, learning_ra
             result = train_surrogate(surrogate, model_spec, config, out_dir=out_dir,
                                      generator=gen, device=dev, resume=resume,
                                      val_per_seed=val_per_seed, dist_ctx=ctx,
-                                     progress=functools.partial(progress, quiet=quiet), echo=echo)
+                                     progress=meter(quiet), echo=echo)
         if ctx.is_main:
             final = result.final
             write_record(os.path.join(out_dir, "run.json"), "surrogate train",
@@ -181,10 +180,9 @@ def eval_cmd(model_path, train_path, test_path, out_path, norm_path, c, batch_si
     from ..data import scan_split
     n_images = sum(min(scan_split(path).n_images, limit or float("inf"))
                    for path in (train_path, test_path))
-    with progress(length=int(n_images), label="features", quiet=quiet) as bar:
+    with meter(quiet) as progress:
         res = evaluate_features(model_path, train_path, test_path, norm_path=norm_path, C=c,
-                                batch_size=batch_size, device=dev, limit=limit,
-                                on_batch=bar.update)
+                                batch_size=batch_size, device=dev, limit=limit, progress=progress)
     ensure_parent(out_path)
     write_predictions(out_path, res["test_pred"], n_classes=len(res["classes"]))
     write_record(_record_path(out_path), "surrogate eval",

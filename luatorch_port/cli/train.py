@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import asdict
 
@@ -11,7 +10,7 @@ import click
 from ..train.loop import TrainConfig
 from ..train.run import DEFAULT_MODEL, PREDICT_BATCH_SIZE
 from .common import (LegacyArgument, device_option, ensure_parent, option, out_dir_option,
-                     progress, quiet_option, record_path, resolve_device, resumable,
+                     meter, quiet_option, record_path, resolve_device, resumable,
                      seed_everything, seed_option, sgd_options, split_option, training_options)
 
 RUN_DIR = "logs"               # train.lua's default -s/--save
@@ -57,7 +56,7 @@ def train_cmd(train_path, val_path, no_val, model_name, out_dir, max_epoch, batc
                                val_path=None if no_val else val_path, model_name=model_name,
                                out_dir=out_dir, generator=generator, device=dev,
                                resume=resume, dist_ctx=ctx,
-                               progress=functools.partial(progress, quiet=quiet), echo=echo)
+                               progress=meter(quiet), echo=echo)
         if ctx.is_main:
             final = result.final
             write_record(record_path(out_dir, folder=True), "train",
@@ -102,7 +101,7 @@ def predict_cmd(model_path, legacy_test, test_path, out_path, norm_path, batch_s
     seed_everything(seed, quiet=quiet)
     labels, used_norm, classes = run_predict(model_path, test_path, norm_path=norm_path,
                                              device=dev, batch_size=batch_size,
-                                             progress=functools.partial(progress, quiet=quiet))
+                                             progress=meter(quiet))
     ensure_parent(out_path)
     write_predictions(out_path, labels, n_classes=len(classes))
     counts = [int((labels == c).sum()) for c in range(len(classes))]

@@ -24,7 +24,8 @@ from .common import (device_option, ensure_parent, out_file_option, quiet_option
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Use only the first N images of FILE.")
 @click.option("--pca", "pca_dims", type=click.IntRange(min=0), default=PCA_DIMS,
-              help="PCA dimensions before t-SNE (0 = none).")
+              help="PCA dimensions before t-SNE; 0 = none, manifold's default (the exact method then "
+                   "takes the distances of the raw features from one GEMM).")
 @click.option("--perplexity", type=float, default=PERPLEXITY, help="t-SNE perplexity.")
 @click.option("--method", type=click.Choice(METHODS), default="auto",
               help=f"exact: the exact t-SNE gradient in torch; barnes-hut: scikit-learn's; auto: "
@@ -43,9 +44,9 @@ from .common import (device_option, ensure_parent, out_file_option, quiet_option
 @quiet_option()
 def tsne_cmd(data_path, out, features, channel, limit, pca_dims, perplexity, method, theta, iterations, threads,
              map_size, thumb, seed, device, quiet):
-    """t-SNE of the images in FILE (e.g. data/val.t7b): PCA to --pca dimensions (none with
-    --pca 0), then t-SNE; writes a scatter coloured by class, an image map, the 2-D coordinates
-    (CSV) and the trustworthiness of the map."""
+    """t-SNE of the images in FILE (e.g. val.t7b), as manifold's tsne: no PCA unless --pca N
+    (exact gradient up to 2,500 images, Barnes-Hut above); writes a scatter coloured by class, an image map, the 2-D coordinates (CSV) and the
+    trustworthiness of the map."""
     from ..util.provenance import write_record
     from ..visualize.run import run_tsne
 
@@ -56,7 +57,7 @@ def tsne_cmd(data_path, out, features, channel, limit, pca_dims, perplexity, met
     ensure_parent(out)
     result = run_tsne(data_path, out, features=features, channel=channel, limit=limit, pca_dims=pca_dims,
                       perplexity=perplexity, theta=theta, n_iter=iterations, threads=threads or None, method=method,
-                      map_size=map_size, thumb=thumb, device=dev, generator=gen)
+                      map_size=map_size, thumb=thumb, device=dev, generator=gen, progress=meter(quiet))
     config = {"data": data_path, "features": features, "channel": channel, "limit": limit, "pca": pca_dims,
               "perplexity": perplexity, "method": method, "theta": theta, "iterations": iterations, "threads": threads,
               "map_size": map_size, "thumb": thumb}

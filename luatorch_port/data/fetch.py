@@ -22,7 +22,7 @@ import urllib.parse
 import urllib.request
 
 from ..util.errors import A2Error
-from ..util.progress import no_progress
+from ..util.progress import Counter
 from .stl10 import FILES, convert_stl10, output_folder
 
 STL10_URL = "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz"
@@ -39,7 +39,7 @@ _BLOCK = 1 << 20
 URL_SCHEMES = ("http", "https", "file")  # what urllib.request opens without extra handlers
 
 
-def download(url, path, *, progress=no_progress, timeout=60):
+def download(url, path, *, progress=None, timeout=60):
     """Download ``url`` to ``path``, resuming ``path + '.part'`` when the server allows."""
     part = path + ".part"
     have = os.path.getsize(part) if os.path.exists(part) else 0
@@ -59,30 +59,29 @@ def download(url, path, *, progress=no_progress, timeout=60):
             have = 0
         length = response.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
-        with open(part, "ab" if resumed else "wb") as f, \
-                progress(length=total, label=os.path.basename(path)) as bar:
-            bar.update(have)
+        with open(part, "ab" if resumed else "wb") as f:
+            tick = Counter(progress, total, os.path.basename(path), done=have, unit="B")
             while True:
                 block = response.read(_BLOCK)
                 if not block:
                     break
                 f.write(block)
-                bar.update(len(block))
+                tick(len(block))
     if total is not None and os.path.getsize(part) != total:
         raise A2Error(f"{url}: the download stopped at {os.path.getsize(part)} of {total} bytes; "
                       f"run again to resume")
     os.replace(part, path)
 
 
-def extract_verified(archive, dest, md5s, *, progress=no_progress):
+def extract_verified(archive, dest, md5s, *, progress=None):
     """Extract the ``md5s`` members of ``archive`` (any folder) into ``dest``, checking each MD5.
 
     Raises A2Error naming the first member missing or whose MD5 differs.
     """
     found = {}
     try:
-        with tarfile.open(archive, "r:*") as tar, \
-                progress(length=len(md5s), label="verify md5") as bar:
+        with tarfile.open(archive, "r:*") as tar:
+            tick = Counter(progress, len(md5s), "verify md5")
             for member in tar:
                 name = os.path.basename(member.name)
                 if not member.isfile() or name not in md5s or name in found:
@@ -99,7 +98,7 @@ def extract_verified(archive, dest, md5s, *, progress=no_progress):
                 if found[name] != md5s[name].lower():
                     raise A2Error(f"{archive}: {member.name} has MD5 {found[name]}, expected "
                                   f"{md5s[name]} (corrupt or incomplete download)")
-                bar.update(1)
+                tick(1)
     except (tarfile.TarError, EOFError, OSError) as err:
         raise A2Error(f"{archive}: not a readable tar.gz archive ({err})") from None
     missing = [n for n in md5s if n not in found]
@@ -118,12 +117,11 @@ def fetch_stl10(out_dir, *, url: str = STL10_URL, md5s=None, seed: int = 1,
     md5s : dict file name -> MD5, default :data:`STL10_MD5` (tests pass their own).
     seed : the train/val split's seed (see :func:`convert_stl10`).
     keep_archive : keep ``stl10_binary.tar.gz`` after a successful conversion.
-    progress : ``progress(length=, label=)`` factory (``cli.common.progress``).
+    progress : :class:`~luatorch_port.util.progress.Progress`, optional.
 
     Returns the :class:`~luatorch_port.data.stl10.ConvertCounts`. On a wrong MD5 nothing is
     left in ``out_dir`` (the archive is deleted too: it is corrupt).
     """
-    progress = progress or no_progress
     md5s = dict(STL10_MD5 if md5s is None else md5s)
     unknown = set(md5s) - set(FILES)
     if unknown or len(md5s) != len(FILES):

@@ -124,8 +124,8 @@ class _CourseScanner(ByteTensorScanner):
     expected_entry = "a 3xHxW torch.ByteTensor"
 
     def __init__(self, source, *, name, limit=None, keep_pixels=True, expect=None,
-                 balanced=False):
-        super().__init__(source, name=name, limit=limit, keep_pixels=keep_pixels)
+                 balanced=False, progress=None):
+        super().__init__(source, name=name, limit=limit, keep_pixels=keep_pixels, progress=progress)
         self.balanced = balanced  # a limit on a labelled split takes every class evenly
         self.balanced_limit = None
         self.expect = expect
@@ -203,7 +203,7 @@ def _scan(path_or_file, *, long_size=None, **kwargs) -> _CourseScanner:
 
 
 def load_split(path, limit: Optional[int] = None, *, expect: Optional[str] = None,
-               long_size: Optional[int] = None) -> Split:
+               long_size: Optional[int] = None, progress=None) -> Split:
     """Read a course t7b file (``train/val/test/extra.t7b``) into one uint8 tensor.
 
     Parameters
@@ -219,6 +219,8 @@ def load_split(path, limit: Optional[int] = None, *, expect: Optional[str] = Non
         would label every image 1).
     long_size : {None, 4, 8}
         Bytes per serialized long; None tries 8 then 4.
+    progress : :class:`~luatorch_port.util.progress.Progress`, optional
+        Sees the bytes read (``reading <file>``).
 
     Returns
     -------
@@ -238,7 +240,8 @@ def load_split(path, limit: Optional[int] = None, *, expect: Optional[str] = Non
         raise A2Error(f"limit={limit} should be >= 1")
     if expect not in (None, LABELLED, EXTRA):
         raise ValueError(f"expect must be None, {LABELLED!r} or {EXTRA!r}, got {expect!r}")
-    split = _scan(path, long_size=long_size, limit=limit, expect=expect, balanced=True).result()
+    split = _scan(path, long_size=long_size, limit=limit, expect=expect, balanced=True,
+                  progress=progress).result()
     split.classes = read_class_names(path, None if split.labels is None else len(split.classes))
     return split
 

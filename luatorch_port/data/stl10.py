@@ -25,7 +25,7 @@ import torch
 from ..t7.stream import CourseWriter
 from ..util.errors import A2Error
 from ..util.files import atomic_output
-from ..util.progress import no_progress
+from ..util.progress import Counter
 
 STL10_SHAPE = (3, 96, 96)  # C, H, W of every STL-10 image
 STL10_CLASSES = 10
@@ -96,11 +96,11 @@ def _write_labelled(path, images, labels, order, progress):
     counts = torch.bincount(labels[order], minlength=STL10_CLASSES).tolist()
     with atomic_output(path, "wb") as f:
         writer = CourseWriter(f, counts, STL10_SHAPE)
-        with progress(length=len(order), label=os.path.basename(path)) as bar:
-            for s in range(0, len(order), CHUNK_IMAGES):
-                sel = order[s:s + CHUNK_IMAGES]
-                writer.write(images[sel].contiguous())
-                bar.update(len(sel))
+        tick = Counter(progress, len(order), os.path.basename(path), unit="img")
+        for s in range(0, len(order), CHUNK_IMAGES):
+            sel = order[s:s + CHUNK_IMAGES]
+            writer.write(images[sel].contiguous())
+            tick(len(sel))
         writer.close()
     return counts
 
@@ -115,13 +115,11 @@ def convert_stl10(src_dir, out_dir, seed: int = 1, *, progress=None,
         ``unlabeled_X.bin`` (the official ``stl10_binary/``).
     out_dir : created if missing; each file written atomically.
     seed : seeds the train/val split when ``generator`` is not given.
-    progress : ``progress(length=, label=)`` -> context manager with ``update(n)``
-        (``cli.common.progress``); default silent.
+    progress : :class:`~luatorch_port.util.progress.Progress`, optional (one stage per file).
 
     Memory: train and test are read whole (138 MB, 221 MB); unlabeled_X.bin is streamed
     ``CHUNK_IMAGES`` at a time, so the 2.76 GB of extra is never in memory.
     """
-    progress = progress or no_progress
     missing = [f for f in FILES if not os.path.isfile(os.path.join(src_dir, f))]
     if missing:
         raise A2Error(f"{src_dir}: missing {', '.join(missing)} (the official stl10_binary/ "
@@ -171,10 +169,10 @@ def _convert(path, out_dir, generator, progress) -> ConvertCounts:
     n_extra = _n_images(path["unlabeled_X.bin"])
     with atomic_output(os.path.join(out_dir, "extra.t7b"), "wb") as f:
         writer = CourseWriter(f, [n_extra], STL10_SHAPE)
-        with progress(length=n_extra, label="extra.t7b") as bar:
-            for s in range(0, n_extra, CHUNK_IMAGES):
-                chunk = read_images(path["unlabeled_X.bin"], s, CHUNK_IMAGES)
-                writer.write(chunk.contiguous())
-                bar.update(len(chunk))
+        tick = Counter(progress, n_extra, "extra.t7b", unit="img")
+        for s in range(0, n_extra, CHUNK_IMAGES):
+            chunk = read_images(path["unlabeled_X.bin"], s, CHUNK_IMAGES)
+            writer.write(chunk.contiguous())
+            tick(len(chunk))
         writer.close()
     return ConvertCounts(train_counts, val_counts, test_counts, n_extra)

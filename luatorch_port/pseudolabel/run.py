@@ -228,11 +228,12 @@ def run_selftrain(config: SelfTrainConfig, *, centroids_path, train_path, val_pa
     module doc. ``predictions_path`` (with ``test_path``) defaults to
     ``out_dir/predictions.csv``.
 
-    ``progress`` is ``(length=, label=) -> bar`` (e.g. ``cli.common.progress``), for encoding.
+    ``progress`` (:class:`~luatorch_port.util.progress.Progress`) sees the encoding of each split.
     Returns the :class:`SelfTrainResult`; the CLI writes ``run.json``.
     """
     from ..data import load_split
     from ..kmeans import Classifier, CoatesKMeans
+    from ..util.progress import Counter
 
     config.validate()
     kmeans = CoatesKMeans.load(centroids_path)
@@ -248,12 +249,8 @@ def run_selftrain(config: SelfTrainConfig, *, centroids_path, train_path, val_pa
         + ([("test", test)] if test is not None else [])
     feats = {}
     for name, split in splits:
-        bar = progress(length=len(split), label=f"encoding {name}") if progress else None
-        if bar is None:
-            feats[name] = kmeans.transform(split.images, device=device)
-        else:
-            with bar:
-                feats[name] = kmeans.transform(split.images, device=device, progress=bar.update)
+        tick = Counter(progress, len(split), f"encoding {name}", unit="img")
+        feats[name] = kmeans.transform(split.images, device=device, progress=tick)
     result = self_train(feats["train"], train.labels, feats["extra"], config, n_classes=n_classes,
                         val=(feats["val"], val.labels) if val is not None else None,
                         unlabelled_y=true_extra, echo=echo)

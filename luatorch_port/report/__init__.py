@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..util.files import atomic_output
+from ..util.progress import or_silent
 from .budget import BUDGETS, budget
 from .render import render_report
 from .sections import ALWAYS, DEPENDS, SECTIONS, Context, Unavailable
@@ -71,7 +72,8 @@ def run_report(data_dir, out_dir, *, budget_name: str = "quick", force: bool = F
     budget_name : ``tiny`` | ``quick`` | ``standard`` | ``full`` (see :mod:`.budget`)
     force : recompute every section; ``redo`` : names of sections to recompute
     only : run only these sections (the others keep their state); None = all
-    seed, device, progress, echo : passed to sections (``echo(line)`` prints a status line)
+    seed, device, progress, echo : passed to sections (``echo(line)`` prints a status line);
+        ``progress`` also sees the sections done (stage "report")
 
     Returns
     -------
@@ -91,7 +93,9 @@ def run_report(data_dir, out_dir, *, budget_name: str = "quick", force: bool = F
                   device=device, progress=progress, echo=echo)
     states = load_states(out_dir)
     rerun = set()
-    for name, fn in SECTIONS.items():
+    report_progress = or_silent(progress)
+    for index, (name, fn) in enumerate(SECTIONS.items()):
+        report_progress(index, len(SECTIONS), stage="report", section=name)
         old = states.get(name)
         fresh = (old is not None and old.get("status") == "done" and old.get("budget") == budget_name
                  and old.get("seed") == seed and old.get("data_dir") == os.path.abspath(data_dir))
@@ -124,6 +128,7 @@ def run_report(data_dir, out_dir, *, budget_name: str = "quick", force: bool = F
         states[name] = state
         echo(f"[{name}] {state['status']} in {state['seconds']:.1f} s"
              + (f": {state['error']}" if "error" in state else ""))
+    report_progress(len(SECTIONS), len(SECTIONS), stage="report")
     report = out_dir / REPORT_NAME
     with atomic_output(report, "w") as f:
         f.write(render_report(states, budget_name=budget_name, settings=settings, data_dir=data_dir,

@@ -225,12 +225,12 @@ def render_report(states: dict, *, budget_name: str, settings: dict, data_dir, s
     else:
         methods = sorted({m.get("method", "barnes-hut") for m in ts["maps"].values()})
         how = " / ".join("exact-gradient t-SNE" if m == "exact" else "Barnes-Hut t-SNE (θ 0.5)" for m in methods)
-        reduced = sorted({m["pca_dims"] for m in ts["maps"].values()
-                          if m.get("pca_dims") and m["pca_dims"] < m["input_dims"]})
-        pca = (f"reduced to {'/'.join(str(d) for d in reduced)} dimensions with PCA" if reduced
-               else "used as it is (no PCA, as manifold's tsne by default)")
-        w("As in the report, each validation image's first channel (1×H×W) is the input — here "
-          f"{pca} and embedded with {how} (perplexity "
+        reduced = sorted({m["pca_dims"] for m in ts["maps"].values() if m["pca_dims"] < m["input_dims"]})
+        pca_text = (f"reduced to {', '.join(map(str, reduced))} dimensions with PCA first (manifold's tsne "
+                    "reduces only when asked)" if reduced else "with no PCA first, as manifold.embedding.tsne's "
+                    "default")
+        w("As in the report, each validation image's first channel (1×H×W) is the input, "
+          f"{pca_text}, embedded with {how} (perplexity "
           f"{settings['tsne']['perplexity']:g}); the second map uses the supervised baseline's "
           "penultimate layer instead. Trustworthiness (k = 5) measures how well local neighbourhoods survive "
           "(1 = perfectly).\n")

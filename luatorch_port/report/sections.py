@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import torch
 
 from ..util.errors import A2Error
+from ..util.progress import Counter, or_silent
 
 
 class Unavailable(Exception):
@@ -219,12 +220,12 @@ def surrogate(ctx: Context) -> dict:
     s = ctx.settings["surrogate"]
     out = ctx.section_dir("surrogate")
     gen = ctx.seed_globals("surrogate")
-    extra = load_split(ctx.data("extra"), expect="extra")
+    extra = load_split(ctx.data("extra"), expect="extra", progress=ctx.progress)
     side = min(extra.images.shape[-2:])
     n_seeds = min(s["seeds"], len(extra))
     t0 = time.perf_counter()
     build_surrogate(extra.images, out / "surrogate.t7b", gen, n_seeds=n_seeds, per_seed=s["per_seed"],
-                    patch=s["patch"], window=tuple(min(w, side) for w in WINDOW))
+                    patch=s["patch"], window=tuple(min(w, side) for w in WINDOW), progress=ctx.progress)
     del extra
     build_s = time.perf_counter() - t0
     config = TrainConfig(batch_size=s["batch_size"], learning_rate=s["learning_rate"], learning_rate_decay=0.0,
@@ -236,8 +237,10 @@ def surrogate(ctx: Context) -> dict:
     train_s = time.perf_counter() - t0
     os.remove(out / "surrogate.t7b")  # large and rebuilt from the seed on demand
     t0 = time.perf_counter()
-    on_val = evaluate_features(out / "model.pt", ctx.data("train"), ctx.data("val"), device=ctx.device)
-    on_test = evaluate_features(out / "model.pt", ctx.data("train"), ctx.data("test"), device=ctx.device)
+    on_val = evaluate_features(out / "model.pt", ctx.data("train"), ctx.data("val"), device=ctx.device,
+                               progress=ctx.progress)
+    on_test = evaluate_features(out / "model.pt", ctx.data("train"), ctx.data("test"), device=ctx.device,
+                                progress=ctx.progress)
     eval_s = time.perf_counter() - t0
     res = {"model": s["model"], "seeds": n_seeds, "per_seed": s["per_seed"], "patches": n_seeds * s["per_seed"],
            "surrogate_train_acc": fit.final.get("train_acc"),
@@ -285,16 +288,22 @@ def kmeans(ctx: Context) -> dict:
     out = ctx.section_dir("kmeans")
     gen = ctx.generator("kmeans")
     device = ctx.device or "cpu"
-    extra = load_split(ctx.data("extra"), expect="extra")
+    extra = load_split(ctx.data("extra"), expect="extra", progress=ctx.progress)
     t0 = time.perf_counter()
     km = CoatesKMeans(k=s["k"], rf=s["rf"], n_patches=s["patches"], iterations=s["iterations"],
-                      image_size=s["image_size"]).fit(extra.images, generator=gen, device=device)
+                      image_size=s["image_size"]).fit(
+        extra.images, generator=gen, device=device,
+        on_images=Counter(ctx.progress, len(extra), "k-means patches", unit="img"),
+        on_iteration=lambda i, obj: or_silent(ctx.progress)(i + 1, s["iterations"], stage="k-means",
+                                                            objective=obj))
     km.save(out / "centroids.t7")
     del extra
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     splits = {name: load_split(ctx.data(name), expect="labelled") for name in ("train", "val", "test")}
-    feats = {name: km.transform(sp.images, device=device) for name, sp in splits.items()}
+    feats = {name: km.transform(sp.images, device=device,
+                                progress=Counter(ctx.progress, len(sp), f"encoding {name}", unit="img"))
+             for name, sp in splits.items()}
     encode_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     clf = fit_classifier(feats["train"], splits["train"].labels, n_classes=len(splits["train"].classes))
@@ -388,7 +397,8 @@ def combo(ctx: Context) -> dict:
     result = run_selftrain(config, centroids_path=ctx.out_dir / ctx.results["kmeans"]["centroids_file"],
                            train_path=ctx.data("train"), val_path=ctx.data("val"), extra_path=ctx.data("extra"),
                            out_dir=out, extra_labels_path=labels if labels.exists() else None,
-                           test_path=ctx.data("test"), device=ctx.device or "cpu", echo=ctx.echo)
+                           test_path=ctx.data("test"), device=ctx.device or "cpu", progress=ctx.progress,
+                           echo=ctx.echo)
     seconds = time.perf_counter() - t0
     rounds = [r.as_dict() for r in result.rounds]
     last = rounds[-1]
@@ -423,7 +433,7 @@ def tsne(ctx: Context) -> dict:
         r = run_tsne(ctx.data("val"), png, features=features, limit=s.get("limit"), n_iter=s["iterations"],
                      perplexity=s["perplexity"], threads=s.get("threads", 1),
                      map_size=s["map_size"], thumb=s["thumb"], device=ctx.device,
-                     generator=ctx.generator(f"tsne/{name}"))
+                     generator=ctx.generator(f"tsne/{name}"), progress=ctx.progress)
         maps[name] = {"scatter": ctx.rel(r["scatter"]), "image_map": ctx.rel(r["image_map"]),
                       "coords_csv": ctx.rel(r["coords_csv"]),
                       "features": r["features"] if name == "raw" else r["features"].replace(features,

@@ -49,6 +49,7 @@ from ..util.errors import A2Error
 from ..util.files import atomic_output
 from ..t7 import load as t7_load
 from ..t7.writer import Writer
+from ..util.progress import Counter, Progress
 from ..util.threads import torch_threads
 from . import transforms as T
 
@@ -333,7 +334,7 @@ def build_surrogate(images: torch.Tensor, out_path, generator: torch.Generator, 
           per_seed: int = PER_SEED, patch: int = PATCH, window=WINDOW, gradient: bool = True,
           ranges: Optional[T.TransformRanges] = None, device="cpu",
           group: int = SEEDS_PER_GROUP, workers: Optional[int] = None,
-          on_progress: Optional[Callable[[int], None]] = None) -> dict:
+          progress: Optional[Progress] = None) -> dict:
     """Generate the surrogate dataset and write it to ``out_path`` (t7, atomically).
 
     Parameters
@@ -347,7 +348,7 @@ def build_surrogate(images: torch.Tensor, out_path, generator: torch.Generator, 
     workers : CPU threads rendering groups side by side (default:
         ``torch.get_num_threads()``); with more than one, the whole build runs with one
         intra-op thread (torch's setting is restored afterwards); 1 = torch's own threads
-    on_progress : called with the number of seeds finished after each group
+    progress : :class:`~luatorch_port.util.progress.Progress` of the seeds rendered (stage "surrogate patches")
 
     Returns
     -------
@@ -365,11 +366,11 @@ def build_surrogate(images: torch.Tensor, out_path, generator: torch.Generator, 
     # one intra-op thread for everything, not only the workers: see _render_groups
     with torch_threads(1 if device.type == "cpu" and workers > 1 else None):
         return _build(images, out_path, generator, n_seeds, per_seed, patch, window, gradient,
-                      ranges, device, group, workers, on_progress)
+                      ranges, device, group, workers, progress)
 
 
 def _build(images, out_path, generator, n_seeds, per_seed, patch, window, gradient, ranges,
-           device, group, workers, on_progress):
+           device, group, workers, progress):
     n, _, h, w = images.shape
     seeds = torch.randperm(n, generator=generator)[:n_seeds]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # the energy maps, side by side
@@ -384,11 +385,11 @@ def _build(images, out_path, generator, n_seeds, per_seed, patch, window, gradie
     with atomic_output(out_path, "wb") as f:
         table = _StreamedTable(f, n_keys=6)
         table.begin_tensor("data", (n_patches, 3, patch, patch))
+        tick = Counter(progress, n_seeds, "surrogate patches", unit="seeds")
         for done, block in _render_groups(images, seeds, boxes, params, patch, ranges.color,
                                           device, group, workers):
             table.append(block)
-            if on_progress is not None:
-                on_progress(done)
+            tick(done)
         table.end_tensor()
         table.put("labels", labels)
         table.put("seeds", seeds + 1)  # Lua index into extra's data[1]

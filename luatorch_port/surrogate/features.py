@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..util.errors import A2Error
+from ..util.progress import Counter, Progress
 
 QUADRANTS = 2  # 2 x 2 = 4 quadrants per feature map
 
@@ -96,7 +97,7 @@ class ConvolutionalFeatures(nn.Module):
 
 @torch.no_grad()
 def exemplar_features(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 50,
-                      device=None, on_batch: Optional[Callable[[int], None]] = None) -> torch.Tensor:
+                      device=None, progress: Optional[Progress] = None, stage: str = "features") -> torch.Tensor:
     """4-quadrant max-pooled responses of every layer for normalised images.
 
     Parameters
@@ -104,7 +105,7 @@ def exemplar_features(model: nn.Module, inputs: torch.Tensor, *, batch_size: int
     model : a trained spec model (``nn.build_model("64c5-...")`` layout)
     inputs : float (N, 3, H, W), normalised as in training (any H, W >= training size)
     batch_size : images per forward pass
-    on_batch : called with the number of images done after each batch
+    progress : :class:`~luatorch_port.util.progress.Progress` of the images done (stage ``stage``)
 
     Returns
     -------
@@ -113,17 +114,17 @@ def exemplar_features(model: nn.Module, inputs: torch.Tensor, *, batch_size: int
     device = torch.device(device) if device is not None else next(model.parameters()).device
     extractor = ConvolutionalFeatures(model).to(device).eval()
     out = torch.empty(len(inputs), extractor.n_features)
+    tick = Counter(progress, len(inputs), stage, unit="img")
     for start in range(0, len(inputs), batch_size):
         batch = inputs[start:start + batch_size].to(device)
         out[start:start + len(batch)] = extractor(batch).float().cpu()
-        if on_batch is not None:
-            on_batch(len(batch))
+        tick(len(batch))
     return out
 
 
 def evaluate_features(model_path, train_path, test_path, *, norm_path=None, C: float = 100.0,
                       batch_size: int = 50, device=None, limit=None,
-                      on_batch: Optional[Callable[[int], None]] = None) -> dict:
+                      progress: Optional[Progress] = None) -> dict:
     """Train an L2-SVM on the Exemplar-CNN features of ``train_path``; score both splits.
 
     Parameters
@@ -153,7 +154,8 @@ def evaluate_features(model_path, train_path, test_path, *, norm_path=None, C: f
     train = load_split(train_path, limit=limit, expect="labelled")
     test = load_split(test_path, limit=limit, expect="labelled")
     feats = [exemplar_features(model, norm.apply(split.images), batch_size=batch_size,
-                               device=device, on_batch=on_batch) for split in (train, test)]
+                               device=device, progress=progress, stage=f"features {name}")
+             for name, split in (("train", train), ("test", test))]
     scaler = Standardizer().fit(feats[0])
     x_train, x_test = scaler.transform(feats[0]), scaler.transform(feats[1])
     svm = L2SVM(C=C).fit(x_train, train.labels, n_classes=len(train.classes))

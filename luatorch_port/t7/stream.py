@@ -168,6 +168,8 @@ class ByteTensorScanner(Reader):
         Stop after this many tensors (``read_array`` returns early).
     keep_pixels : bool
         False counts and checks without allocating the images tensor.
+    progress : :class:`~luatorch_port.util.progress.Progress`, optional
+        Sees the bytes read of the file as the arrays are read (stage ``reading <name>``).
 
     Attributes
     ----------
@@ -181,8 +183,9 @@ class ByteTensorScanner(Reader):
 
     expected_entry = "a 3-D torch.ByteTensor"  # what an array entry should be (error messages)
 
-    def __init__(self, source, *, name, limit=None, keep_pixels=True):
+    def __init__(self, source, *, name, limit=None, keep_pixels=True, progress=None):
         super().__init__(source)
+        self.progress = progress
         self.objects = _ObjectTable(self)
         self.name = name
         self.limit = limit
@@ -275,11 +278,13 @@ class ByteTensorScanner(Reader):
             taken = self._fast_block(n, seen, done)
             if taken:
                 done += taken
-                continue
-            if not self._fast_image(n, seen):
-                key = self.array_key(where, n, seen)
-                self.put(self.read_object(), f"{where}[{key}]", n)
-            done += 1
+            else:
+                if not self._fast_image(n, seen):
+                    key = self.array_key(where, n, seen)
+                    self.put(self.read_object(), f"{where}[{key}]", n)
+                done += 1
+            if self.progress is not None:
+                self.progress(self.src.pos, self.src.n, stage=f"reading {os.path.basename(self.name)}", unit="B")
         return self.n - start
 
     # -- tensors -------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from ..util.errors import A2Error
 from ..util.files import atomic_output
+from ..util.progress import or_silent, track
 from . import distributed as D
 from .batchflip import batch_flip, flip_mask
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng, save_checkpoint
@@ -223,8 +224,8 @@ def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
         Continue from ``out_dir/checkpoint.pt`` (model, optimizer, epoch, RNG states, log).
     dist_ctx : DistContext
         From :func:`distributed.init_from_env`; the global batch is split across ranks.
-    progress : callable ``(length=, label=) -> context manager bar``, optional
-        E.g. ``functools.partial(cli.common.progress, quiet=quiet)``; bars only on rank 0.
+    progress : :class:`~luatorch_port.util.progress.Progress`, optional
+        Batches done per epoch (stage ``epoch E/N``), with loss, accuracy and img/s; rank 0 only.
     echo : callable ``(str) -> None``, optional
         Receives one summary line per epoch (rank 0 only).
     """
@@ -282,31 +283,39 @@ def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
         order = torch.tensor(list(sampler), dtype=torch.int64)
         train_conf.zero()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        # every image the model saw (a pseudo-label batch adds unlabelled rows to the labelled ones)
+        images_seen = 0
         tic = time.perf_counter()
-        bar = _bar(progress if main else None, n_batches, f"epoch {epoch}/{config.max_epoch}")
-        with bar:
-            for k in range(n_batches):
-                inputs, targets = train_data.get_batch(order[k * local_bs:(k + 1) * local_bs])
-                inputs = inputs.to(device, non_blocking=True)
-                targets = targets.to(device, non_blocking=True)
-                if config.flip:  # one mask for the global batch, each rank takes its rows
-                    mask = flip_mask(inputs.shape[0] * dist_ctx.world_size, generator)
-                    inputs = batch_flip(inputs, D.shard(mask, dist_ctx))
-                if inputs.dim() == 4:
-                    inputs = inputs.contiguous(memory_format=memory_format)
-                outputs = net(inputs)
-                loss = loss_fn(outputs, targets, StepInfo(epoch, k, step))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                train_conf.batch_add(outputs, targets)
-                loss_sum += loss.detach()
-                step += 1
-                if main and progress is not None:
-                    _update_bar(bar, k, loss_sum, train_conf, local_bs, tic)
+        report = or_silent(progress if main else None)
+        stage, text = f"epoch {epoch}/{config.max_epoch}", ""
+        report(0, n_batches, stage=stage)
+        for k in range(n_batches):
+            inputs, targets = train_data.get_batch(order[k * local_bs:(k + 1) * local_bs])
+            images_seen += inputs.shape[0]
+            inputs = inputs.to(device, non_blocking=True)
+            targets = targets.to(device, non_blocking=True)
+            if config.flip:  # one mask for the global batch, each rank takes its rows
+                mask = flip_mask(inputs.shape[0] * dist_ctx.world_size, generator)
+                inputs = batch_flip(inputs, D.shard(mask, dist_ctx))
+            if inputs.dim() == 4:
+                inputs = inputs.contiguous(memory_format=memory_format)
+            outputs = net(inputs)
+            loss = loss_fn(outputs, targets, StepInfo(epoch, k, step))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            train_conf.batch_add(outputs, targets)
+            loss_sum += loss.detach()
+            step += 1
+            if main and progress is not None:
+                text = _batch_text(k, n_batches, loss_sum, train_conf, images_seen * dist_ctx.world_size,
+                                   tic) or text
+                report(k + 1, n_batches, stage=stage, text=text)
         seconds = time.perf_counter() - tic
         D.all_reduce_sum_(train_conf.counts, dist_ctx)
         D.all_reduce_sum_(loss_sum, dist_ctx)
+        images = torch.tensor(images_seen, dtype=torch.int64, device=device)
+        D.all_reduce_sum_(images, dist_ctx)
         train_acc = train_conf.total_valid * 100
 
         val_acc = math.nan
@@ -316,7 +325,7 @@ def fit(model: torch.nn.Module, train_data, val_data, config: TrainConfig, *,
             val_acc = val_conf.total_valid * 100
         record = {"epoch": epoch, "lr": lr, "loss": float(loss_sum) / (n_batches * dist_ctx.world_size),
                   "train_acc": train_acc, "val_acc": val_acc, "seconds": seconds,
-                  "images_per_s": n_batches * config.batch_size / max(seconds, 1e-9)}
+                  "images": int(images), "images_per_s": int(images) / max(seconds, 1e-9)}
         history.append(record)
         if main and echo is not None:
             echo(f"epoch {epoch}: loss {record['loss']:.4f}  train {train_acc:.2f}%  "
@@ -377,17 +386,16 @@ def predict_scores(model, inputs: torch.Tensor, *, batch_size: int = 125, device
     model.eval()
     chunks = []
     starts = range(0, inputs.shape[0], batch_size)
-    with _bar(progress, len(starts), "predict") as bar:
-        for k in bar:
-            # a Lua model may hold DoubleTensors: feed it its own dtype
-            x = inputs[starts[k]:starts[k] + batch_size].to(device, param.dtype)
-            scores = model(x)
-            if scores.dim() != 2 or scores.shape[0] != x.shape[0]:
-                # a View folds the extra pixels of a larger image into extra rows
-                raise A2Error(f"the model gives scores of shape {tuple(scores.shape)} for "
-                              f"{x.shape[0]} images of {'x'.join(map(str, x.shape[1:]))}: it "
-                              f"was made for another image size")
-            chunks.append(scores.float().cpu())
+    for k in track(range(len(starts)), progress, stage="predict"):
+        # a Lua model may hold DoubleTensors: feed it its own dtype
+        x = inputs[starts[k]:starts[k] + batch_size].to(device, param.dtype)
+        scores = model(x)
+        if scores.dim() != 2 or scores.shape[0] != x.shape[0]:
+            # a View folds the extra pixels of a larger image into extra rows
+            raise A2Error(f"the model gives scores of shape {tuple(scores.shape)} for "
+                          f"{x.shape[0]} images of {'x'.join(map(str, x.shape[1:]))}: it "
+                          f"was made for another image size")
+        chunks.append(scores.float().cpu())
     if not chunks:
         raise A2Error("no images to predict")
     return torch.cat(chunks)
@@ -400,41 +408,15 @@ def predict(model, inputs: torch.Tensor, *, batch_size: int = 125, device=None,
                           progress=progress).argmax(1)
 
 
-class _NoBar:
-    def __init__(self, length):
-        self.length = length
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def __iter__(self):
-        return iter(range(self.length))
-
-    def update(self, n, current_item=None):
-        pass
-
-
-def _bar(progress, length, label):
-    if progress is None:
-        return _NoBar(length)
-    bar = progress(range(length), length=length, label=label)
-    if hasattr(bar, "item_show_func"):
-        bar.item_show_func = lambda item: item
-    return bar
-
-
-# Refresh the bar's loss/accuracy text every this many batches (each refresh syncs the device).
+# Refresh the progress text (loss, accuracy) every this many batches (each refresh syncs the device).
 BAR_REFRESH = 10
 
 
-def _update_bar(bar, k, loss_sum, conf, local_bs, tic):
-    text = None
-    if k % BAR_REFRESH == 0 or k == getattr(bar, "length", 0) - 1:
-        elapsed = max(time.perf_counter() - tic, 1e-9)
-        acc = conf.total_valid * 100
-        text = (f"loss {float(loss_sum) / (k + 1):.3f} acc {acc:.1f}% "
-                f"{(k + 1) * local_bs / elapsed:.0f} img/s")
-    bar.update(1, text)
+def _batch_text(k, n_batches, loss_sum, conf, images, tic):
+    """Loss, accuracy and img/s so far, every BAR_REFRESH batches and at the last (else None).
+    ``images``: this rank's count times the world size (the exact sum is taken at the epoch's end)."""
+    if k % BAR_REFRESH and k != n_batches - 1:
+        return None
+    elapsed = max(time.perf_counter() - tic, 1e-9)
+    acc = conf.total_valid * 100
+    return f"loss {float(loss_sum) / (k + 1):.3f} acc {acc:.1f}% {images / elapsed:.0f} img/s"

@@ -1,4 +1,5 @@
-"""Principal components of the rows of a matrix, for t-SNE's input reduction and initialisation.
+"""Principal components of the rows of a matrix, for t-SNE's optional input reduction and its
+initialisation, and the squared distances the exact t-SNE and trustworthiness share.
 
 manifold.embedding.tsne reduces its input with PCA only when asked (its ``pca_dims`` option);
 scikit-learn's t-SNE initialises the map from the first two components.
@@ -11,11 +12,47 @@ import torch
 from ..util.errors import A2Error
 
 
+def sq_distances(x: torch.Tensor) -> torch.Tensor:
+    """Squared euclidean distances between the rows of ``x`` (N×D): float64 N×N, one GEMM.
+
+    Columns are centred first (distances do not change; the products lose less to rounding).
+    The diagonal is exactly 0.
+    """
+    x = x.to(torch.float64)
+    x = x - x.mean(dim=0, keepdim=True)
+    sq = (x * x).sum(1)
+    d2 = torch.addmm(sq[:, None] + sq[None, :], x, x.T, beta=1.0, alpha=-2.0).clamp_(min=0)
+    d2.fill_diagonal_(0.0)
+    return d2
+
+
+def centered_gram(d2: torch.Tensor) -> torch.Tensor:
+    """The centred Gram matrix ``xc xcᵀ`` of points with squared distances ``d2`` (N×N):
+    ``−½ J d2 J``, J the centring matrix (classical scaling)."""
+    d2 = d2.to(torch.float64)
+    row = d2.mean(dim=1, keepdim=True)
+    return -0.5 * (d2 - row - row.T + d2.mean())
+
+
+def _components(gram: torch.Tensor, k: int) -> torch.Tensor:
+    evals, evecs = torch.linalg.eigh(gram)
+    return evecs[:, -k:].flip(1) * evals[-k:].flip(0).clamp_min(0).sqrt()
+
+
+def _fix_signs(top: torch.Tensor) -> torch.Tensor:
+    # sign convention: the largest-magnitude entry of each component is positive
+    k = top.shape[1]
+    idx = top.abs().argmax(dim=0)
+    signs = torch.sign(top[idx, torch.arange(k)])
+    signs[signs == 0] = 1
+    return top * signs
+
+
 def pca(x: torch.Tensor, dims: int) -> torch.Tensor:
     """Project the rows of ``x`` (N×D) on their first ``dims`` principal components.
 
-    Through the N×N Gram matrix when N < D (1000 images of 9,216 values: one small GEMM and
-    an eigendecomposition), else through the D×D covariance. Returns float64 N×min(dims, N, D)
+    Through the N×N Gram matrix when N < D (1000 images of 9,216 values: one GEMM and an
+    eigendecomposition), else through the D×D covariance. Returns float64 N×min(dims, N, D)
     with components in decreasing order of variance; signs are made deterministic.
     """
     if x.dim() != 2:
@@ -25,13 +62,14 @@ def pca(x: torch.Tensor, dims: int) -> torch.Tensor:
     n, d = xc.shape
     k = min(dims, n, d)
     if n <= d:
-        evals, evecs = torch.linalg.eigh(xc @ xc.T)
-        top = evecs[:, -k:].flip(1) * evals[-k:].flip(0).clamp_min(0).sqrt()
+        top = _components(xc @ xc.T, k)
     else:
         evals, evecs = torch.linalg.eigh(xc.T @ xc)
         top = xc @ evecs[:, -k:].flip(1)
-    # sign convention: the largest-magnitude entry of each component is positive
-    idx = top.abs().argmax(dim=0)
-    signs = torch.sign(top[idx, torch.arange(k)])
-    signs[signs == 0] = 1
-    return top * signs
+    return _fix_signs(top)
+
+
+def pca_from_sq_distances(d2: torch.Tensor, dims: int) -> torch.Tensor:
+    """:func:`pca` of points known by their squared distances ``d2`` (N×N): the same
+    components (up to rounding) without the input, through :func:`centered_gram`."""
+    return _fix_signs(_components(centered_gram(d2), min(dims, d2.shape[0])))

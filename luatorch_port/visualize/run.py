@@ -47,17 +47,17 @@ def write_coords_csv(path, coords: np.ndarray, labels=None, class_names=None) ->
 def run_tsne(data_path, out_png, *, features: str = FEATURES, channel: int = CHANNEL, limit=None,
              pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY, theta: float = THETA,
              n_iter: int = N_ITER, threads=None, method: str = "auto", map_size: int = MAP_SIZE,
-             thumb: int = THUMB, device=None, generator=None) -> dict:
+             thumb: int = THUMB, device=None, generator=None, progress=None) -> dict:
     """What ``a2 tsne`` does: read a t7b file, embed, write the figures and the coordinates.
 
     Writes ``out_png`` (scatter by class), ``<stem>_map.png`` (image map), ``<stem>.csv``
-    (coordinates). Returns a dict of the numbers (paths, trustworthiness, timings, sizes).
+    (coordinates); ``progress`` sees the t-SNE iterations. Returns a dict of the numbers (paths, trustworthiness, timings, sizes).
     """
     t_start = time.perf_counter()
     split = load_split(data_path, limit=limit)
     feats, description = compute_features(features, split.images, channel=channel, device=device)
     emb = embed(feats, pca_dims=pca_dims, perplexity=perplexity, theta=theta, n_iter=n_iter,
-                threads=threads, method=method, generator=generator)
+                threads=threads, method=method, generator=generator, progress=progress)
     stem = os.path.splitext(os.fspath(out_png))[0]
     labels = split.labels.numpy() if split.labels is not None else None
     classes = split.classes if split.labels is not None else None

@@ -25,11 +25,17 @@ def _sq_distances(x: torch.Tensor, rows: slice) -> torch.Tensor:
     return (sq[rows, None] + sq[None, :] - 2.0 * (x[rows] @ x.T)).clamp_(min=0)
 
 
-def trustworthiness(x, embedded, n_neighbors: int = 5) -> float:
-    """``x`` N×D input, ``embedded`` N×d map (any float dtype) -> trustworthiness in [0, 1]."""
-    x = torch.as_tensor(x).to(torch.float64)
+def trustworthiness(x, embedded, n_neighbors: int = 5, *, sq_dists: torch.Tensor | None = None) -> float:
+    """``x`` N×D input, ``embedded`` N×d map (any float dtype) -> trustworthiness in [0, 1].
+
+    ``sq_dists``: the inputs' N×N squared distances, when already computed (``x`` is then unused).
+    """
     e = torch.as_tensor(embedded).to(torch.float64)
-    n = x.shape[0]
+    if sq_dists is None:
+        x = torch.as_tensor(x).to(torch.float64)
+        n = x.shape[0]
+    else:
+        n = sq_dists.shape[0]
     if e.shape[0] != n:
         raise A2Error(f"trustworthiness: {n} input rows but {e.shape[0]} embedded rows")
     if not 1 <= n_neighbors < n / 2:
@@ -42,7 +48,7 @@ def trustworthiness(x, embedded, n_neighbors: int = 5) -> float:
     total = 0.0
     for lo in range(0, n, ROW_BLOCK):
         rows = slice(lo, min(lo + ROW_BLOCK, n))
-        d = _sq_distances(x, rows)
+        d = _sq_distances(x, rows) if sq_dists is None else sq_dists[rows].clone()
         local = arange[rows]
         d[local - lo, local] = float("inf")                       # not its own neighbour
         d_nb = torch.gather(d, 1, nbrs[rows])                    # B×k input distances to map neighbours

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .pca import pca
+from ..util.progress import Progress, or_silent
+from .pca import pca, pca_from_sq_distances
 
 # scikit-learn TSNE defaults (sklearn/manifold/_t_sne.py)
 EARLY_EXAGGERATION = 12.0
@@ -75,6 +76,15 @@ def nearest_neighbours(x: torch.Tensor, k: int, chunk: int = 1024) -> tuple[torc
     return torch.cat(dists), torch.cat(idx)
 
 
+def nearest_from_sq_distances(d2: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`nearest_neighbours` from precomputed squared distances ``d2`` (N×N, float64)."""
+    n = d2.shape[0]
+    d2 = d2.clone()
+    d2[torch.arange(n), torch.arange(n)] = math.inf   # not its own neighbour
+    d, i = torch.topk(d2, k, dim=1, largest=False, sorted=True)
+    return d, i
+
+
 def conditional_probabilities(dist2: torch.Tensor, perplexity: float) -> torch.Tensor:
     """Rows of Gaussian conditionals ``p_j|i ∝ exp(−β_i d²_ij)`` with perplexity ``perplexity``.
 
@@ -108,11 +118,16 @@ def conditional_probabilities(dist2: torch.Tensor, perplexity: float) -> torch.T
     return p / p.sum(1, keepdim=True).clamp_min(1e-8)
 
 
-def joint_probabilities(x: torch.Tensor, perplexity: float) -> torch.Tensor:
-    """Dense symmetric N×N affinities ``P`` (sum 1) from the kNN conditionals of ``x`` (N×D)."""
-    n = x.shape[0]
+def joint_probabilities(x: torch.Tensor | None, perplexity: float, *,
+                        sq_dists: torch.Tensor | None = None) -> torch.Tensor:
+    """Dense symmetric N×N affinities ``P`` (sum 1) from the kNN conditionals of ``x`` (N×D),
+    or of the points whose squared distances are ``sq_dists`` (N×N)."""
+    n = x.shape[0] if sq_dists is None else sq_dists.shape[0]
     k = min(n - 1, int(3.0 * perplexity + 1))
-    dist2, idx = nearest_neighbours(x.to(torch.float64), k)
+    if sq_dists is None:
+        dist2, idx = nearest_neighbours(x.to(torch.float64), k)
+    else:
+        dist2, idx = nearest_from_sq_distances(sq_dists, k)
     cond = conditional_probabilities(dist2, perplexity)
     p = torch.zeros(n, n, dtype=torch.float64)
     p.scatter_(1, idx, cond)
@@ -120,9 +135,10 @@ def joint_probabilities(x: torch.Tensor, perplexity: float) -> torch.Tensor:
     return p / max(float(p.sum()), MACHINE_EPSILON)
 
 
-def pca_init(x: torch.Tensor) -> torch.Tensor:
-    """Two principal components of ``x``, scaled so the first has standard deviation 1e-4."""
-    y = pca(x, 2)
+def pca_init(x: torch.Tensor | None, *, sq_dists: torch.Tensor | None = None) -> torch.Tensor:
+    """Two principal components of ``x`` (or of the points with squared distances
+    ``sq_dists``), scaled so the first has standard deviation 1e-4."""
+    y = pca(x, 2) if sq_dists is None else pca_from_sq_distances(sq_dists, 2)
     return (y / y[:, 0].std(correction=0) * INIT_STD).to(torch.float32)
 
 
@@ -179,8 +195,10 @@ def kl_divergence(p: torch.Tensor, y: torch.Tensor) -> float:
     return float((p[mask] * torch.log(p[mask] / q[mask].clamp_min(MACHINE_EPSILON))).sum())
 
 
-def _descend(grad_fn, y, it, max_iter, momentum, learning_rate, exaggeration, without_progress):
-    """scikit-learn's ``_gradient_descent`` (gains, momentum, the progress check)."""
+def _descend(grad_fn, y, it, max_iter, momentum, learning_rate, exaggeration, without_progress,
+             on_iteration=None):
+    """scikit-learn's ``_gradient_descent`` (gains, momentum, the progress check);
+    ``on_iteration(i)`` after each iteration."""
     update = torch.zeros_like(y)
     gains = torch.ones_like(y)
     best_error, best_iter = math.inf, it
@@ -196,6 +214,8 @@ def _descend(grad_fn, y, it, max_iter, momentum, learning_rate, exaggeration, wi
         grad.mul_(gains)
         update = momentum * update - learning_rate * grad
         y = y + update
+        if on_iteration is not None:
+            on_iteration(i)
         if check:
             if error < best_error:
                 best_error, best_iter = error, i
@@ -206,17 +226,33 @@ def _descend(grad_fn, y, it, max_iter, momentum, learning_rate, exaggeration, wi
     return y, error, i
 
 
-def tsne_exact(x: torch.Tensor, *, perplexity: float = 30.0, n_iter: int = 1000,
-               learning_rate: float | None = None) -> ExactResult:
-    """Embed the rows of ``x`` (N×D) in 2-D; see the module docstring for the algorithm."""
-    n = x.shape[0]
-    x64 = x.to(torch.float64)
-    p = joint_probabilities(x64, perplexity)
-    y = pca_init(x64)
+def tsne_exact(x: torch.Tensor | None, *, perplexity: float = 30.0, n_iter: int = 1000,
+               learning_rate: float | None = None, progress: Progress | None = None,
+               sq_dists: torch.Tensor | None = None) -> ExactResult:
+    """Embed the rows of ``x`` (N×D) in 2-D; see the module docstring for the algorithm.
+
+    With ``sq_dists`` (their N×N squared distances, :func:`~luatorch_port.visualize.pca.sq_distances`)
+    ``x`` is not used: the affinities and the PCA initialisation come from the distances, so a
+    9,216-d input costs one GEMM. ``progress`` (:class:`~luatorch_port.util.progress.Progress`) sees the iterations (stage "t-SNE").
+    """
+    report = or_silent(progress)
+
+    def on_iteration(i):
+        report(i + 1, n_iter, stage="t-SNE", unit="it")
+
+    if sq_dists is None:
+        x64 = x.to(torch.float64)
+        p, y = joint_probabilities(x64, perplexity), pca_init(x64)
+    else:
+        p, y = joint_probabilities(None, perplexity, sq_dists=sq_dists), pca_init(None, sq_dists=sq_dists)
+    n = p.shape[0]
     lr = learning_rate if learning_rate is not None else max(n / EARLY_EXAGGERATION / 4, 50.0)
     grad_fn = _Gradient(p)
     y, _, it = _descend(grad_fn, y, 0, min(EXPLORATION_ITER, n_iter), MOMENTUM_EXPLORATION, lr,
-                        EARLY_EXAGGERATION, EXPLORATION_ITER)
+                        EARLY_EXAGGERATION, EXPLORATION_ITER, on_iteration)
     if n_iter > EXPLORATION_ITER or it < EXPLORATION_ITER - 1:
-        y, _, it = _descend(grad_fn, y, it + 1, n_iter, MOMENTUM_FINAL, lr, 1.0, N_ITER_WITHOUT_PROGRESS)
+        y, _, it = _descend(grad_fn, y, it + 1, n_iter, MOMENTUM_FINAL, lr, 1.0, N_ITER_WITHOUT_PROGRESS,
+                            on_iteration)
+    if it + 1 < n_iter:                                  # the progress check stopped it early
+        report(n_iter, n_iter, stage="t-SNE", unit="it")
     return ExactResult(coords=y, kl_divergence=kl_divergence(p, y), iterations=it + 1)
