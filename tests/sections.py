@@ -66,6 +66,7 @@ RULES: List[Tuple[str, str, str]] = [
     ("test_architecture", "", "project"),
     ("test_threads", "", "project"),
     ("test_progress", "", "project"),
+    ("test_dependencies", "", "project"),
     ("test_util", "", "project"),
     ("test_bench", "", "project"),
     ("test_fixtures", "", "project"),

@@ -57,6 +57,9 @@ def _imports_in(folder: Path, local: set[str]) -> set[str]:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 names = [node.module]
+            elif (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "importorskip"
+                  and node.args and isinstance(node.args[0], ast.Constant)):
+                names = [node.args[0].value]  # pytest.importorskip("torchfile")
             else:
                 continue
             for name in names:

@@ -8,7 +8,7 @@ from ..util.errors import A2Error
 from ..visualize.run import CHANNEL, FEATURES, MAP_SIZE, THUMB
 from ..visualize.tsne import METHODS, N_ITER, PCA_DIMS, PERPLEXITY, THETA
 from ..visualize.tsne_exact import EXACT_MAX_POINTS, EXPLORATION_ITER
-from .common import (device_option, ensure_parent, out_file_option, quiet_option, record_path,
+from .common import (device_option, ensure_parent, meter, out_file_option, quiet_option, record_path,
                      resolve_device, seed_everything, seed_option)
 
 
