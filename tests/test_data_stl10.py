@@ -45,6 +45,20 @@ def test_convert_gives_upright_images_and_exact_class_counts(tmp_path):
     assert (extra.images[:, 2, 95, 94] == 3).all()
 
 
+def test_convert_reports_progress_per_file(tmp_path):
+    write_fake_stl10(tmp_path / "bin")
+    calls = []
+    convert_stl10(tmp_path / "bin", tmp_path / "out", seed=3,
+                  progress=lambda done, total, **info: calls.append((info["stage"], done, total)))
+    last = {}
+    for stage, done, total in calls:
+        assert done >= last.get(stage, 0)
+        last[stage] = done
+    assert [c[0] for c in calls if c[1] == 0] == ["train.t7b", "val.t7b", "test.t7b", "extra.t7b"]
+    assert last == {"train.t7b": 40, "val.t7b": 10, "test.t7b": 30, "extra.t7b": N_UNLABELED}
+    assert all(total == last[stage] for stage, _, total in calls)
+
+
 def test_convert_split_depends_on_the_seed_only(tmp_path):
     write_fake_stl10(tmp_path / "bin")
     for name, seed in [("a", 1), ("b", 1), ("c", 2)]:

@@ -51,10 +51,10 @@ def run_tsne(data_path, out_png, *, features: str = FEATURES, channel: int = CHA
     """What ``a2 tsne`` does: read a t7b file, embed, write the figures and the coordinates.
 
     Writes ``out_png`` (scatter by class), ``<stem>_map.png`` (image map), ``<stem>.csv``
-    (coordinates); ``progress`` sees the t-SNE iterations. Returns a dict of the numbers (paths, trustworthiness, timings, sizes).
+    (coordinates); ``progress`` sees the load and the t-SNE iterations. Returns a dict of the numbers (paths, trustworthiness, timings, sizes).
     """
     t_start = time.perf_counter()
-    split = load_split(data_path, limit=limit)
+    split = load_split(data_path, limit=limit, progress=progress)
     feats, description = compute_features(features, split.images, channel=channel, device=device)
     emb = embed(feats, pca_dims=pca_dims, perplexity=perplexity, theta=theta, n_iter=n_iter,
                 threads=threads, method=method, generator=generator, progress=progress)

@@ -6,7 +6,7 @@ embeds the input as it is, and only its Barnes-Hut path reduces, to 100 dimensio
 manifold.draw_image_map; the t-SNE is scikit-learn's
 (perplexity 30, PCA initialisation, its optimiser), either as scikit-learn runs it with
 Barnes-Hut (θ 0.5) or, up to :data:`tsne_exact.EXACT_MAX_POINTS` points, the same algorithm
-with the exact gradient in torch (:mod:`luatorch_port.tsne_exact`).
+with the exact gradient in torch (:mod:`luatorch_port.visualize.tsne_exact`).
 
 Deviations: manifold's exact t-SNE has dense affinities over all N points, a random
 initialisation, exaggeration 4 for 200 iterations and learning rate 500; here the affinities,
@@ -68,7 +68,7 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
     PCA to ``pca_dims`` (skipped when ``pca_dims`` is 0, the default, or D is already that small), then
     t-SNE (``perplexity``, ``n_iter`` iterations, PCA initialisation): ``method="barnes-hut"``
     is scikit-learn's (``angle=theta``, seeded from ``generator``), ``"exact"`` the exact
-    gradient of :mod:`luatorch_port.tsne_exact` (deterministic, ``theta`` unused), ``"auto"``
+    gradient of :mod:`luatorch_port.visualize.tsne_exact` (deterministic, ``theta`` unused), ``"auto"``
     exact up to ``tsne_exact.EXACT_MAX_POINTS`` points. Trustworthiness is computed against
     ``features`` themselves. ``threads`` caps the threads of the t-SNE step (None: all cores);
     on a shared, busy machine one thread can be several times faster than two. ``progress``

@@ -15,10 +15,10 @@ sum), where Barnes-Hut approximates the repulsive part with a quadtree (θ = 0.5
 
 Deviations: the repulsion is exact rather than the θ = 0.5 approximation — the objective is
 t-SNE's own, and for the report's 1,000 images the dense passes run faster on this CPU than
-scikit-learn's quadtree (see docs/visualize.md). Cost grows as N², so :func:`luatorch_port.tsne.embed`
+scikit-learn's quadtree (see docs/visualize.md). Cost grows as N², so :func:`luatorch_port.visualize.tsne.embed`
 uses this only up to :data:`EXACT_MAX_POINTS` and scikit-learn's Barnes-Hut above. The
 optimisation runs in float32 (scikit-learn's Barnes-Hut does too); affinities are computed in
-float64. The PCA initialisation's sign convention is :func:`luatorch_port.tsne.pca`'s.
+float64. The PCA initialisation's sign convention is :func:`luatorch_port.visualize.pca.pca`'s.
 """
 
 from __future__ import annotations
