@@ -13,48 +13,11 @@ from dataclasses import dataclass, field
 import torch
 
 from ..util.errors import A2Error
-from .svm import COATES_C, L2SVM, Standardizer
+from .svm import COATES_C, Classifier, accuracy, fit_classifier
 
 # Largest --image-size images are resized to: 512 is over 5x the STL-10 side (96); every
 # image of --data is held resized, so 100000 would ask for terabytes (issue 19).
 MAX_IMAGE_SIZE = 512
-
-
-@dataclass
-class Classifier:
-    """A standardiser and an L2-SVM fit together; ``predict``/``decision_function`` on raw features."""
-
-    standardizer: Standardizer
-    svm: L2SVM
-
-    def decision_function(self, features: torch.Tensor) -> torch.Tensor:
-        return self.svm.decision_function(self.standardizer.transform(features))
-
-    def predict(self, features: torch.Tensor) -> torch.Tensor:
-        return self.decision_function(features).argmax(1)
-
-    def state_dict(self) -> dict:
-        """Lua table: ``{W, b, C, mean, sd}`` (scores = ((x − mean) / sd) · W + b)."""
-        state = self.svm.state_dict()
-        state.update({"mean": self.standardizer.mean_.cpu(), "sd": self.standardizer.sd_.cpu()})
-        return state
-
-    @classmethod
-    def from_state_dict(cls, state: dict) -> "Classifier":
-        for key in ("W", "b", "mean", "sd"):
-            if key not in state:
-                raise A2Error(f"SVM table is missing field '{key}'")
-        st = Standardizer()
-        st.mean_, st.sd_ = torch.as_tensor(state["mean"]).float(), torch.as_tensor(state["sd"]).float()
-        return cls(st, L2SVM.from_state_dict(state))
-
-
-def fit_classifier(features: torch.Tensor, labels: torch.Tensor, C: float = COATES_C,
-                   n_classes: int | None = None, **svm_options) -> Classifier:
-    """Standardise (mean, sqrt(var + 0.01)) and fit the L2-SVM; see :class:`L2SVM`."""
-    st = Standardizer().fit(features)
-    svm = L2SVM(C=C, **svm_options).fit(st.transform(features), labels, n_classes=n_classes)
-    return Classifier(st, svm)
 
 
 @dataclass
@@ -66,10 +29,6 @@ class Evaluation:
     test_predictions: torch.Tensor
     classifier: Classifier
     seconds: dict = field(default_factory=dict)
-
-
-def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((pred.cpu() == labels.cpu()).float().mean())
 
 
 def evaluate(model, train_images: torch.Tensor, train_labels: torch.Tensor,
