@@ -387,3 +387,26 @@ def test_worker_threads_run_torch_on_one_openmp_thread():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("encoder", ["triangle", "hard"])
+def test_bf16_encoding_is_close_to_fp32(encoder):
+    """bf16 cross term, fp32 norms: triangle features within 0.1 % of fp32's; the hard
+    encoding still counts every patch once (near-ties may pick another centroid)."""
+    g = torch.Generator().manual_seed(5)
+    images = torch.randint(0, 256, (6, 3, 16, 16), generator=g).float()
+    cents = torch.randn(64, 108, generator=g)
+    p = torch.eye(108) + 0.05 * torch.randn(108, 108, generator=g)
+    m = torch.randn(108, generator=g) * 0.1
+    a = encode(images, cents, 6, m, p, encoder=encoder)
+    b = encode(images, cents, 6, m, p, encoder=encoder, precision="bf16")
+    if encoder == "triangle":
+        assert float((a - b).norm() / a.norm()) < 1e-3
+    else:
+        assert torch.equal(a.sum(1), b.sum(1)) and float((a != b).float().mean()) < 0.05
+    assert not torch.equal(a, b)          # the bf16 path did run
+
+
+def test_encode_rejects_unknown_precision():
+    with pytest.raises(A2Error, match="precision must be one of"):
+        encode(torch.zeros(1, 3, 8, 8), torch.zeros(4, 108), 6, precision="fp16")

@@ -51,21 +51,86 @@ def test_fit_writes_centroids_and_record(fitted):
     assert rec["config"]["k"] == 40 and len(rec["results"]["objective"]) == 5
 
 
-def test_eval_well_above_chance(sample, fitted):
+def _eval(sample, centroids, *args):
+    return CliRunner().invoke(cli, ["kmeans", "eval", "--centroids", str(centroids),
+                                    "--train", str(sample / "train.t7b"),
+                                    "--test", str(sample / "test.t7b"), "--device", "cpu",
+                                    "--quiet", *args])
+
+
+def test_eval_chooses_c_on_val(sample, fitted):
+    from luatorch_port.kmeans.svm import C_GRID
     out, _ = fitted
     csv = sample / "pred.csv"
-    res = CliRunner().invoke(cli, ["kmeans", "eval", "--centroids", str(out),
-                                   "--train", str(sample / "train.t7b"),
-                                   "--test", str(sample / "val.t7b"), "--predictions", str(csv),
-                                   "--device", "cpu", "--quiet"])
+    res = _eval(sample, out, "--val", str(sample / "val.t7b"), "--predictions", str(csv))
     assert res.exit_code == 0, res.output
-    rec = json.loads(out.with_name("centroids.eval.run.json").read_text())
-    acc = rec["results"]["test_accuracy"]
+    rec = json.loads(out.with_name("centroids.eval.run.json").read_text())["results"]
+    assert rec["c_source"] == "val" and rec["refit"] is True
+    curve = rec["val_curve"]
+    assert [p["C"] for p in curve] == list(C_GRID)
+    best = max(p["val_accuracy"] for p in curve)
+    assert rec["C"] == max(p["C"] for p in curve if p["val_accuracy"] == best)
+    assert rec["val_accuracy"] == best
+    # the whole curve is printed, the chosen C marked
+    for p in curve:
+        assert f"{100 * p['val_accuracy']:7.2f}" in res.stdout
+    assert "<- chosen" in res.stdout and "refit on train + val" in res.stdout
+    acc = rec["test_accuracy"]
     assert acc > 0.6  # chance is 0.1
     assert f"test accuracy: {100 * acc:.2f}%" in res.stdout
-    assert len(read_predictions(csv, n_expected=100)) == 100
+    n_test = rec["test_images"]
+    assert len(read_predictions(csv, n_expected=n_test)) == n_test
     svm = t7.load(out.with_name("centroids.svm.t7"))
     assert svm["W"].shape == (160, 10) and svm["b"].shape == (10,)
+    assert float(svm["C"]) == rec["C"]
+
+
+def test_eval_no_refit_trains_on_train_only(sample, fitted, tmp_path):
+    out, _ = fitted
+    res = _eval(sample, out, "--val", str(sample / "val.t7b"), "--no-refit",
+                "--svm-out", str(tmp_path / "svm.t7"))
+    assert res.exit_code == 0, res.output
+    assert "trained on train only" in res.stdout
+    assert json.loads(out.with_name("centroids.eval.run.json").read_text())["results"]["refit"] is False
+
+
+def test_eval_c100_reproduces_coates(sample, fitted, tmp_path):
+    """--C 100: one SVM at Coates' C on the training split alone, the val split unused."""
+    import torch
+
+    from luatorch_port.data import load_split
+    from luatorch_port.kmeans import CoatesKMeans, fit_classifier
+    out, _ = fitted
+    res = _eval(sample, out, "--C", "100", "--no-val", "--svm-out", str(tmp_path / "svm.t7"))
+    assert res.exit_code == 0, res.output
+    rec = json.loads(out.with_name("centroids.eval.run.json").read_text())["results"]
+    assert (rec["C"], rec["c_source"], rec["val_curve"], rec["refit"]) == (100.0, "fixed", [], False)
+    model = CoatesKMeans.load(out)
+    tr = load_split(sample / "train.t7b")
+    clf = fit_classifier(model.transform(tr.images), tr.labels, C=100.0, n_classes=10)
+    assert torch.allclose(t7.load(tmp_path / "svm.t7")["W"], clf.svm.coef_, atol=1e-6)
+
+
+def test_eval_no_val_falls_back_to_coates_c(sample, fitted, tmp_path):
+    out, _ = fitted
+    res = _eval(sample, out, "--no-val", "--svm-out", str(tmp_path / "svm.t7"))
+    assert res.exit_code == 0, res.output
+    assert "--no-val: no split to choose C on, using Coates' fixed C = 100" in res.stdout
+    rec = json.loads(out.with_name("centroids.eval.run.json").read_text())["results"]
+    assert (rec["C"], rec["c_source"], rec["val_accuracy"]) == (100.0, "fixed", None)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--C", "abc"], "neither 'auto' nor a number"),
+    (["--C", "0"], "C=0 should be > 0"),
+    (["--C", "-3"], "C=-3 should be > 0"),
+    (["--val", "no-such.t7b"], "--val no-such.t7b: no such file"),
+])
+def test_eval_bad_c_and_val(sample, fitted, args, message):
+    out, _ = fitted
+    res = _eval(sample, out, *args)
+    assert res.exit_code != 0
+    assert message in res.stderr and "Traceback" not in res.output
 
 
 @pytest.mark.parametrize("which, message", [
@@ -81,7 +146,7 @@ def test_eval_errors_are_one_line(sample, fitted, tmp_path, which, message):
         out = tmp_path / "c.t7"
         t7.save({"rfSize": 6}, out)
     res = CliRunner().invoke(cli, ["kmeans", "eval", "--centroids", str(out), "--train", str(train),
-                                   "--test", str(sample / "val.t7b"), "--quiet"])
+                                   "--test", str(sample / "val.t7b"), "--no-val", "--quiet"])
     assert res.exit_code == 1
     assert res.stderr.startswith("Error:") and message in res.stderr
     assert "Traceback" not in res.output

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
+from ..kmeans.encoder import DEFAULT_PRECISION, PRECISIONS
 from ..kmeans.pipeline import MAX_IMAGE_SIZE
+from ..kmeans.svm import C_GRID, COATES_C
 from .common import device_option, progress, quiet_option, resolve_device, seed_everything, seed_option
 
 
@@ -75,15 +77,45 @@ def fit(data, out, k, rf, patches, iterations, image_size, whiten, init, limit, 
                f"patches of {len(split)} images{last} ({seconds:.1f} s)")
 
 
+class CValue(click.ParamType):
+    """``auto`` or a positive float."""
+
+    name = "auto|FLOAT"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) or value == "auto":
+            return value
+        try:
+            c = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither 'auto' nor a number", param, ctx)
+        if not c > 0:
+            self.fail(f"C={c:g} should be > 0", param, ctx)
+        return c
+
+
 @group.command("eval")
-@click.option("--centroids", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Dictionary from `a2 kmeans fit`.")
-@click.option("--train", "train", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Labelled training split (train.t7b).")
-@click.option("--test", "test", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Split to score/predict (val.t7b, or test.t7b).")
-@click.option("--C", "C", default=100.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="L2-SVM C (multiplies the mean squared hinge, as Coates' train_svm.m).")
+@click.option("--centroids", default="centroids.t7", show_default=True,
+              type=click.Path(exists=True, dir_okay=False), help="Dictionary from `a2 kmeans fit`.")
+@click.option("--train", "train", default="data/train.t7b", show_default=True,
+              type=click.Path(exists=True, dir_okay=False), help="Labelled training split.")
+@click.option("--val", "val", default="data/val.t7b", show_default=True,
+              type=click.Path(dir_okay=False),
+              help="Labelled split that --C auto chooses C on (and that --refit adds to training).")
+@click.option("--no-val", is_flag=True,
+              help=f"Use no val split: --C auto falls back to Coates' fixed C = {COATES_C:g}.")
+@click.option("--test", "test", default="data/test.t7b", show_default=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Split to score/predict (test.t7b; its labels, if any, give the test accuracy).")
+@click.option("--C", "C", default="auto", show_default=True, type=CValue(),
+              help="L2-SVM C (multiplies the mean squared hinge, as Coates' train_svm.m), or 'auto': "
+                   f"the best val accuracy over the grid {', '.join(f'{c:g}' for c in C_GRID)}. "
+                   f"--C {COATES_C:g} reproduces Coates.")
+@click.option("--refit/--no-refit", default=True, show_default=True,
+              help="With --C auto: refit the chosen C on train + val for the final predictions.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION,
+              show_default=True,
+              help="Encoder distance GEMM inputs (bf16 accumulates in fp32; see docs/kmeans.md).")
 @click.option("--encoder", type=click.Choice(["saved", "triangle", "hard"]), default="saved",
               show_default=True, help="Activation: the one stored in --centroids, or override it.")
 @click.option("--predictions", type=click.Path(dir_okay=False), default=None,
@@ -95,24 +127,44 @@ def fit(data, out, k, rf, patches, iterations, image_size, whiten, init, limit, 
 @seed_option()
 @device_option()
 @quiet_option()
-def eval_cmd(centroids, train, test, C, encoder, predictions, svm_out, limit, seed, device, quiet):
-    """Encode --train and --test, fit the L2-SVM, print train and test accuracy."""
+def eval_cmd(centroids, train, val, no_val, test, C, refit, precision, encoder, predictions,
+             svm_out, limit, seed, device, quiet):
+    """Encode the splits, fit the L2-SVM (C chosen on --val by default), print accuracies."""
     from .. import t7 as t7io
     from ..data import load_split
     from ..kmeans import CoatesKMeans, evaluate
+    from ..util.errors import A2Error
     from ..util.provenance import write_record
 
     seed_everything(seed, quiet)
     dev = resolve_device(device)
     t0, c0 = time.perf_counter(), time.process_time()
+    if not no_val and not Path(val).is_file():
+        raise A2Error(f"--val {val}: no such file (give the labelled val split, or --no-val "
+                      f"for the fixed C = {COATES_C:g})")
     model = CoatesKMeans.load(centroids)
     if encoder != "saved":
         model.encoder = encoder
     tr = load_split(train, limit=limit, expect="labelled")
+    va = None if no_val else load_split(val, limit=limit, expect="labelled")
     te = load_split(test, limit=limit)
-    with progress(length=len(tr) + len(te), label="encoding", quiet=quiet) as bar:
-        result = evaluate(model, tr.images, tr.labels, te.images, te.labels, C=C,
-                          n_classes=len(tr.classes), device=dev, on_images=bar.update)
+    if C == "auto" and va is None:
+        click.echo(f"--no-val: no split to choose C on, using Coates' fixed C = {COATES_C:g}")
+    total = len(tr) + len(te) + (0 if va is None else len(va))
+    with progress(length=total, label="encoding", quiet=quiet) as bar:
+        result = evaluate(model, tr.images, tr.labels, te.images, te.labels,
+                          val_images=None if va is None else va.images,
+                          val_labels=None if va is None else va.labels, C=C, refit=refit,
+                          precision=precision, n_classes=len(tr.classes), device=dev,
+                          on_images=bar.update)
+    if result.curve:
+        click.echo("C on val:      C   train %    val %")
+        for p in result.curve:
+            mark = "  <- chosen" if p["C"] == result.C else ""
+            click.echo(f"         {p['C']:7g}  {100 * p['train_accuracy']:7.2f}  "
+                       f"{100 * p['val_accuracy']:7.2f}{mark}")
+        click.echo(f"C = {result.C:g} (best val accuracy; ties go to the larger C), "
+                   + ("refit on train + val" if result.refit else "trained on train only"))
     cpath = Path(centroids)
     svm_path = Path(svm_out) if svm_out else cpath.with_name(f"{cpath.stem}.svm.t7")
     t7io.save(result.classifier.state_dict(), svm_path)
@@ -120,17 +172,25 @@ def eval_cmd(centroids, train, test, C, encoder, predictions, svm_out, limit, se
         from ..data.kaggle import write_predictions
         write_predictions(predictions, result.test_predictions, n_classes=len(tr.classes))
     seconds = time.perf_counter() - t0
-    results = {"train_accuracy": result.train_accuracy, "test_accuracy": result.test_accuracy,
-               "train_images": len(tr), "test_images": len(te), "seconds": seconds,
+    results = {"train_accuracy": result.train_accuracy, "val_accuracy": result.val_accuracy,
+               "test_accuracy": result.test_accuracy, "C": result.C, "c_source": result.c_source,
+               "refit": result.refit, "val_curve": result.curve,
+               "train_images": len(tr), "val_images": 0 if va is None else len(va),
+               "test_images": len(te), "seconds": seconds,
                "cpu_seconds": time.process_time() - c0,
-               "stage_seconds": result.seconds, "svm_evaluations": result.classifier.svm.info_.evaluations,
+               "stage_seconds": result.seconds,
+               "svm_evaluations": result.classifier.svm.info_.evaluations,
                "svm_objective": result.classifier.svm.info_.objective}
     write_record(_record_path(cpath, "eval"), "kmeans eval",
-                 {"centroids": centroids, "train": train, "test": test, "C": C,
+                 {"centroids": centroids, "train": train, "val": None if va is None else val,
+                  "test": test, "C": C, "refit": refit, "precision": precision,
                   "encoder": model.encoder, "predictions": predictions, "svm_out": svm_path,
                   "limit": limit, **{f"model_{k}": v for k, v in model.config().items()}},
                  seed=seed, device=dev, results=results)
     click.echo(f"train accuracy: {100 * result.train_accuracy:.2f}% ({len(tr)} images)")
+    if result.val_accuracy is not None:
+        click.echo(f"val accuracy: {100 * result.val_accuracy:.2f}% ({len(va)} images, "
+                   f"C = {result.C:g} trained on train)")
     if result.test_accuracy is None:
         click.echo(f"test accuracy: n/a ({test} has no labels)")
     else:

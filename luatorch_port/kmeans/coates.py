@@ -24,7 +24,7 @@ import torch
 
 from .. import t7
 from ..util.errors import A2Error
-from .encoder import ENCODERS, encode
+from .encoder import DEFAULT_PRECISION, ENCODERS, encode
 from .lloyd import run_kmeans
 from .patches import COATES_STL_SIZE, random_patches, resize_images
 from .whitening import apply_zca, contrast_normalize, fit_zca
@@ -97,8 +97,11 @@ class CoatesKMeans:
             raise A2Error("the k-means dictionary is not fitted: call fit() or load() first")
 
     def transform(self, images: torch.Tensor, *, device: torch.device | str = "cpu",
-                  progress=None) -> torch.Tensor:
-        """Features of uint8 (N, C, H, W) images: float32 (N, 4k); progress(n) per chunk."""
+                  precision: str = DEFAULT_PRECISION, progress=None) -> torch.Tensor:
+        """Features of uint8 (N, C, H, W) images: float32 (N, 4k); progress(n) per chunk.
+
+        precision : the distance GEMM's inputs, ``"fp32"`` or ``"bf16"`` (see ``encoder``).
+        """
         self._check_fitted()
         if images.dim() != 4 or images.shape[1] != self.channels_:
             raise A2Error(f"expected images of shape (N, {self.channels_}, H, W), "
@@ -109,7 +112,7 @@ class CoatesKMeans:
         mean = None if self.zca_mean_ is None else self.zca_mean_.to(dev)
         p = None if self.zca_matrix_ is None else self.zca_matrix_.to(dev)
         return encode(images, self.centroids_.to(dev), self.rf, mean, p, encoder=self.encoder,
-                      progress=progress)
+                      precision=precision, progress=progress)
 
     def to_t7(self) -> dict:
         """The Lua table written by :meth:`save`."""
