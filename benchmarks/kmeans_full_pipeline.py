@@ -73,7 +73,7 @@ def stages(d, with_sklearn):
     from luatorch_port.data import load_split
     from luatorch_port.kmeans import (CoatesKMeans, apply_zca, contrast_normalize, fit_classifier,
                                       fit_zca, random_patches, run_kmeans)
-    from luatorch_port.kmeans.pipeline import accuracy
+    from luatorch_port.kmeans.svm import accuracy
 
     sec, t_all = {}, time.perf_counter()
 

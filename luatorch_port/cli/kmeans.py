@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..kmeans.encoder import DEFAULT_PRECISION, PRECISIONS
-from ..kmeans.pipeline import MAX_IMAGE_SIZE
+from ..kmeans.run import MAX_IMAGE_SIZE
 from ..kmeans.svm import C_GRID, COATES_C
 from .common import device_option, progress, quiet_option, resolve_device, seed_everything, seed_option
 
@@ -16,6 +16,11 @@ from .common import device_option, progress, quiet_option, resolve_device, seed_
 @click.group("kmeans")
 def group():
     """Part 2.2: Coates, Lee & Ng single-layer k-means features with an L2-SVM."""
+
+
+def _bars(quiet):
+    """The library's ``progress(length=, label=)`` factory: click bars on stderr."""
+    return lambda length=None, label="": progress(length=length, label=label, quiet=quiet)
 
 
 def _record_path(path: Path, what: str) -> Path:
@@ -46,35 +51,26 @@ def _record_path(path: Path, what: str) -> Path:
 @quiet_option()
 def fit(data, out, k, rf, patches, iterations, image_size, whiten, init, limit, seed, device, quiet):
     """Learn a k-means dictionary from random patches of unlabelled images."""
-    from ..data import load_split
-    from ..kmeans import CoatesKMeans
+    from ..kmeans import run_fit
     from ..util.provenance import write_record
 
     gen = seed_everything(seed, quiet)
     dev = resolve_device(device)
-    t0, c0 = time.perf_counter(), time.process_time()
-    split = load_split(data, limit=limit)
-    t_load = time.perf_counter() - t0
-    model = CoatesKMeans(k=k, rf=rf, n_patches=patches, iterations=iterations,
-                         image_size=image_size, whiten=whiten, init=init)
-    with progress(length=len(split), label="patches", quiet=quiet) as pbar, \
-            progress(length=iterations, label="k-means", quiet=quiet) as kbar:
-        kbar.item_show_func = lambda obj: None if obj is None else f"objective {obj:.6g}"
-        model.fit(split.images, generator=gen, device=dev, on_images=pbar.update,
-                  on_iteration=lambda i, obj: kbar.update(1, obj))
-    model.save(out)
-    seconds = time.perf_counter() - t0
-    out = Path(out)
+    c0 = time.process_time()
+    res = run_fit(data, out, k=k, rf=rf, n_patches=patches, iterations=iterations,
+                  image_size=image_size, whiten=whiten, init=init, limit=limit, generator=gen,
+                  device=dev, progress=_bars(quiet))
+    model, out = res["model"], Path(out)
     write_record(_record_path(out, "fit"), "kmeans fit", {"data": data, "out": out, "limit": limit,
                                                           **model.config()},
                  seed=seed, device=dev,
-                 results={"images": len(split), "objective": model.objective_,
+                 results={"images": res["images"], "objective": model.objective_,
                           "final_inertia": model.inertia_, "reseeded": model.reseeded_,
-                          "seconds": seconds, "cpu_seconds": time.process_time() - c0,
-                          "load_seconds": t_load})
+                          "seconds": res["seconds"], "cpu_seconds": time.process_time() - c0,
+                          "load_seconds": res["load_seconds"]})
     last = f", objective {model.objective_[-1]:.6g}" if model.objective_ else ""
-    click.echo(f"wrote {out}: {k} centroids of {split.images.shape[1]}x{rf}x{rf} from {patches} "
-               f"patches of {len(split)} images{last} ({seconds:.1f} s)")
+    click.echo(f"wrote {out}: {k} centroids of {model.channels_}x{rf}x{rf} from {patches} "
+               f"patches of {res['images']} images{last} ({res['seconds']:.1f} s)")
 
 
 class CValue(click.ParamType):
@@ -130,9 +126,7 @@ class CValue(click.ParamType):
 def eval_cmd(centroids, train, val, no_val, test, C, refit, precision, encoder, predictions,
              svm_out, limit, seed, device, quiet):
     """Encode the splits, fit the L2-SVM (C chosen on --val by default), print accuracies."""
-    from .. import t7 as t7io
-    from ..data import load_split
-    from ..kmeans import CoatesKMeans, evaluate
+    from ..kmeans import run_eval
     from ..util.errors import A2Error
     from ..util.provenance import write_record
 
@@ -142,21 +136,13 @@ def eval_cmd(centroids, train, val, no_val, test, C, refit, precision, encoder, 
     if not no_val and not Path(val).is_file():
         raise A2Error(f"--val {val}: no such file (give the labelled val split, or --no-val "
                       f"for the fixed C = {COATES_C:g})")
-    model = CoatesKMeans.load(centroids)
-    if encoder != "saved":
-        model.encoder = encoder
-    tr = load_split(train, limit=limit, expect="labelled")
-    va = None if no_val else load_split(val, limit=limit, expect="labelled")
-    te = load_split(test, limit=limit)
-    if C == "auto" and va is None:
+    if C == "auto" and no_val:
         click.echo(f"--no-val: no split to choose C on, using Coates' fixed C = {COATES_C:g}")
-    total = len(tr) + len(te) + (0 if va is None else len(va))
-    with progress(length=total, label="encoding", quiet=quiet) as bar:
-        result = evaluate(model, tr.images, tr.labels, te.images, te.labels,
-                          val_images=None if va is None else va.images,
-                          val_labels=None if va is None else va.labels, C=C, refit=refit,
-                          precision=precision, n_classes=len(tr.classes), device=dev,
-                          on_images=bar.update)
+    res = run_eval(centroids, train, test, val=None if no_val else val, C=C, refit=refit,
+                   precision=precision, encoder=None if encoder == "saved" else encoder,
+                   svm_out=svm_out, predictions=predictions, limit=limit, device=dev,
+                   progress=_bars(quiet))
+    result, sizes, model, svm_path = res["evaluation"], res["sizes"], res["model"], res["svm_out"]
     if result.curve:
         click.echo("C on val:      C   train %    val %")
         for p in result.curve:
@@ -165,35 +151,28 @@ def eval_cmd(centroids, train, val, no_val, test, C, refit, precision, encoder, 
                        f"{100 * p['val_accuracy']:7.2f}{mark}")
         click.echo(f"C = {result.C:g} (best val accuracy; ties go to the larger C), "
                    + ("refit on train + val" if result.refit else "trained on train only"))
-    cpath = Path(centroids)
-    svm_path = Path(svm_out) if svm_out else cpath.with_name(f"{cpath.stem}.svm.t7")
-    t7io.save(result.classifier.state_dict(), svm_path)
-    if predictions:
-        from ..data.kaggle import write_predictions
-        write_predictions(predictions, result.test_predictions, n_classes=len(tr.classes))
     seconds = time.perf_counter() - t0
     results = {"train_accuracy": result.train_accuracy, "val_accuracy": result.val_accuracy,
                "test_accuracy": result.test_accuracy, "C": result.C, "c_source": result.c_source,
                "refit": result.refit, "val_curve": result.curve,
-               "train_images": len(tr), "val_images": 0 if va is None else len(va),
-               "test_images": len(te), "seconds": seconds,
+               **{f"{k}_images": v for k, v in sizes.items()}, "seconds": seconds,
                "cpu_seconds": time.process_time() - c0,
                "stage_seconds": result.seconds,
                "svm_evaluations": result.classifier.svm.info_.evaluations,
                "svm_objective": result.classifier.svm.info_.objective}
-    write_record(_record_path(cpath, "eval"), "kmeans eval",
-                 {"centroids": centroids, "train": train, "val": None if va is None else val,
+    write_record(_record_path(Path(centroids), "eval"), "kmeans eval",
+                 {"centroids": centroids, "train": train, "val": None if no_val else val,
                   "test": test, "C": C, "refit": refit, "precision": precision,
                   "encoder": model.encoder, "predictions": predictions, "svm_out": svm_path,
                   "limit": limit, **{f"model_{k}": v for k, v in model.config().items()}},
                  seed=seed, device=dev, results=results)
-    click.echo(f"train accuracy: {100 * result.train_accuracy:.2f}% ({len(tr)} images)")
+    click.echo(f"train accuracy: {100 * result.train_accuracy:.2f}% ({sizes['train']} images)")
     if result.val_accuracy is not None:
-        click.echo(f"val accuracy: {100 * result.val_accuracy:.2f}% ({len(va)} images, "
+        click.echo(f"val accuracy: {100 * result.val_accuracy:.2f}% ({sizes['val']} images, "
                    f"C = {result.C:g} trained on train)")
     if result.test_accuracy is None:
         click.echo(f"test accuracy: n/a ({test} has no labels)")
     else:
-        click.echo(f"test accuracy: {100 * result.test_accuracy:.2f}% ({len(te)} images)")
+        click.echo(f"test accuracy: {100 * result.test_accuracy:.2f}% ({sizes['test']} images)")
     click.echo(f"wrote {svm_path}" + (f" and {predictions}" if predictions else "")
                + f" ({seconds:.1f} s)")
