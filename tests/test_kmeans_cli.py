@@ -159,3 +159,85 @@ def test_fit_rejects_more_centroids_than_patches(sample, tmp_path):
     assert res.exit_code == 1
     assert "n_patches=10 should be >= k=50" in res.stderr
     assert not (tmp_path / "c.t7").exists()
+
+
+@pytest.fixture(scope="module")
+def sample96(tmp_path_factory):
+    from luatorch_port.data import build_sample
+    out = tmp_path_factory.mktemp("sample96")
+    build_sample(out, seed=2, per_class=18)
+    return out
+
+
+def test_fit_report_preset_with_overrides(sample96, tmp_path):
+    out = tmp_path / "report.t7"
+    res = CliRunner().invoke(cli, ["kmeans", "fit", "--preset", "report", "--extra",
+                                   str(sample96 / "extra.t7b"), "--out", str(out), "--k", "8",
+                                   "--limit", "30", "--iterations", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    table = t7.load(out)
+    # the report's patch and grid, the explicit --k / --limit / --iterations
+    assert table["centroids"].shape == (8, 3 * 22 * 22)
+    assert (table["rfSize"], table["stride"], table["imageSize"]) == (22, 24, 96)
+    rec = json.loads(out.with_name("report.fit.run.json").read_text())
+    assert rec["config"]["preset"] == "report" and rec["config"]["limit"] == 30
+    assert rec["results"]["images"] == 30
+    assert "from 480 patches of 30 images" in res.stdout      # 30 x 16 grid patches
+    # eval encodes with the stored stride: 16 patches, 2x2 per quadrant -> 4k features
+    res = CliRunner().invoke(cli, ["kmeans", "eval", "--centroids", str(out),
+                                   "--train", str(sample96 / "train.t7b"),
+                                   "--val", str(sample96 / "val.t7b"),
+                                   "--test", str(sample96 / "test.t7b"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert t7.load(out.with_name("report.svm.t7"))["W"].shape == (32, 10)
+
+
+def test_fit_limit_draws_images_at_random(sample, tmp_path):
+    from luatorch_port.data import load_split
+    from luatorch_port.kmeans import CoatesKMeans
+    extra = load_split(sample / "extra.t7b")
+    out = tmp_path / "c.t7"
+    args = ["kmeans", "fit", "--extra", str(sample / "extra.t7b"), "--out", str(out), "--k", "4",
+            "--patches", "40", "--iterations", "1", "--limit", "10", "--seed", "5",
+            "--init", "patches", "--no-whiten", "--image-size", "32", "--quiet"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    got = CoatesKMeans.load(out).centroids_
+    # the same run on the first 10 images gives other centroids; on the seeded random pick, these
+    import torch
+    from luatorch_port.kmeans.run import choose_images
+    gen = torch.Generator().manual_seed(5)
+    pick = choose_images(len(extra), 10, gen)
+    assert not torch.equal(pick, torch.arange(10))
+    model = CoatesKMeans(k=4, n_patches=40, iterations=1, whiten=False, init="patches")
+    same = model.fit(extra.images[pick], generator=gen).centroids_
+    assert torch.allclose(got, same)
+
+
+def test_as_typed_in_a_course_folder(sample, tmp_path, monkeypatch):
+    """`a2 kmeans fit` and `a2 kmeans eval` with the card's data/ folder and no file options."""
+    (tmp_path / "data").mkdir()
+    for split in ("train", "val", "test", "extra"):
+        (tmp_path / "data" / f"{split}.t7b").symlink_to(sample / f"{split}.t7b")
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["kmeans", "fit", "--k", "8", "--patches", "400",
+                                   "--iterations", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "centroids.t7").exists()
+    res = CliRunner().invoke(cli, ["kmeans", "eval", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "<- chosen" in res.stdout and (tmp_path / "centroids.svm.t7").exists()
+
+
+def test_fit_old_data_option_still_works(sample, tmp_path):
+    res = CliRunner().invoke(cli, ["kmeans", "fit", "--data", str(sample / "extra.t7b"),
+                                   "--out", str(tmp_path / "c.t7"), "--k", "4", "--patches", "40",
+                                   "--iterations", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "--data" not in CliRunner().invoke(cli, ["kmeans", "fit", "--help"]).stdout
+
+
+def test_fit_missing_extra_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["kmeans", "fit", "--quiet"])
+    assert res.exit_code == 1
+    assert res.stderr.startswith("Error: --extra data/extra.t7b: no such file")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..kmeans.coates import PRESETS, SAMPLINGS
 from ..kmeans.encoder import DEFAULT_PRECISION, PRECISIONS
 from ..kmeans.run import MAX_IMAGE_SIZE
 from ..kmeans.svm import C_GRID, COATES_C
@@ -27,50 +28,75 @@ def _record_path(path: Path, what: str) -> Path:
     return path.with_name(f"{path.stem}.{what}.run.json")
 
 
+def _preset_help(text, key):
+    values = ", ".join(f"{name} {PRESETS[name][key] if PRESETS[name][key] is not None else 'all'}"
+                       for name in PRESETS)
+    return f"{text} [default: the preset's: {values}]"
+
+
 @group.command("fit")
-@click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Unlabelled images to draw patches from (extra.t7b; any course split works).")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="coates", show_default=True,
+              help="coates: Coates et al. (rf 6 on 32x32 images, 400,000 random patches); report: "
+                   "the course report's 22x22 patches at stride 24 (16 per 96x96 image) of "
+                   "20,000 random images. Options given explicitly override the preset.")
+@click.option("--extra", default="data/extra.t7b", show_default=True,
+              type=click.Path(dir_okay=False),
+              help="Unlabelled images to draw patches from (any course split works).")
+@click.option("--data", "data_alias", type=click.Path(dir_okay=False), default=None, hidden=True)
 @click.option("--out", default="centroids.t7", show_default=True, type=click.Path(dir_okay=False),
               help="Where the dictionary goes (a Lua table; provenance in <stem>.fit.run.json).")
-@click.option("--k", default=1600, show_default=True, type=click.IntRange(1), help="Centroids.")
-@click.option("--rf", default=6, show_default=True, type=click.IntRange(1), help="Patch side (rfSize).")
-@click.option("--patches", default=400000, show_default=True, type=click.IntRange(1),
-              help="Random training patches (image index cycles through the file).")
-@click.option("--iterations", default=50, show_default=True, type=click.IntRange(0),
-              help="k-means iterations.")
-@click.option("--image-size", default=32, show_default=True,
-              type=click.IntRange(1, MAX_IMAGE_SIZE),
-              help="Resize images to this side first (Coates used 32 for STL-10; 96 keeps full size).")
+@click.option("--k", type=click.IntRange(1), default=None, help=_preset_help("Centroids.", "k"))
+@click.option("--rf", type=click.IntRange(1), default=None,
+              help=_preset_help("Patch side (rfSize).", "rf"))
+@click.option("--stride", type=click.IntRange(1), default=None,
+              help=_preset_help("Step between patches when encoding (and of the grid "
+                                "--sampling grid draws from); stored in the centroids file.",
+                                "stride"))
+@click.option("--patches", type=click.IntRange(1), default=None,
+              help=_preset_help("Training patches.", "n_patches"))
+@click.option("--sampling", type=click.Choice(SAMPLINGS), default=None,
+              help=_preset_help("Training patches at random places (patch i from image i mod N) "
+                                "or from the stride grid of every image.", "sampling"))
+@click.option("--iterations", type=click.IntRange(0), default=None,
+              help=_preset_help("k-means iterations.", "iterations"))
+@click.option("--image-size", type=click.IntRange(1, MAX_IMAGE_SIZE), default=None,
+              help=_preset_help("Resize images to this side first.", "image_size"))
 @click.option("--whiten/--no-whiten", default=True, show_default=True, help="ZCA whitening (eps 0.1).")
 @click.option("--init", type=click.Choice(["randn", "patches"]), default="randn", show_default=True,
               help="k-means start: randn*0.1 (Coates) or k random patches.")
 @click.option("--limit", type=click.IntRange(1), default=None,
-              help="Read only the first N images of --data.")
+              help=_preset_help("Use N images of --extra drawn at random (seeded).", "limit"))
 @seed_option()
 @device_option()
 @quiet_option()
-def fit(data, out, k, rf, patches, iterations, image_size, whiten, init, limit, seed, device, quiet):
-    """Learn a k-means dictionary from random patches of unlabelled images."""
+def fit(preset, extra, data_alias, out, k, rf, stride, patches, sampling, iterations, image_size,
+        whiten, init, limit, seed, device, quiet):
+    """Learn a k-means dictionary from patches of unlabelled images."""
     from ..kmeans import run_fit
+    from ..util.errors import A2Error
     from ..util.provenance import write_record
 
+    extra = data_alias or extra
+    if not Path(extra).is_file():
+        raise A2Error(f"--extra {extra}: no such file (the unlabelled split, e.g. data/extra.t7b)")
     gen = seed_everything(seed, quiet)
     dev = resolve_device(device)
     c0 = time.process_time()
-    res = run_fit(data, out, k=k, rf=rf, n_patches=patches, iterations=iterations,
-                  image_size=image_size, whiten=whiten, init=init, limit=limit, generator=gen,
-                  device=dev, progress=_bars(quiet))
-    model, out = res["model"], Path(out)
-    write_record(_record_path(out, "fit"), "kmeans fit", {"data": data, "out": out, "limit": limit,
-                                                          **model.config()},
+    res = run_fit(extra, out, preset=preset, k=k, rf=rf, stride=stride, n_patches=patches,
+                  iterations=iterations, image_size=image_size, sampling=sampling, limit=limit,
+                  whiten=whiten, init=init, generator=gen, device=dev, progress=_bars(quiet))
+    model, out, settings = res["model"], Path(out), res["settings"]
+    write_record(_record_path(out, "fit"), "kmeans fit",
+                 {"extra": extra, "out": out, "preset": preset, **settings, **model.config()},
                  seed=seed, device=dev,
                  results={"images": res["images"], "objective": model.objective_,
                           "final_inertia": model.inertia_, "reseeded": model.reseeded_,
                           "seconds": res["seconds"], "cpu_seconds": time.process_time() - c0,
                           "load_seconds": res["load_seconds"]})
     last = f", objective {model.objective_[-1]:.6g}" if model.objective_ else ""
-    click.echo(f"wrote {out}: {k} centroids of {model.channels_}x{rf}x{rf} from {patches} "
-               f"patches of {res['images']} images{last} ({res['seconds']:.1f} s)")
+    click.echo(f"wrote {out}: {model.k} centroids of {model.channels_}x{model.rf}x{model.rf} "
+               f"({preset} preset, stride {model.stride}) from {model.n_patches_used_} patches of "
+               f"{res['images']} images{last} ({res['seconds']:.1f} s)")
 
 
 class CValue(click.ParamType):

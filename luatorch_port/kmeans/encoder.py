@@ -8,7 +8,9 @@ ordered ``[q1; q2; q3; q4]`` = (top-left, bottom-left, top-right, bottom-right),
 
 Deviations: ``sqrt`` of a distance² that rounding made slightly negative is taken as 0
 (MATLAB would return a complex number). ``encoder="hard"`` (Coates et al. 2011's "hard"
-k-means, a one-hot of the nearest centroid) is offered for the ablation. Images are
+k-means, a one-hot of the nearest centroid) is offered for the ablation. ``stride`` > 1
+takes patches on a grid (the report's 22×22 patches at stride 24: 4×4 per 96×96 image,
+quadrants of 2×2 patches). Images are
 encoded in chunks of several images (worker threads on CPU) instead of one at a time.
 With ``precision="bf16"`` the cross term ``x·c`` of the distance is one bfloat16 GEMM
 (fp32 accumulation, rounded to bfloat16 on output) and the norms ``‖x‖²``, ``‖c‖²`` are
@@ -54,9 +56,10 @@ def pool_quadrants(act: torch.Tensor) -> torch.Tensor:
 class _Encoder:
     """Reusable buffers for encoding images with one dictionary (the torch path, for CUDA)."""
 
-    def __init__(self, centroids, mean, p, rf, encoder, rows, precision=DEFAULT_PRECISION):
+    def __init__(self, centroids, mean, p, rf, encoder, rows, precision=DEFAULT_PRECISION,
+                 stride=1):
         self.k, self.d = centroids.shape
-        self.rf = rf
+        self.rf, self.stride = rf, stride
         self.encoder = encoder
         self.bf16 = precision == "bf16"
         dev = centroids.device
@@ -79,7 +82,7 @@ class _Encoder:
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         b = images.shape[0]
-        patches = image_patches(images, self.rf)           # (B, pr, pc, d)
+        patches = image_patches(images, self.rf, self.stride)   # (B, pr, pc, d)
         _, pr, pc, d = patches.shape
         if d != self.d:
             raise A2Error(f"patches have {d} values (C·rf·rf) but the centroids have {self.d}")
@@ -111,7 +114,7 @@ class _Encoder:
 
 def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.Tensor | None = None,
            p: torch.Tensor | None = None, *, encoder: str = "triangle", chunk_rows: int | None = None,
-           precision: str = DEFAULT_PRECISION, progress=None) -> torch.Tensor:
+           precision: str = DEFAULT_PRECISION, stride: int = 1, progress=None) -> torch.Tensor:
     """Coates features of float (N, C, S, S) images (pixels 0..255) -> float32 (N, 4k).
 
     Parameters
@@ -124,6 +127,7 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
     chunk_rows : patches per distance GEMM (default: ``CHUNK_ELEMENTS / k``); at least one
         image per chunk.
     precision : ``"fp32"`` (default) or ``"bf16"``: the distance GEMM's inputs.
+    stride : step between patches (Coates: 1; the report: 24, a 4×4 grid of 22×22 patches).
     progress : optional callable ``progress(n_images_done)``.
     """
     if encoder not in ENCODERS:
@@ -138,7 +142,9 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
     if images.shape[1] * rf * rf != centroids.shape[1]:
         raise A2Error(f"{images.shape[1]}-channel {rf}x{rf} patches have "
                       f"{images.shape[1] * rf * rf} values but the centroids have {centroids.shape[1]}")
-    per_image = (h - rf + 1) * (w - rf + 1)
+    if stride < 1:
+        raise A2Error(f"stride={stride} should be >= 1")
+    per_image = ((h - rf) // stride + 1) * ((w - rf) // stride + 1)
     if chunk_rows is None:
         chunk_rows = CHUNK_ELEMENTS // max(1, centroids.shape[0])
     batch = max(1, min(n, chunk_rows // per_image))
@@ -146,9 +152,9 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
     bounds = [(lo, min(lo + batch, n)) for lo in range(0, n, batch)]
     if centroids.device.type == "cpu":
         _encode_cpu(images, centroids, rf, mean, p, encoder, batch * per_image, bounds, out,
-                    progress, precision)
+                    progress, precision, stride)
         return out
-    enc = _Encoder(centroids, mean, p, rf, encoder, batch * per_image, precision)
+    enc = _Encoder(centroids, mean, p, rf, encoder, batch * per_image, precision, stride)
     dev = centroids.device
     for lo, hi in bounds:
         out[lo:hi] = enc.encode(images[lo:hi].to(dev, torch.float32)).cpu()
@@ -158,7 +164,7 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
 
 
 def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, progress,
-                precision=DEFAULT_PRECISION):
+                precision=DEFAULT_PRECISION, stride=1):
     """CPU path: worker threads each encode whole chunks with single-threaded BLAS (numpy's
     OpenBLAS GEMMs) and single-threaded torch elementwise ops (AVX2 kernels, 2-5x numpy's
     ``maximum``/``subtract`` here), on reused buffers that stay in the L3 cache; no BLAS or
@@ -190,12 +196,13 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
                 local.zb = torch.empty(rows, k, dtype=torch.bfloat16)
         imgs = images[lo:hi].to(torch.float32).numpy()
         b, ch, hgt, wid = imgs.shape
-        pr, pc = hgt - rf + 1, wid - rf + 1
+        pr, pc = (hgt - rf) // stride + 1, (wid - rf) // stride + 1
         m = b * pr * pc
         if ch * rf * rf != d:
             raise A2Error(f"patches have {ch * rf * rf} values (C·rf·rf) but the centroids have {d}")
         x = local.x[:m]
         win = np.lib.stride_tricks.sliding_window_view(imgs, (rf, rf), axis=(2, 3))
+        win = win[:, :, ::stride, ::stride]
         x.reshape(b, pr, pc, ch, rf, rf)[...] = win.transpose(0, 2, 3, 1, 4, 5)
         x -= x.mean(1, keepdims=True)
         var = np.einsum("ij,ij->i", x, x) / (d - 1)

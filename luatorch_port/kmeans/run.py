@@ -20,9 +20,8 @@ from ..data import load_split
 from ..data.kaggle import write_predictions
 from ..util.errors import A2Error
 from ..util.progress import no_progress
-from .coates import COATES_ITERATIONS, COATES_K, COATES_PATCHES, COATES_RF, CoatesKMeans
+from .coates import PRESETS, CoatesKMeans
 from .encoder import DEFAULT_PRECISION
-from .patches import COATES_STL_SIZE
 from .svm import C_GRID, COATES_C, Classifier, accuracy, fit_classifier, select_C
 
 # Largest --image-size images are resized to: 512 is over 5x the STL-10 side (96); every
@@ -116,30 +115,57 @@ def evaluate(model, train_images: torch.Tensor, train_labels: torch.Tensor,
                       "val" if auto else "fixed", curve, did_refit, seconds)
 
 
-def run_fit(extra, out, *, k: int = COATES_K, rf: int = COATES_RF, n_patches: int = COATES_PATCHES,
-            iterations: int = COATES_ITERATIONS, image_size: int | None = COATES_STL_SIZE,
-            whiten: bool = True, init: str = "randn", limit: int | None = None,
-            generator: torch.Generator | None = None, device="cpu",
+def choose_images(n: int, limit: int | None, generator: torch.Generator | None = None) -> torch.Tensor | None:
+    """Indices of ``limit`` of ``n`` images drawn at random (sorted), or None for all of them."""
+    if limit is None or limit >= n:
+        return None
+    return torch.randperm(n, generator=generator)[:limit].sort().values
+
+
+def run_fit(extra, out, *, preset: str = "coates", k: int | None = None, rf: int | None = None,
+            stride: int | None = None, n_patches: int | None = None,
+            iterations: int | None = None, image_size: int | None = None,
+            sampling: str | None = None, limit: int | None = None, whiten: bool = True,
+            init: str = "randn", generator: torch.Generator | None = None, device="cpu",
             progress=no_progress) -> dict:
     """What ``a2 kmeans fit`` does: read ``extra`` (any course-layout file), fit, write ``out``.
 
+    preset : a key of :data:`~luatorch_port.kmeans.coates.PRESETS` (``"coates"`` or
+        ``"report"``); every other setting left None takes the preset's value.
+    limit : use that many images of ``extra``, drawn at random with ``generator`` (the
+        whole file is read first), not the first ones.
     progress : ``progress(length=, label=)``, a context manager with ``update(n)``
-    (:class:`~luatorch_port.util.progress.NoProgress`, a click bar), opened for the images
-    patches are drawn from and for the k-means iterations.
-    Returns a dict: ``model`` (the fitted :class:`CoatesKMeans`), ``images`` (how many were
-    used), ``seconds`` and ``load_seconds``.
+        (:class:`~luatorch_port.util.progress.NoProgress`, a click bar), opened for the images
+        patches are drawn from and for the k-means iterations.
+
+    Returns a dict: ``model`` (the fitted :class:`CoatesKMeans`), ``settings`` (the preset
+    with the overrides applied), ``images`` (how many were used), ``seconds`` and
+    ``load_seconds``.
     """
+    if preset not in PRESETS:
+        raise A2Error(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    given = {"k": k, "rf": rf, "stride": stride, "n_patches": n_patches,
+             "iterations": iterations, "image_size": image_size, "sampling": sampling,
+             "limit": limit}
+    settings = {key: value if given[key] is None else given[key]
+                for key, value in PRESETS[preset].items()}
     t0 = time.perf_counter()
-    split = load_split(extra, limit=limit)
+    split = load_split(extra)
+    images = split.images
+    pick = choose_images(len(images), settings["limit"], generator)
+    if pick is not None:
+        images = images[pick]
     t_load = time.perf_counter() - t0
-    model = CoatesKMeans(k=k, rf=rf, n_patches=n_patches, iterations=iterations,
-                         image_size=image_size, whiten=whiten, init=init)
-    with progress(length=len(split), label="patches") as pbar, \
-            progress(length=iterations, label="k-means") as kbar:
-        model.fit(split.images, generator=generator, device=device, on_images=pbar.update,
+    model = CoatesKMeans(k=settings["k"], rf=settings["rf"], n_patches=settings["n_patches"],
+                         iterations=settings["iterations"], image_size=settings["image_size"],
+                         whiten=whiten, init=init, stride=settings["stride"],
+                         sampling=settings["sampling"])
+    with progress(length=len(images), label="patches") as pbar, \
+            progress(length=settings["iterations"], label="k-means") as kbar:
+        model.fit(images, generator=generator, device=device, on_images=pbar.update,
                   on_iteration=lambda i, objective: kbar.update(1))
     model.save(out)
-    return {"model": model, "images": len(split), "load_seconds": t_load,
+    return {"model": model, "settings": settings, "images": len(images), "load_seconds": t_load,
             "seconds": time.perf_counter() - t0}
 
 
