@@ -121,7 +121,7 @@ def bench_kmeans(scale, res, peaks):
     xa = np.concatenate([x.numpy(), np.ones((n, 1), np.float32)], axis=1)
     ca = np.concatenate([init.numpy(), np.zeros((k, 1), np.float32)], axis=1).T.copy()
     blocks = [(lo, min(lo + DEFAULT_CHUNK, n)) for lo in range(0, n, DEFAULT_CHUNK)]
-    runs = {"gemm": [], "ours": [], "sklearn": []}     # (wall, CPU) seconds per iteration
+    runs = {"gemm": [], "ours": [], "bf16": [], "sklearn": []}   # (wall, CPU) s per iteration
     for _ in range(ROUNDS):                              # alternating rounds; best of each
         runs["gemm"].append(tuple(t * (ITERATIONS + 1) / ITERATIONS
                                   for t in _gemm_seconds([(xa, ca)], blocks)))
@@ -130,12 +130,18 @@ def bench_kmeans(scale, res, peaks):
         runs["ours"].append(((time.perf_counter() - t) / ITERATIONS,
                              (time.process_time() - c) / ITERATIONS))
         t, c = time.perf_counter(), time.process_time()
+        ours16 = run_kmeans(x, k, ITERATIONS, init=init, precision="bf16")
+        runs["bf16"].append(((time.perf_counter() - t) / ITERATIONS,
+                             (time.process_time() - c) / ITERATIONS))
+        t, c = time.perf_counter(), time.process_time()
         sk = KMeans(k, init=init.numpy(), n_init=1, max_iter=ITERATIONS, tol=0.0,
                     algorithm="lloyd").fit(x.numpy())
         runs["sklearn"].append(((time.perf_counter() - t) / ITERATIONS,
                                 (time.process_time() - c) / ITERATIONS))
     del xa
-    (t_gemm, c_gemm), (t_ours, c_ours), (t_sk, c_sk) = (min(runs[r]) for r in ("gemm", "ours", "sklearn"))
+    (t_gemm, c_gemm), (t_ours, c_ours), (t_16, c_16), (t_sk, c_sk) = (
+        min(runs[r]) for r in ("gemm", "ours", "bf16", "sklearn"))
+    rel16 = abs(ours16.inertia - ours.inertia) / ours.inertia
     rel = abs(ours.inertia - sk.inertia_) / sk.inertia_
     gflop = 2 * n * (x.shape[1] + 1) * k * (ITERATIONS + 1) / ITERATIONS / 1e9
     print(f"k-means {n} x {x.shape[1]}, k={k}, {ITERATIONS} iterations from the same start; best of "
@@ -147,6 +153,11 @@ def bench_kmeans(scale, res, peaks):
     print(f"  GEMM-bound     {t_gemm:7.3f} s/iteration ({c_gemm:6.3f} s CPU; {gflop / t_gemm:.0f} GFLOP/s: "
           f"the distance GEMMs alone, {torch.get_num_threads()} workers) -> at most "
           f"{t_sk / t_gemm:.2f}x sklearn")
+    print(f"  bf16 assignment {t_16:7.3f} s/iteration ({c_16:6.3f} s CPU): {t_ours / t_16:.2f}x fp32's speed; "
+          f"inertia differs from fp32's by {100 * rel16:.5f} % (target <= 0.01 %)")
+    res.figure("kmeans.bf16_seconds_per_iteration", t_16, "s", baseline=t_ours, ratio=t_ours / t_16,
+               inertia_rel_diff=rel16, target_inertia_rel_diff=1e-4,
+               note="baseline: fp32 assignment (run_kmeans default), same run; ratio = speed-up")
     res.figure("kmeans.seconds_per_iteration", t_ours, "s", baseline=t_sk, ratio=t_sk / t_ours,
                limit=t_gemm, fraction_of_limit=t_gemm / t_ours,
                fraction_of_fp32_peak=gflop / t_ours / peaks["fp32"],

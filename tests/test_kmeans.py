@@ -475,3 +475,20 @@ def test_choose_images_is_random_and_seeded():
     assert a.numel() == 20 and torch.equal(a, a.sort().values) and len(set(a.tolist())) == 20
     assert not torch.equal(a, torch.arange(20)) and int(a.max()) > 500
     assert choose_images(10, 20, _gen(4)) is None and choose_images(10, None) is None
+
+
+def test_bf16_assignment_gives_fp32_labels():
+    """bf16 scores with the fp32 rescoring of close rows: the same labels, the same inertia."""
+    from luatorch_port.kmeans.lloyd import _Assigner
+    x = _clustered(6000, 20, 27, seed=9)
+    c = x[torch.randperm(6000, generator=_gen(3))[:40]] + 0.01
+    a32, a16 = _Assigner(x, 512, "fp32"), _Assigner(x, 512, "bf16")
+    i32, i16 = a32.assign(c), a16.assign(c)
+    assert torch.equal(a32.labels, a16.labels)
+    assert i16 == pytest.approx(i32, rel=1e-6)
+    assert 0 < a16.rescored < 6000          # some rows were close enough to rescore, not all
+    r32 = run_kmeans(x, 40, 3, init=c)
+    r16 = run_kmeans(x, 40, 3, init=c, precision="bf16")
+    assert r16.inertia == pytest.approx(r32.inertia, rel=1e-4)
+    with pytest.raises(A2Error, match="precision must be one of"):
+        _Assigner(x, 512, "fp16")
