@@ -34,8 +34,8 @@ from .whitening import CONTRAST_VAR_REG
 ENCODERS = ("triangle", "hard")
 PRECISIONS = ("fp32", "bf16")  # the distance GEMM's input precision (bf16 accumulates in fp32)
 DEFAULT_PRECISION = "fp32"
-CHUNK_ELEMENTS = 1536 * 1600   # distance entries per chunk and worker (9.8 MB: two workers fit the
-                               # 32 MB L3; 2 images per chunk beat 4-12 at 32x32, k = 1600)
+CHUNK_ELEMENTS = 1536 * 1600   # distance entries per chunk and worker (9.8 MB: two workers' blocks
+                               # stay in a 32 MB L3; 2 images at 32x32, k = 1600)
 
 
 def quadrant_half(n: int) -> int:
@@ -166,8 +166,8 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
 def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, progress,
                 precision=DEFAULT_PRECISION, stride=1):
     """CPU path: worker threads each encode whole chunks with single-threaded BLAS (numpy's
-    OpenBLAS GEMMs) and single-threaded torch elementwise ops (AVX2 kernels, 2-5x numpy's
-    ``maximum``/``subtract`` here), on reused buffers that stay in the L3 cache; no BLAS or
+    OpenBLAS GEMMs) and single-threaded torch elementwise ops (vectorised kernels, faster
+    than numpy's ``maximum``/``subtract``), on reused buffers that stay in the L3 cache; no BLAS or
     OpenMP thread pool is left spinning between the GEMMs and the elementwise steps."""
     k, d = centroids.shape
     c = centroids.float().numpy()
@@ -177,7 +177,7 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
     cat[d + 1] = 1.0
     bf16 = precision == "bf16"
     # bf16 GEMM for the cross term −2·x·c only; the norms are added in fp32 afterwards (folding
-    # them into the bf16 GEMM rounds the whole distance to bf16: 10x the feature error)
+    # them into the bf16 GEMM rounds the whole distance to bf16: many times the feature error)
     cat_bf16 = torch.from_numpy(cat[:d]).to(torch.bfloat16) if bf16 else None
     pm = None if p is None else p.float().numpy()
     bias = None if p is None else -(mean.float().numpy() @ pm)

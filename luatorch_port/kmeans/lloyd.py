@@ -32,7 +32,7 @@ from ..util.threads import single_threaded_openmp
 INIT_SCALE = 0.1        # run_kmeans.m: centroids = randn(k, d) * 0.1
 COATES_BATCH = 1000     # run_kmeans.m: BATCH_SIZE = 1000 (the assignment chunk)
 DEFAULT_CHUNK = 512     # rows per GEMM block: a 512 x 1600 score block (3.3 MB) per worker stays in
-                        # the L3 for the argmax (speed only; 256-2048 within 10 %, 512 the steadiest)
+                        # the L3 for the argmax (speed only)
 TASK_ROWS = 8192        # rows per task handed to a worker (one index_add and partial sum each)
 PRECISIONS = ("fp32", "bf16")
 # bf16 assignment: the error of a bf16 score x·c − ½‖c‖² (inputs rounded to 8 significant
@@ -134,7 +134,7 @@ class _Assigner:
         """Like sklearn's lloyd, with worker threads that each run single-threaded GEMM +
         argmax on their own rows; numpy and torch release the GIL, so every pass is parallel
         and no BLAS or OpenMP thread pool spins beside the other work (each worker runs torch's
-        index_add_ on one OpenMP thread: two-thread teams per worker cost 13 % more CPU per pass).
+        index_add_ on one OpenMP thread: two-thread teams per worker cost more CPU per pass).
 
         Work is split into tasks of ``TASK_ROWS`` rows handed out one at a time (a busy core
         delays one task, not half of the pass); a task computes its scores in blocks of

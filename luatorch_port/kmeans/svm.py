@@ -73,8 +73,8 @@ class Standardizer:
 
 
 def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a @ b``; on CPU through numpy's OpenBLAS, several times faster than torch's MKL
-    path for these skinny shapes (``Xᵀ·G`` above all) on the project's AMD CPUs."""
+    """``a @ b``; on CPU through numpy's OpenBLAS, which handles these skinny shapes
+    (``Xᵀ·G`` above all) better than torch's MKL path on AMD CPUs."""
     if a.device.type == "cpu" and a.dtype == b.dtype:
         return torch.from_numpy(np.matmul(a.detach().numpy(), b.detach().numpy()))
     return a @ b
@@ -129,8 +129,8 @@ def _l2svm_objective_np(theta: np.ndarray, x: np.ndarray, y: np.ndarray, c: floa
 
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
     """Sum of ``a * b`` over all elements, off BLAS: OpenBLAS threads ``ddot`` on these
-    64k-element vectors and its thread hand-off cost 8-12 ms a call on the loaded 2-core
-    box (against ~0.05 ms here), which was half of the whole fit's time."""
+    64k-element vectors, and on a loaded machine its thread hand-off per call cost more than
+    the dot product itself (it was half of the whole fit's time)."""
     return float(np.einsum("i,i->", a.ravel(), b.ravel()))
 
 
@@ -295,11 +295,10 @@ class L2SVM:
     max_iter : int, default 1000 (``train_svm.m``); also the cap on objective evaluations.
     tol : float, default 1e-5; stop when the objective fell by less than ``tol`` times its
         value per iteration, on average over the last 10 iterations, or when the gradient's
-        max-norm falls under 1e-5. (At 1e-5 the objective ends within 0.02 % of LinearSVC's
-        on the benchmark's 4,000 x 6,400 features; the old rule, one iteration's change
-        under 1e-6·C·K, stopped ~1 % above it, 1.5 points of test accuracy away there.)
+        max-norm falls under 1e-5 (a looser rule, one iteration's change under 1e-6·C·K,
+        stopped visibly short of LinearSVC's optimum, test accuracy included).
     history : int, L-BFGS corrections (default 20; minFunc uses 100, which costs more per
-        step and took as many evaluations on 4,000 x 6,400 features).
+        step and took as many evaluations).
 
     Attributes after :meth:`fit`: ``coef_`` (d, K), ``intercept_`` (K,), ``classes_`` (K,),
     ``info_`` (:class:`FitInfo`).
