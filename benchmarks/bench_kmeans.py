@@ -1,20 +1,22 @@
 """Benchmark of report part 2.2 (Coates k-means features), each side by side with a baseline.
 
 1. k-means: 400,000 x 108 whitened patches, k = 1600, 10 iterations from the same start,
-   ours (run_kmeans) against sklearn.cluster.KMeans(algorithm="lloyd"). Target: >= 1.3x
-   sklearn's speed per iteration at equal inertia (within 0.1 %).
-2. triangle encoding of 32x32 images with 1600 centroids, ours (encode) against a numpy
-   im2col transcription of extract_features.m, one image at a time. Target: >= 500 images/s.
-3. L2-SVM on 4,000 x 6,400 features (10 classes), ours (L2SVM, C = 100) against
-   sklearn.svm.LinearSVC(loss="squared_hinge", C = 100 / 4000). Target: <= 3 s and within
-   0.5 % of LinearSVC's test accuracy.
+   ours (run_kmeans) against sklearn.cluster.KMeans(algorithm="lloyd"), and the distance
+   GEMMs alone (the GEMM-bound limit).
+2. triangle encoding of 32x32 images with 1600 centroids: ours in fp32 (the baseline) and
+   with the bf16 distance GEMM (``--precision bf16``), against a numpy im2col transcription
+   of extract_features.m; the rate of the distance GEMM as a fraction of the bf16 GEMM peak.
+3. L2-SVM on 4,000 x 6,400 features (10 classes): one fit at C = 100 against the whole C
+   grid of ``--C auto`` (select_C: one standardisation, warm starts) on the same features;
+   with ``--sklearn`` also LinearSVC (minutes).
 
-The machine may be shared: read the ratios (same run, same load) before the seconds.
-Images are synthetic 1/f ("pink") noise, which has natural images' second-order
-statistics, so whitening and k-means see realistic spectra. SVM features are synthetic
-(non-negative, correlated, 10 classes), shaped like pooled triangle features.
+The machine's fp32 and bf16 GEMM peaks (2048^3, torch, all threads) are measured in the
+same run; the machine may be shared, so read the ratios (same run, same load) before the
+seconds. Results: bench-out/kmeans.json. Images are synthetic 1/f ("pink") noise, which has
+natural images' second-order statistics; SVM features are synthetic (non-negative,
+correlated, 10 classes), shaped like pooled triangle features.
 
-    python benchmarks/bench_kmeans.py [--scale 0.25] [--only kmeans,encode,svm]
+    python benchmarks/bench_kmeans.py [--scale 0.25] [--only kmeans,encode,svm] [--sklearn]
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import time
 import numpy as np
 import torch
 
+import harness
+from harness import Result
+
 from luatorch_port.kmeans import (apply_zca, contrast_normalize, encode, fit_zca, random_patches,
                                   run_kmeans)
 from luatorch_port.kmeans.svm import L2SVM, Standardizer
@@ -32,6 +37,20 @@ from luatorch_port.kmeans.svm import L2SVM, Standardizer
 K, RF, PATCHES, ITERATIONS = 1600, 6, 400_000, 10
 ENCODE_IMAGES, NUMPY_IMAGES = 1000, 100
 ROUNDS = 2              # k-means and encoding: alternating rounds, best of each (shared box)
+TARGET_ENCODE_RATIO = 2.0        # bf16 encoding against fp32, same run
+TARGET_ENCODE_PEAK = 0.6         # the bf16 distance GEMM's rate as a fraction of the bf16 peak
+TARGET_GRID_RATIO = 3.0          # the whole C grid against one fit at C = 100
+
+
+def gemm_peak(dtype):
+    """GFLOP/s of the best of 5 2048^3 products now (the harness's helper where it has one)."""
+    helper = getattr(harness, "gemm_peak_gflops", None)
+    if helper is not None:
+        return helper(dtype=dtype)["gflops"]
+    a = torch.randn(2048, 2048).to(dtype)
+    torch.mm(a, a)
+    best = min(harness.median_of(lambda: torch.mm(a, a), 5)[1])
+    return 2 * 2048 ** 3 / best / 1e9
 SVM_TRAIN, SVM_TEST, SVM_DIM, SVM_CLASSES, SVM_C = 4000, 4000, 6400, 10, 100.0
 
 
@@ -90,7 +109,7 @@ def _gemm_seconds(pairs, blocks, repeats=2):
     return best
 
 
-def bench_kmeans(scale):
+def bench_kmeans(scale, res, peaks):
     from sklearn.cluster import KMeans
 
     from luatorch_port.kmeans.lloyd import DEFAULT_CHUNK
@@ -102,7 +121,7 @@ def bench_kmeans(scale):
     xa = np.concatenate([x.numpy(), np.ones((n, 1), np.float32)], axis=1)
     ca = np.concatenate([init.numpy(), np.zeros((k, 1), np.float32)], axis=1).T.copy()
     blocks = [(lo, min(lo + DEFAULT_CHUNK, n)) for lo in range(0, n, DEFAULT_CHUNK)]
-    runs = {"gemm": [], "ours": [], "sklearn": []}     # (wall, CPU) seconds per iteration
+    runs = {"gemm": [], "ours": [], "bf16": [], "sklearn": []}   # (wall, CPU) s per iteration
     for _ in range(ROUNDS):                              # alternating rounds; best of each
         runs["gemm"].append(tuple(t * (ITERATIONS + 1) / ITERATIONS
                                   for t in _gemm_seconds([(xa, ca)], blocks)))
@@ -111,12 +130,18 @@ def bench_kmeans(scale):
         runs["ours"].append(((time.perf_counter() - t) / ITERATIONS,
                              (time.process_time() - c) / ITERATIONS))
         t, c = time.perf_counter(), time.process_time()
+        ours16 = run_kmeans(x, k, ITERATIONS, init=init, precision="bf16")
+        runs["bf16"].append(((time.perf_counter() - t) / ITERATIONS,
+                             (time.process_time() - c) / ITERATIONS))
+        t, c = time.perf_counter(), time.process_time()
         sk = KMeans(k, init=init.numpy(), n_init=1, max_iter=ITERATIONS, tol=0.0,
                     algorithm="lloyd").fit(x.numpy())
         runs["sklearn"].append(((time.perf_counter() - t) / ITERATIONS,
                                 (time.process_time() - c) / ITERATIONS))
     del xa
-    (t_gemm, c_gemm), (t_ours, c_ours), (t_sk, c_sk) = (min(runs[r]) for r in ("gemm", "ours", "sklearn"))
+    (t_gemm, c_gemm), (t_ours, c_ours), (t_16, c_16), (t_sk, c_sk) = (
+        min(runs[r]) for r in ("gemm", "ours", "bf16", "sklearn"))
+    rel16 = abs(ours16.inertia - ours.inertia) / ours.inertia
     rel = abs(ours.inertia - sk.inertia_) / sk.inertia_
     gflop = 2 * n * (x.shape[1] + 1) * k * (ITERATIONS + 1) / ITERATIONS / 1e9
     print(f"k-means {n} x {x.shape[1]}, k={k}, {ITERATIONS} iterations from the same start; best of "
@@ -128,6 +153,15 @@ def bench_kmeans(scale):
     print(f"  GEMM-bound     {t_gemm:7.3f} s/iteration ({c_gemm:6.3f} s CPU; {gflop / t_gemm:.0f} GFLOP/s: "
           f"the distance GEMMs alone, {torch.get_num_threads()} workers) -> at most "
           f"{t_sk / t_gemm:.2f}x sklearn")
+    print(f"  bf16 assignment {t_16:7.3f} s/iteration ({c_16:6.3f} s CPU): {t_ours / t_16:.2f}x fp32's speed; "
+          f"inertia differs from fp32's by {100 * rel16:.5f} % (target <= 0.01 %)")
+    res.figure("kmeans.bf16_seconds_per_iteration", t_16, "s", baseline=t_ours, ratio=t_ours / t_16,
+               inertia_rel_diff=rel16, target_inertia_rel_diff=1e-4,
+               note="baseline: fp32 assignment (run_kmeans default), same run; ratio = speed-up")
+    res.figure("kmeans.seconds_per_iteration", t_ours, "s", baseline=t_sk, ratio=t_sk / t_ours,
+               limit=t_gemm, fraction_of_limit=t_gemm / t_ours,
+               fraction_of_fp32_peak=gflop / t_ours / peaks["fp32"],
+               inertia_rel_diff=rel, note="baseline: sklearn lloyd; limit: the distance GEMMs alone")
     print(f"  speed-up {t_sk / t_ours:.2f}x wall, {c_sk / c_ours:.2f}x CPU (target >= 1.3x); ours at "
           f"{100 * t_gemm / t_ours:.0f} % of the GEMM bound in wall, {100 * c_gemm / c_ours:.0f} % in "
           f"CPU; inertia differs by {100 * rel:.4f} % (target <= 0.1 %)")
@@ -155,45 +189,48 @@ def np_extract_features(images, centroids, rf, m, p):
     return out
 
 
-def bench_encode(scale):
-    from luatorch_port.kmeans.encoder import CHUNK_ELEMENTS
+def bench_encode(scale, res, peaks):
     n, n_np, k = max(20, int(ENCODE_IMAGES * scale)), max(5, int(NUMPY_IMAGES * scale)), K
     x, images, (m, w) = whitened_patches(50_000)
     cents = x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(2))[:k]].clone()
     imgs = images[:n].float()
-    # GEMM-bound limit: the whitening and distance GEMMs alone, per chunk of images as ours
-    # ((rows, d) x (d, d) and (rows, d+2) x (d+2, k)), on cache-resident operands.
     d, per_image = x.shape[1], (imgs.shape[2] - RF + 1) * (imgs.shape[3] - RF + 1)
-    chunk = max(1, CHUNK_ELEMENTS // k // per_image) * per_image
-    g = np.random.default_rng(0)
-    pairs = [(g.standard_normal((chunk, d), np.float32), w.numpy()),
-             (g.standard_normal((chunk, d + 2), np.float32), g.standard_normal((d + 2, k), np.float32))]
-    encode(imgs[:8], cents, RF, m, w)  # warm-up (allocations, thread pool)
-    runs = {"gemm": [], "ours": [], "numpy": []}       # (wall, CPU) seconds per image
+    for precision in ("fp32", "bf16"):
+        encode(imgs[:8], cents, RF, m, w, precision=precision)  # warm-up (allocations, pools)
+    runs = {"fp32": [], "bf16": [], "numpy": []}       # (wall, CPU) seconds per image
+    out = {}
     for _ in range(ROUNDS):                              # alternating rounds; best of each
-        runs["gemm"].append(tuple(t / n for t in
-                                  _gemm_seconds(pairs, [(0, chunk)] * -(-n * per_image // chunk))))
-        t, c = time.perf_counter(), time.process_time()
-        ours = encode(imgs, cents, RF, m, w)
-        runs["ours"].append(((time.perf_counter() - t) / n, (time.process_time() - c) / n))
+        for precision in ("fp32", "bf16"):
+            t, c = time.perf_counter(), time.process_time()
+            out[precision] = encode(imgs, cents, RF, m, w, precision=precision)
+            runs[precision].append(((time.perf_counter() - t) / n, (time.process_time() - c) / n))
         t, c = time.perf_counter(), time.process_time()
         ref = np_extract_features(imgs[:n_np].numpy(), cents.numpy(), RF, m.numpy(), w.numpy())
         runs["numpy"].append(((time.perf_counter() - t) / n_np, (time.process_time() - c) / n_np))
-    (t_gemm, c_gemm), (t_ours, c_ours), (t_np, c_np) = (min(runs[r]) for r in ("gemm", "ours", "numpy"))
-    err = float(np.abs(ours[:n_np].numpy() - ref).max() / np.abs(ref).max())
-    r_ours, r_np, r_gemm = 1 / t_ours, 1 / t_np, 1 / t_gemm
-    gflop = 2 * per_image * (d * d + (d + 2) * k) / 1e9
-    print(f"triangle encoding, 32x32 images, k={k}: ours {n} images, numpy {n_np} images; best of "
-          f"{ROUNDS} alternating rounds (images/s: " + "; ".join(
-              f"{r} " + " ".join(f"{1 / w:.1f}" for w, _ in runs[r]) for r in runs) + ")")
-    print(f"  numpy im2col   {r_np:7.1f} images/s  ({1e3 * c_np:5.2f} ms CPU/image)")
-    print(f"  ours           {r_ours:7.1f} images/s  ({1e3 * c_ours:5.2f} ms CPU/image)  (target >= 500)")
-    print(f"  GEMM-bound     {r_gemm:7.1f} images/s  ({1e3 * c_gemm:5.2f} ms CPU/image; "
-          f"{gflop * r_gemm:.0f} GFLOP/s: the whitening and distance GEMMs alone, "
-          f"{torch.get_num_threads()} workers)")
-    print(f"  speed-up {r_ours / r_np:.2f}x wall, {c_np / c_ours:.2f}x CPU; ours at "
-          f"{100 * r_ours / r_gemm:.0f} % of the GEMM bound in wall, {100 * c_gemm / c_ours:.0f} % in "
-          f"CPU; max relative difference {err:.2e}")
+    best = {r: min(runs[r]) for r in runs}
+    rate = {r: 1 / best[r][0] for r in runs}
+    err = float(np.abs(out["fp32"][:n_np].numpy() - ref).max() / np.abs(ref).max())
+    err16 = float((out["bf16"] - out["fp32"]).norm() / out["fp32"].norm())
+    dist_gflop = 2 * per_image * d * k / 1e9          # the distance GEMM per image
+    frac = dist_gflop * rate["bf16"] / peaks["bf16"]
+    print(f"triangle encoding, 32x32 images, k={k}: ours {n} images, numpy {n_np}; best of {ROUNDS} "
+          f"alternating rounds (images/s: " + "; ".join(
+              f"{r} " + " ".join(f"{1 / t:.1f}" for t, _ in runs[r]) for r in runs) + ")")
+    for r in runs:
+        print(f"  {r:6s} {rate[r]:7.1f} images/s ({1e3 * best[r][1]:5.2f} ms CPU/image)")
+    print(f"  bf16 / fp32 {rate['bf16'] / rate['fp32']:.2f}x (target >= {TARGET_ENCODE_RATIO}x); the "
+          f"whole bf16 encoding at the rate of {dist_gflop * rate['bf16']:.0f} GFLOP/s of distance GEMM "
+          f"= {100 * frac:.0f} % of the bf16 peak {peaks['bf16']:.0f} GFLOP/s (target >= "
+          f"{100 * TARGET_ENCODE_PEAK:.0f} %); fp32 vs numpy max relative difference {err:.2e}, "
+          f"bf16 vs fp32 {err16:.2e} (relative Frobenius)")
+    res.figure("encode.fp32_rate", rate["fp32"], "img/s", baseline=rate["numpy"],
+               ratio=rate["fp32"] / rate["numpy"], note="baseline: numpy im2col transcription")
+    res.figure("encode.bf16_rate", rate["bf16"], "img/s", baseline=rate["fp32"],
+               ratio=rate["bf16"] / rate["fp32"], target=TARGET_ENCODE_RATIO,
+               limit=peaks["bf16"] / dist_gflop, fraction_of_limit=frac,
+               target_fraction=TARGET_ENCODE_PEAK, bf16_relative_error=err16,
+               note="baseline: fp32 encoding, same run; limit: the distance GEMM alone at the "
+                    "bf16 2048^3 peak")
 
 
 def svm_features(n, d, k, seed):
@@ -205,84 +242,74 @@ def svm_features(n, d, k, seed):
     return torch.relu(lat @ proj + 0.5 * torch.randn(n, d, generator=g)) * 20, y
 
 
-def bench_svm(scale):
-    """Ours against LinearSVC on the same standardised features; both objectives, the
-    accuracy difference, CPU seconds beside wall seconds, and the FLOP bound of our
-    evaluations (two float32 GEMMs each, at the square-sgemm rate measured in this run)."""
-    from sklearn.svm import LinearSVC
-
-    from luatorch_port.kmeans.svm import _l2svm_objective_np, one_vs_all_targets
+def bench_svm(scale, res, peaks, with_sklearn=False):
+    """One fit at C = 100 against the whole C grid (select_C) on the same features, with the
+    FLOP bound of the single fit's evaluations (two float32 GEMMs each, at the fp32 peak
+    measured in this run); with_sklearn: LinearSVC beside them (minutes)."""
+    from luatorch_port.kmeans.svm import select_C
     m, d = max(200, int(SVM_TRAIN * scale)), max(64, int(SVM_DIM * scale))
     xtr, ytr = svm_features(m, d, SVM_CLASSES, 0)
+    xva, yva = svm_features(max(100, m // 4), d, SVM_CLASSES, 2)
     xte, yte = svm_features(int(SVM_TEST * max(scale, 0.25)), d, SVM_CLASSES, 1)
     st = Standardizer().fit(xtr)
-    xtr, xte = st.transform(xtr), st.transform(xte)
-    x_np, y_np = xtr.numpy(), one_vs_all_targets(ytr, SVM_CLASSES).double().numpy()
-
-    def objective(w, b):
-        return _l2svm_objective_np(np.vstack([w, b[None]]).astype(np.float64), x_np, y_np, SVM_C)[0]
-
-    # FLOP bound: each evaluation is two (M x d x K) GEMMs; the best float32 GEMM rate of
-    # this box right now is a large square sgemm (OpenBLAS, all threads), timed here.
-    sq = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
-    np.matmul(sq, sq)
-    t = time.perf_counter()
-    for _ in range(3):
-        np.matmul(sq, sq)
-    gflops = 3 * 2 * 2048 ** 3 / (time.perf_counter() - t) / 1e9
+    xs, xts = st.transform(xtr), st.transform(xte)
+    t, c = time.perf_counter(), time.process_time()
+    svm = L2SVM(C=SVM_C).fit(xs, ytr)
+    t_one, c_one = time.perf_counter() - t, time.process_time() - c
+    acc_one = float((svm.predict(xts) == yte).float().mean())
+    t, c = time.perf_counter(), time.process_time()
+    best, curve, clf = select_C(xtr, ytr, xva, yva)
+    t_grid, c_grid = time.perf_counter() - t, time.process_time() - c
+    acc_grid = float((clf.predict(xte) == yte).float().mean())
     flop_eval = 4 * m * (d + 1) * SVM_CLASSES / 1e9
-    # Skinny-GEMM rate: the evaluation's GEMMs have K = 10 columns, where OpenBLAS runs far
-    # below its square rate; X·W on one cache-resident block of ours, 1 BLAS thread.
-    from luatorch_port.kmeans.svm import ROW_CHUNK
-    from threadpoolctl import threadpool_limits
-    xb, wb = x_np[:ROW_CHUNK], np.zeros((d, SVM_CLASSES), np.float32)
-    with threadpool_limits(1, "blas"):
-        np.matmul(xb, wb)
-        t = time.perf_counter()
-        for _ in range(20):
-            np.matmul(xb, wb)
-        skinny = 20 * 2 * xb.shape[0] * d * SVM_CLASSES / (time.perf_counter() - t) / 1e9
-    t, c = time.perf_counter(), time.process_time()
-    svm = L2SVM(C=SVM_C).fit(xtr, ytr)
-    t_ours, c_ours = time.perf_counter() - t, time.process_time() - c
-    acc_ours = float((svm.predict(xte) == yte).float().mean())
-    f_ours = objective(svm.coef_.numpy(), svm.intercept_.numpy())
-    # liblinear's dual coordinate descent (dual=True, sklearn's choice for n_features >
-    # n_samples) converges here (n_iter ~140 of 1000; objective within 0.02 % of ours) in
-    # ~100-150 s of wall under load; the primal solver (dual=False, used before) had not
-    # finished after 8.5 min (load ~6) or 35 min (an earlier, more loaded run).
-    t, c = time.perf_counter(), time.process_time()
-    sk = LinearSVC(C=SVM_C / m, loss="squared_hinge", dual=True, tol=1e-4, max_iter=1000)
-    sk.fit(x_np, ytr.numpy())
-    t_sk, c_sk = time.perf_counter() - t, time.process_time() - c
-    acc_sk = float((sk.predict(xte.numpy()) == yte.numpy()).mean())
-    f_sk = objective(sk.coef_.T, sk.intercept_)
     n_ev = svm.info_.evaluations
-    print(f"L2-SVM {m} x {d}, {SVM_CLASSES} classes, C={SVM_C:g} (LinearSVC C={SVM_C / m:g}, "
-          f"dual=True, tol 1e-4)")
-    print(f"  LinearSVC      {t_sk:7.2f} s ({c_sk:6.2f} s CPU)  test accuracy {100 * acc_sk:.2f} %  "
-          f"objective {f_sk:.6g}  (n_iter {int(np.max(sk.n_iter_))})")
-    print(f"  ours (L-BFGS)  {t_ours:7.2f} s ({c_ours:6.2f} s CPU)  test accuracy "
-          f"{100 * acc_ours:.2f} %  objective {f_ours:.6g}  ({n_ev} evaluations, "
-          f"{1e3 * t_ours / n_ev:.1f} ms each)")
-    print(f"  FLOP bound: {flop_eval:.2f} GFLOP per evaluation at {gflops:.0f} GFLOP/s (2048^3 "
-          f"sgemm, same run) = {1e3 * flop_eval / gflops:.1f} ms -> {n_ev * flop_eval / gflops:.2f} s "
-          f"for {n_ev} evaluations (ours at {100 * n_ev * flop_eval / gflops / t_ours:.0f} %); "
-          f"the same GEMMs at the skinny rate ({skinny:.0f} GFLOP/s, one thread, a block in cache): "
-          f"{n_ev * flop_eval / skinny:.2f} s on one core")
-    print(f"  speed-up {t_sk / t_ours:.2f}x wall, {c_sk / c_ours:.2f}x CPU (target: <= 3 s); "
-          f"accuracy difference {100 * (acc_ours - acc_sk):+.2f} points (target: within 0.5); "
-          f"objective {100 * (f_ours - f_sk) / f_sk:+.3f} % of LinearSVC's")
+    bound = n_ev * flop_eval / peaks["fp32"]
+    print(f"L2-SVM {m} x {d}, {SVM_CLASSES} classes")
+    print(f"  one fit, C={SVM_C:g}  {t_one:7.2f} s ({c_one:6.2f} s CPU), {n_ev} evaluations, test "
+          f"accuracy {100 * acc_one:.2f} %; FLOP bound at the fp32 peak ({peaks['fp32']:.0f} GFLOP/s): "
+          f"{bound:.2f} s ({100 * bound / t_one:.0f} %)")
+    print(f"  C grid ({len(curve)} C, warm starts) {t_grid:7.2f} s ({c_grid:6.2f} s CPU), "
+          f"{sum(p['evaluations'] for p in curve)} evaluations, chose C={best:g}, test accuracy "
+          f"{100 * acc_grid:.2f} %; grid / one fit = {t_grid / t_one:.2f} (target <= {TARGET_GRID_RATIO})")
+    res.figure("svm.one_fit_seconds", t_one, "s", limit=bound, fraction_of_limit=bound / t_one,
+               evaluations=n_ev, test_accuracy=acc_one,
+               note="limit: the evaluations' GEMMs at the fp32 2048^3 peak of this run")
+    res.figure("svm.grid_seconds", t_grid, "s", baseline=t_one, ratio=t_grid / t_one,
+               target=TARGET_GRID_RATIO, evaluations=sum(p["evaluations"] for p in curve),
+               chosen_C=best, test_accuracy=acc_grid,
+               note="baseline: one fit at C = 100 on the same features, same run; ratio = grid / one")
+    if not with_sklearn:
+        return
+    from sklearn.svm import LinearSVC
+    t = time.perf_counter()
+    sk = LinearSVC(C=SVM_C / m, loss="squared_hinge", dual=True, tol=1e-4, max_iter=1000)
+    sk.fit(xs.numpy(), ytr.numpy())
+    t_sk = time.perf_counter() - t
+    acc_sk = float((sk.predict(xts.numpy()) == yte.numpy()).mean())
+    print(f"  LinearSVC        {t_sk:7.2f} s, test accuracy {100 * acc_sk:.2f} %; "
+          f"ours {t_sk / t_one:.2f}x faster")
+    res.figure("svm.linearsvc_seconds", t_sk, "s", ratio=t_sk / t_one, test_accuracy=acc_sk,
+               note="ratio: LinearSVC / ours at C = 100")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", type=float, default=1.0, help="shrink every size (quick runs)")
     ap.add_argument("--only", default="kmeans,encode,svm")
+    ap.add_argument("--sklearn", action="store_true", help="also time LinearSVC (minutes)")
     args = ap.parse_args(argv)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    res = Result("kmeans")
+    peaks = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
+    res.figure("gemm_peak.fp32", peaks["fp32"], "GFLOP/s", note="2048^3 torch.mm, best of 5")
+    res.figure("gemm_peak.bf16", peaks["bf16"], "GFLOP/s", note="2048^3 torch.mm, best of 5")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; GEMM peak fp32 "
+          f"{peaks['fp32']:.0f}, bf16 {peaks['bf16']:.0f} GFLOP/s")
     for name in args.only.split(","):
-        {"kmeans": bench_kmeans, "encode": bench_encode, "svm": bench_svm}[name](args.scale)
+        if name == "svm":
+            bench_svm(args.scale, res, peaks, args.sklearn)
+        else:
+            {"kmeans": bench_kmeans, "encode": bench_encode}[name](args.scale, res, peaks)
+    res.write()
 
 
 if __name__ == "__main__":

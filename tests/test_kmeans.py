@@ -195,16 +195,18 @@ def test_quadrant_split_is_matlab_round(n, half):
     assert quadrant_half(n) == half
 
 
-def np_extract_features(images, centroids, rf, m, p, encoder="triangle"):
-    """A line-by-line transcription of extract_features.m (im2col per image), torch layout."""
+def np_extract_features(images, centroids, rf, m, p, encoder="triangle", stride=1):
+    """A line-by-line transcription of extract_features.m (im2col per image), torch layout;
+    ``stride`` > 1 keeps every stride-th patch position (the report's grid)."""
     n, c, h, w = images.shape
     k = centroids.shape[0]
     out = np.zeros((n, 4 * k))
     for i in range(n):
-        pr, pc = h - rf + 1, w - rf + 1
+        rs, cs = range(0, h - rf + 1, stride), range(0, w - rf + 1, stride)
+        pr, pc = len(rs), len(cs)
         rows = []
-        for r in range(pr):
-            for col in range(pc):
+        for r in rs:
+            for col in cs:
                 rows.append(images[i, :, r:r + rf, col:col + rf].reshape(-1))
         patches = np.array(rows, dtype=np.float64)
         patches = np_contrast(patches)
@@ -228,12 +230,14 @@ def np_extract_features(images, centroids, rf, m, p, encoder="triangle"):
     return out
 
 
-@pytest.mark.parametrize("encoder, whiten, size, chunk_rows", [
-    ("triangle", True, 9, 4096),     # 6x6 positions
-    ("triangle", False, 8, 50),      # 5x5, odd split; one image per chunk
-    ("hard", True, 10, 4096),
+@pytest.mark.parametrize("encoder, whiten, size, chunk_rows, stride", [
+    ("triangle", True, 9, 4096, 1),     # 6x6 positions
+    ("triangle", False, 8, 50, 1),      # 5x5, odd split; one image per chunk
+    ("hard", True, 10, 4096, 1),
+    ("triangle", True, 14, 4096, 3),    # positions 0, 3, 6, 9: a 4x4 grid, as the report's
+    ("hard", False, 13, 30, 4),         # 0, 4, 8: 3x3
 ])
-def test_encode_matches_extract_features_transcription(encoder, whiten, size, chunk_rows):
+def test_encode_matches_extract_features_transcription(encoder, whiten, size, chunk_rows, stride):
     g = _gen(7)
     images = torch.randint(0, 256, (3, 3, size, size), generator=g).float()
     rf, k = 4, 6
@@ -241,10 +245,10 @@ def test_encode_matches_extract_features_transcription(encoder, whiten, size, ch
     contrast_normalize(sample, out=sample)
     m, p = fit_zca(sample) if whiten else (None, None)
     cents = torch.randn(k, 3 * rf * rf, generator=g)
-    got = encode(images, cents, rf, m, p, encoder=encoder, chunk_rows=chunk_rows)
+    got = encode(images, cents, rf, m, p, encoder=encoder, chunk_rows=chunk_rows, stride=stride)
     expect = np_extract_features(images.double().numpy(), cents.double().numpy(), rf,
                                  None if m is None else m.double().numpy(),
-                                 None if p is None else p.double().numpy(), encoder)
+                                 None if p is None else p.double().numpy(), encoder, stride)
     assert got.shape == (3, 4 * k)
     np.testing.assert_allclose(got.numpy(), expect, rtol=2e-3, atol=2e-3)
 
@@ -353,6 +357,9 @@ def test_torch_encoder_path_matches_cpu_path(encoder):
     expect = encode(imgs, cents, 4, m, p, encoder=encoder)
     got = _Encoder(cents, m, p, 4, encoder, 4 * 49).encode(imgs)
     assert torch.allclose(got, expect, rtol=1e-4, atol=1e-4)
+    expect = encode(imgs, cents, 4, m, p, encoder=encoder, stride=3)
+    got = _Encoder(cents, m, p, 4, encoder, 4 * 9, stride=3).encode(imgs)
+    assert torch.allclose(got, expect, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.gpu
@@ -387,3 +394,101 @@ def test_worker_threads_run_torch_on_one_openmp_thread():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("encoder", ["triangle", "hard"])
+def test_bf16_encoding_is_close_to_fp32(encoder):
+    """bf16 cross term, fp32 norms: triangle features within 0.1 % of fp32's; the hard
+    encoding still counts every patch once (near-ties may pick another centroid)."""
+    g = torch.Generator().manual_seed(5)
+    images = torch.randint(0, 256, (6, 3, 16, 16), generator=g).float()
+    cents = torch.randn(64, 108, generator=g)
+    p = torch.eye(108) + 0.05 * torch.randn(108, 108, generator=g)
+    m = torch.randn(108, generator=g) * 0.1
+    a = encode(images, cents, 6, m, p, encoder=encoder)
+    b = encode(images, cents, 6, m, p, encoder=encoder, precision="bf16")
+    if encoder == "triangle":
+        assert float((a - b).norm() / a.norm()) < 1e-3
+    else:
+        assert torch.equal(a.sum(1), b.sum(1)) and float((a != b).float().mean()) < 0.05
+    assert not torch.equal(a, b)          # the bf16 path did run
+
+
+def test_encode_rejects_unknown_precision():
+    with pytest.raises(A2Error, match="precision must be one of"):
+        encode(torch.zeros(1, 3, 8, 8), torch.zeros(4, 108), 6, precision="fp16")
+
+
+# ---- the report's preset: 22x22 patches at stride 24 ---------------------------------------
+
+def test_presets():
+    from luatorch_port.kmeans.coates import (COATES_ITERATIONS, COATES_K, COATES_PATCHES,
+                                             COATES_RF, PRESETS)
+    from luatorch_port.kmeans.patches import COATES_STL_SIZE
+    assert PRESETS["coates"] == {"k": COATES_K, "rf": COATES_RF, "stride": 1,
+                                 "n_patches": COATES_PATCHES, "iterations": COATES_ITERATIONS,
+                                 "image_size": COATES_STL_SIZE, "sampling": "random",
+                                 "limit": None}
+    r = PRESETS["report"]
+    assert (r["k"], r["rf"], r["stride"], r["image_size"], r["sampling"]) == (1600, 22, 24, 96, "grid")
+    # a 4x4 grid with a 2-pixel gap on 96x96 images: 16 patches, all of 20,000 images
+    assert len(range(0, 96 - r["rf"] + 1, r["stride"])) == 4 and r["stride"] - r["rf"] == 2
+    assert (r["limit"], r["n_patches"]) == (20000, 20000 * 16)
+
+
+def test_grid_patches_are_the_grid_crops():
+    from luatorch_port.kmeans.patches import grid_patches
+    g = _gen(30)
+    images = torch.randint(0, 256, (3, 3, 96, 96), generator=g, dtype=torch.uint8)
+    got = grid_patches(images, 22, 24)
+    assert got.shape == (3 * 16, 3 * 22 * 22)
+    for i, (r, c) in enumerate([(r, c) for r in (0, 24, 48, 72) for c in (0, 24, 48, 72)]):
+        assert torch.equal(got[16 + i], images[1, :, r:r + 22, c:c + 22].float().reshape(-1))
+    sub = grid_patches(images, 22, 24, n_patches=10, generator=_gen(1))
+    assert sub.shape == (10, 1452)
+    # every kept row is one of the grid's rows, no row twice
+    idx = [int((got == row).all(1).nonzero()[0]) for row in sub]
+    assert len(set(idx)) == 10 and idx == sorted(idx)
+
+
+def test_grid_sampling_fit_and_stride_round_trip(tmp_path):
+    g = _gen(31)
+    images = torch.randint(0, 256, (12, 3, 32, 32), generator=g, dtype=torch.uint8)
+    model = CoatesKMeans(k=5, rf=7, stride=8, sampling="grid", n_patches=40, iterations=2,
+                         image_size=None).fit(images, generator=g)
+    assert model.n_patches_used_ == 40          # of 12 x 16 grid patches
+    feats = model.transform(images)
+    assert feats.shape == (12, 20)
+    model.save(tmp_path / "c.t7")
+    back = CoatesKMeans.load(tmp_path / "c.t7")
+    assert (back.stride, back.sampling) == (8, "grid")
+    assert torch.equal(back.transform(images), feats)
+    # hard encoding of a 4x4 grid: each quadrant counts its 2x2 = 4 patches
+    back.encoder = "hard"
+    assert torch.equal(back.transform(images).view(12, 4, 5).sum(2), torch.full((12, 4), 4.0))
+
+
+def test_choose_images_is_random_and_seeded():
+    from luatorch_port.kmeans.run import choose_images
+    a = choose_images(1000, 20, _gen(4))
+    assert torch.equal(a, choose_images(1000, 20, _gen(4)))
+    assert a.numel() == 20 and torch.equal(a, a.sort().values) and len(set(a.tolist())) == 20
+    assert not torch.equal(a, torch.arange(20)) and int(a.max()) > 500
+    assert choose_images(10, 20, _gen(4)) is None and choose_images(10, None) is None
+
+
+def test_bf16_assignment_gives_fp32_labels():
+    """bf16 scores with the fp32 rescoring of close rows: the same labels, the same inertia."""
+    from luatorch_port.kmeans.lloyd import _Assigner
+    x = _clustered(6000, 20, 27, seed=9)
+    c = x[torch.randperm(6000, generator=_gen(3))[:40]] + 0.01
+    a32, a16 = _Assigner(x, 512, "fp32"), _Assigner(x, 512, "bf16")
+    i32, i16 = a32.assign(c), a16.assign(c)
+    assert torch.equal(a32.labels, a16.labels)
+    assert i16 == pytest.approx(i32, rel=1e-6)
+    assert 0 < a16.rescored < 6000          # some rows were close enough to rescore, not all
+    r32 = run_kmeans(x, 40, 3, init=c)
+    r16 = run_kmeans(x, 40, 3, init=c, precision="bf16")
+    assert r16.inertia == pytest.approx(r32.inertia, rel=1e-4)
+    with pytest.raises(A2Error, match="precision must be one of"):
+        _Assigner(x, 512, "fp16")

@@ -9,7 +9,7 @@ from scipy.optimize import check_grad
 
 from luatorch_port.util.errors import A2Error
 from luatorch_port.kmeans import fit_classifier
-from luatorch_port.kmeans.pipeline import Classifier
+from luatorch_port.kmeans.svm import Classifier
 from luatorch_port.kmeans.svm import (COATES_C, STANDARDIZE_VAR_REG, L2SVM, Standardizer,
                                l2svm_loss_flat, l2svm_objective, one_vs_all_targets)
 
@@ -215,3 +215,72 @@ def test_default_fit_reaches_linearsvc_objective():
     assert f_ours == pytest.approx(f_sk, rel=1e-3)
     agree = (ours.predict(xts).numpy() == sk.predict(xts.numpy())).mean()
     assert agree >= 0.99
+
+
+# --- choosing C on a validation split ----------------------------------------------------
+
+def _overfit_data(seed=0):
+    """More features than training rows and heavy noise: large C overfits, small C underfits."""
+    x, y = _data(360, 120, 4, seed=seed, noise=4.0)
+    return x[:160], y[:160], x[160:], y[160:]
+
+
+def test_c_grid_is_log_spaced_up_to_coates():
+    from luatorch_port.kmeans.svm import C_GRID
+    assert C_GRID[-1] == COATES_C and C_GRID[0] == 0.1
+    ratios = np.diff(np.log10(C_GRID))
+    assert np.all(ratios > 0.45) and np.all(ratios < 0.55)
+
+
+def test_select_c_curve():
+    from luatorch_port.kmeans.svm import C_GRID, accuracy, select_C
+    xtr, ytr, xval, yval = _overfit_data()
+    seen = []
+    best, curve, clf = select_C(xtr, ytr, xval, yval, on_fit=seen.append)
+    assert [p["C"] for p in curve] == sorted(C_GRID) and seen == curve
+    assert set(curve[0]) == {"C", "train_accuracy", "val_accuracy", "objective", "evaluations",
+                             "seconds"}
+    # more C, less regularisation: the training fit only improves, to exact at Coates' C
+    assert curve[-1]["train_accuracy"] == 1.0
+    assert curve[-1]["train_accuracy"] > curve[0]["train_accuracy"]
+    # the point of the grid: here the best validation accuracy is not at Coates' C
+    top = max(p["val_accuracy"] for p in curve)
+    assert top > curve[-1]["val_accuracy"] and best < COATES_C
+    assert best == max(p["C"] for p in curve if p["val_accuracy"] == top)
+    assert clf.svm.C == best
+    assert accuracy(clf.predict(xval), yval) == pytest.approx(top)
+
+
+def test_select_c_warm_start_equals_cold_start():
+    from luatorch_port.kmeans.svm import select_C
+    xtr, ytr, xval, yval = _overfit_data(1)
+    _, curve, _ = select_C(xtr, ytr, xval, yval, grid=(0.3, 3.0, 30.0), tol=1e-7)
+    xs = Standardizer().fit(xtr).transform(xtr)
+    for p in curve:
+        cold = L2SVM(C=p["C"], tol=1e-7).fit(xs, ytr)
+        assert p["objective"] == pytest.approx(cold.info_.objective, rel=1e-4)
+    # and the warm starts save work: the last C of the grid starts near its optimum
+    assert curve[-1]["evaluations"] < L2SVM(C=30.0, tol=1e-7).fit(xs, ytr).info_.evaluations
+
+
+def test_select_c_ties_go_to_the_larger_c():
+    from luatorch_port.kmeans.svm import select_C
+    x, y = _data(120, 6, 3, noise=0.05)       # separable: every C scores 100 % on val
+    best, curve, _ = select_C(x[:80], y[:80], x[80:], y[80:], grid=(10.0, 0.1, 1.0))
+    assert [p["val_accuracy"] for p in curve] == [1.0, 1.0, 1.0]
+    assert best == 10.0
+
+
+def test_warm_start_shape_is_checked():
+    x, y = _data(60, 5, 3)
+    small = L2SVM(C=1).fit(x[:, :4], y)
+    with pytest.raises(A2Error, match=r"warm start is a \(4, 3\) SVM, expected \(5, 3\)"):
+        L2SVM(C=1).fit(x, y, init=small)
+
+
+@pytest.mark.parametrize("grid, message", [((), "grid is empty"), ((0.0, 1.0), "should be > 0")])
+def test_select_c_bad_grid(grid, message):
+    from luatorch_port.kmeans.svm import select_C
+    x, y = _data(60, 5, 3)
+    with pytest.raises(A2Error, match=message):
+        select_C(x[:40], y[:40], x[40:], y[40:], grid=grid)

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import click
 
-from ..kmeans.pipeline import MAX_IMAGE_SIZE
-from ..util.progress import Counter
-from .common import device_option, meter, quiet_option, resolve_device, seed_everything, seed_option
+from ..kmeans.coates import PRESETS, SAMPLINGS
+from ..kmeans.encoder import DEFAULT_PRECISION, PRECISIONS
+from ..kmeans.run import MAX_IMAGE_SIZE
+from ..kmeans.svm import C_GRID, COATES_C
+from .common import (device_option, meter, quiet_option, record_path, resolve_device, seed_everything,
+                     seed_option)
 
 
 @click.group("kmeans")
@@ -17,73 +20,116 @@ def group():
     """Part 2.2: Coates, Lee & Ng single-layer k-means features with an L2-SVM."""
 
 
-def _record_path(path: Path, what: str) -> Path:
-    return path.with_name(f"{path.stem}.{what}.run.json")
+def _preset_help(text, key):
+    values = ", ".join(f"{name} {PRESETS[name][key] if PRESETS[name][key] is not None else 'all'}"
+                       for name in PRESETS)
+    return f"{text} [default: the preset's: {values}]"
 
 
 @group.command("fit")
-@click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Unlabelled images to draw patches from (extra.t7b; any course split works).")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="coates", show_default=True,
+              help="coates: Coates et al. (rf 6 on 32x32 images, 400,000 random patches); report: "
+                   "the course report's 22x22 patches at stride 24 (16 per 96x96 image) of "
+                   "20,000 random images. Options given explicitly override the preset.")
+@click.option("--extra", default="data/extra.t7b", show_default=True,
+              type=click.Path(dir_okay=False),
+              help="Unlabelled images to draw patches from (any course split works).")
+@click.option("--data", "data_alias", type=click.Path(dir_okay=False), default=None, hidden=True)
 @click.option("--out", default="centroids.t7", show_default=True, type=click.Path(dir_okay=False),
-              help="Where the dictionary goes (a Lua table; provenance in <stem>.fit.run.json).")
-@click.option("--k", default=1600, show_default=True, type=click.IntRange(1), help="Centroids.")
-@click.option("--rf", default=6, show_default=True, type=click.IntRange(1), help="Patch side (rfSize).")
-@click.option("--patches", default=400000, show_default=True, type=click.IntRange(1),
-              help="Random training patches (image index cycles through the file).")
-@click.option("--iterations", default=50, show_default=True, type=click.IntRange(0),
-              help="k-means iterations.")
-@click.option("--image-size", default=32, show_default=True,
-              type=click.IntRange(1, MAX_IMAGE_SIZE),
-              help="Resize images to this side first (Coates used 32 for STL-10; 96 keeps full size).")
+              help="Where the dictionary goes (a Lua table; the record is <stem>.run.json beside it).")
+@click.option("--k", type=click.IntRange(1), default=None, help=_preset_help("Centroids.", "k"))
+@click.option("--rf", type=click.IntRange(1), default=None,
+              help=_preset_help("Patch side (rfSize).", "rf"))
+@click.option("--stride", type=click.IntRange(1), default=None,
+              help=_preset_help("Step between patches when encoding (and of the grid "
+                                "--sampling grid draws from); stored in the centroids file.",
+                                "stride"))
+@click.option("--patches", type=click.IntRange(1), default=None,
+              help=_preset_help("Training patches.", "n_patches"))
+@click.option("--sampling", type=click.Choice(SAMPLINGS), default=None,
+              help=_preset_help("Training patches at random places (patch i from image i mod N) "
+                                "or from the stride grid of every image.", "sampling"))
+@click.option("--iterations", type=click.IntRange(0), default=None,
+              help=_preset_help("k-means iterations.", "iterations"))
+@click.option("--image-size", type=click.IntRange(1, MAX_IMAGE_SIZE), default=None,
+              help=_preset_help("Resize images to this side first.", "image_size"))
 @click.option("--whiten/--no-whiten", default=True, show_default=True, help="ZCA whitening (eps 0.1).")
 @click.option("--init", type=click.Choice(["randn", "patches"]), default="randn", show_default=True,
               help="k-means start: randn*0.1 (Coates) or k random patches.")
 @click.option("--limit", type=click.IntRange(1), default=None,
-              help="Read only the first N images of --data.")
+              help=_preset_help("Use N images of --extra drawn at random (seeded).", "limit"))
 @seed_option()
 @device_option()
 @quiet_option()
-def fit(data, out, k, rf, patches, iterations, image_size, whiten, init, limit, seed, device, quiet):
-    """Learn a k-means dictionary from random patches of unlabelled images."""
-    from ..data import load_split
-    from ..kmeans import CoatesKMeans
+def fit(preset, extra, data_alias, out, k, rf, stride, patches, sampling, iterations, image_size,
+        whiten, init, limit, seed, device, quiet):
+    """Learn a k-means dictionary from patches of unlabelled images."""
+    from ..kmeans import run_fit
+    from ..util.errors import A2Error
     from ..util.provenance import write_record
 
+    extra = data_alias or extra
+    if not Path(extra).is_file():
+        raise A2Error(f"--extra {extra}: no such file (the unlabelled split, e.g. data/extra.t7b)")
     gen = seed_everything(seed, quiet)
     dev = resolve_device(device)
-    t0, c0 = time.perf_counter(), time.process_time()
-    split = load_split(data, limit=limit)
-    t_load = time.perf_counter() - t0
-    model = CoatesKMeans(k=k, rf=rf, n_patches=patches, iterations=iterations,
-                         image_size=image_size, whiten=whiten, init=init)
-    with meter(quiet) as progress:
-        model.fit(split.images, generator=gen, device=dev,
-                  on_images=Counter(progress, len(split), "patches", unit="img"),
-                  on_iteration=lambda i, obj: progress(i + 1, iterations, stage="k-means", objective=obj))
-    model.save(out)
-    seconds = time.perf_counter() - t0
-    out = Path(out)
-    write_record(_record_path(out, "fit"), "kmeans fit", {"data": data, "out": out, "limit": limit,
-                                                          **model.config()},
+    c0 = time.process_time()
+    res = run_fit(extra, out, preset=preset, k=k, rf=rf, stride=stride, n_patches=patches,
+                  iterations=iterations, image_size=image_size, sampling=sampling, limit=limit,
+                  whiten=whiten, init=init, generator=gen, device=dev, progress=meter(quiet))
+    model, out, settings = res["model"], Path(out), res["settings"]
+    write_record(record_path(out, folder=False), "kmeans fit",
+                 {"extra": extra, "out": out, "preset": preset, **settings, **model.config()},
                  seed=seed, device=dev,
-                 results={"images": len(split), "objective": model.objective_,
+                 results={"images": res["images"], "objective": model.objective_,
                           "final_inertia": model.inertia_, "reseeded": model.reseeded_,
-                          "seconds": seconds, "cpu_seconds": time.process_time() - c0,
-                          "load_seconds": t_load})
+                          "seconds": res["seconds"], "cpu_seconds": time.process_time() - c0,
+                          "load_seconds": res["load_seconds"]})
     last = f", objective {model.objective_[-1]:.6g}" if model.objective_ else ""
-    click.echo(f"wrote {out}: {k} centroids of {split.images.shape[1]}x{rf}x{rf} from {patches} "
-               f"patches of {len(split)} images{last} ({seconds:.1f} s)")
+    click.echo(f"wrote {out}: {model.k} centroids of {model.channels_}x{model.rf}x{model.rf} "
+               f"({preset} preset, stride {model.stride}) from {model.n_patches_used_} patches of "
+               f"{res['images']} images{last} ({res['seconds']:.1f} s)")
+
+
+class CValue(click.ParamType):
+    """``auto`` or a positive float."""
+
+    name = "auto|FLOAT"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) or value == "auto":
+            return value
+        try:
+            c = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither 'auto' nor a number", param, ctx)
+        if not c > 0:
+            self.fail(f"C={c:g} should be > 0", param, ctx)
+        return c
 
 
 @group.command("eval")
-@click.option("--centroids", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Dictionary from `a2 kmeans fit`.")
-@click.option("--train", "train", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Labelled training split (train.t7b).")
-@click.option("--test", "test", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Split to score/predict (val.t7b, or test.t7b).")
-@click.option("--C", "C", default=100.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="L2-SVM C (multiplies the mean squared hinge, as Coates' train_svm.m).")
+@click.option("--centroids", default="centroids.t7", show_default=True,
+              type=click.Path(exists=True, dir_okay=False), help="Dictionary from `a2 kmeans fit`.")
+@click.option("--train", "train", default="data/train.t7b", show_default=True,
+              type=click.Path(exists=True, dir_okay=False), help="Labelled training split.")
+@click.option("--val", "val", default="data/val.t7b", show_default=True,
+              type=click.Path(dir_okay=False),
+              help="Labelled split that --C auto chooses C on (and that --refit adds to training).")
+@click.option("--no-val", is_flag=True,
+              help=f"Use no val split: --C auto falls back to Coates' fixed C = {COATES_C:g}.")
+@click.option("--test", "test", default="data/test.t7b", show_default=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Split to score/predict (test.t7b; its labels, if any, give the test accuracy).")
+@click.option("--C", "C", default="auto", show_default=True, type=CValue(),
+              help="L2-SVM C (multiplies the mean squared hinge, as Coates' train_svm.m), or 'auto': "
+                   f"the best val accuracy over the grid {', '.join(f'{c:g}' for c in C_GRID)}. "
+                   f"--C {COATES_C:g} reproduces Coates.")
+@click.option("--refit/--no-refit", default=True, show_default=True,
+              help="With --C auto: refit the chosen C on train + val for the final predictions.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION,
+              show_default=True,
+              help="Encoder distance GEMM inputs (bf16 accumulates in fp32; see docs/kmeans.md).")
 @click.option("--encoder", type=click.Choice(["saved", "triangle", "hard"]), default="saved",
               show_default=True, help="Activation: the one stored in --centroids, or override it.")
 @click.option("--predictions", type=click.Path(dir_okay=False), default=None,
@@ -95,45 +141,56 @@ def fit(data, out, k, rf, patches, iterations, image_size, whiten, init, limit, 
 @seed_option()
 @device_option()
 @quiet_option()
-def eval_cmd(centroids, train, test, C, encoder, predictions, svm_out, limit, seed, device, quiet):
-    """Encode --train and --test, fit the L2-SVM, print train and test accuracy."""
-    from .. import t7 as t7io
-    from ..data import load_split
-    from ..kmeans import CoatesKMeans, evaluate
+def eval_cmd(centroids, train, val, no_val, test, C, refit, precision, encoder, predictions,
+             svm_out, limit, seed, device, quiet):
+    """Encode the splits, fit the L2-SVM (C chosen on --val by default), print accuracies."""
+    from ..kmeans import run_eval
+    from ..util.errors import A2Error
     from ..util.provenance import write_record
 
     seed_everything(seed, quiet)
     dev = resolve_device(device)
     t0, c0 = time.perf_counter(), time.process_time()
-    model = CoatesKMeans.load(centroids)
-    if encoder != "saved":
-        model.encoder = encoder
-    tr = load_split(train, limit=limit, expect="labelled")
-    te = load_split(test, limit=limit)
-    with meter(quiet) as progress:
-        result = evaluate(model, tr.images, tr.labels, te.images, te.labels, C=C, n_classes=len(tr.classes),
-                          device=dev, on_images=Counter(progress, len(tr) + len(te), "encoding", unit="img"))
-    cpath = Path(centroids)
-    svm_path = Path(svm_out) if svm_out else cpath.with_name(f"{cpath.stem}.svm.t7")
-    t7io.save(result.classifier.state_dict(), svm_path)
-    if predictions:
-        from ..data.kaggle import write_predictions
-        write_predictions(predictions, result.test_predictions, n_classes=len(tr.classes))
+    if not no_val and not Path(val).is_file():
+        raise A2Error(f"--val {val}: no such file (give the labelled val split, or --no-val "
+                      f"for the fixed C = {COATES_C:g})")
+    if C == "auto" and no_val:
+        click.echo(f"--no-val: no split to choose C on, using Coates' fixed C = {COATES_C:g}")
+    res = run_eval(centroids, train, test, val=None if no_val else val, C=C, refit=refit,
+                   precision=precision, encoder=None if encoder == "saved" else encoder,
+                   svm_out=svm_out, predictions=predictions, limit=limit, device=dev,
+                   progress=meter(quiet))
+    result, sizes, model, svm_path = res["evaluation"], res["sizes"], res["model"], res["svm_out"]
+    if result.curve:
+        click.echo("C on val:      C   train %    val %")
+        for p in result.curve:
+            mark = "  <- chosen" if p["C"] == result.C else ""
+            click.echo(f"         {p['C']:7g}  {100 * p['train_accuracy']:7.2f}  "
+                       f"{100 * p['val_accuracy']:7.2f}{mark}")
+        click.echo(f"C = {result.C:g} (best val accuracy; ties go to the larger C), "
+                   + ("refit on train + val" if result.refit else "trained on train only"))
     seconds = time.perf_counter() - t0
-    results = {"train_accuracy": result.train_accuracy, "test_accuracy": result.test_accuracy,
-               "train_images": len(tr), "test_images": len(te), "seconds": seconds,
+    results = {"train_accuracy": result.train_accuracy, "val_accuracy": result.val_accuracy,
+               "test_accuracy": result.test_accuracy, "C": result.C, "c_source": result.c_source,
+               "refit": result.refit, "val_curve": result.curve,
+               **{f"{k}_images": v for k, v in sizes.items()}, "seconds": seconds,
                "cpu_seconds": time.process_time() - c0,
-               "stage_seconds": result.seconds, "svm_evaluations": result.classifier.svm.info_.evaluations,
+               "stage_seconds": result.seconds,
+               "svm_evaluations": result.classifier.svm.info_.evaluations,
                "svm_objective": result.classifier.svm.info_.objective}
-    write_record(_record_path(cpath, "eval"), "kmeans eval",
-                 {"centroids": centroids, "train": train, "test": test, "C": C,
+    write_record(record_path(svm_path, folder=False), "kmeans eval",
+                 {"centroids": centroids, "train": train, "val": None if no_val else val,
+                  "test": test, "C": C, "refit": refit, "precision": precision,
                   "encoder": model.encoder, "predictions": predictions, "svm_out": svm_path,
                   "limit": limit, **{f"model_{k}": v for k, v in model.config().items()}},
                  seed=seed, device=dev, results=results)
-    click.echo(f"train accuracy: {100 * result.train_accuracy:.2f}% ({len(tr)} images)")
+    click.echo(f"train accuracy: {100 * result.train_accuracy:.2f}% ({sizes['train']} images)")
+    if result.val_accuracy is not None:
+        click.echo(f"val accuracy: {100 * result.val_accuracy:.2f}% ({sizes['val']} images, "
+                   f"C = {result.C:g} trained on train)")
     if result.test_accuracy is None:
         click.echo(f"test accuracy: n/a ({test} has no labels)")
     else:
-        click.echo(f"test accuracy: {100 * result.test_accuracy:.2f}% ({len(te)} images)")
+        click.echo(f"test accuracy: {100 * result.test_accuracy:.2f}% ({sizes['test']} images)")
     click.echo(f"wrote {svm_path}" + (f" and {predictions}" if predictions else "")
                + f" ({seconds:.1f} s)")

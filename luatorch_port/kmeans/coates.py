@@ -24,15 +24,32 @@ import torch
 
 from .. import t7
 from ..util.errors import A2Error
-from .encoder import ENCODERS, encode
+from .encoder import DEFAULT_PRECISION, ENCODERS, encode
 from .lloyd import run_kmeans
-from .patches import COATES_STL_SIZE, random_patches, resize_images
+from .patches import COATES_STL_SIZE, grid_patches, random_patches, resize_images
 from .whitening import apply_zca, contrast_normalize, fit_zca
 
 COATES_K = 1600          # kmeans_demo.m: numCentroids = 1600
 COATES_RF = 6            # kmeans_demo.m: rfSize = 6
 COATES_PATCHES = 400000  # kmeans_demo.m: numPatches = 400000
 COATES_ITERATIONS = 50   # kmeans_demo.m: run_kmeans(patches, numCentroids, 50)
+SAMPLINGS = ("random", "grid")
+
+# The two settings `a2 kmeans fit --preset` names. "coates": kmeans_demo.m with Coates et al.'s
+# STL-10 downsampling; every image of the file, patch i from image i mod N at a random place.
+# "report": the course report's section 2.2 ("The size of patches is 22x22, and the gap between
+# patches is 2, and therefore we can get 16 patches from each of input figure" ... "16 patches
+# from total of 20000 unlabeled figures"): 22x22 patches at stride 24 on the 96x96 images (a
+# 4x4 grid), all 16 of each of 20,000 images drawn at random = 320,000 patches, 1600 centroids.
+# The report gives no iteration count; Coates' 50 is kept.
+PRESETS = {
+    "coates": {"k": COATES_K, "rf": COATES_RF, "stride": 1, "n_patches": COATES_PATCHES,
+               "iterations": COATES_ITERATIONS, "image_size": COATES_STL_SIZE,
+               "sampling": "random", "limit": None},
+    "report": {"k": 1600, "rf": 22, "stride": 24, "n_patches": 20000 * 16,
+               "iterations": COATES_ITERATIONS, "image_size": 96, "sampling": "grid",
+               "limit": 20000},
+}
 
 
 class CoatesKMeans:
@@ -44,7 +61,9 @@ class CoatesKMeans:
     iterations : k-means iterations (50). image_size : images are resized to this side
         (32, as Coates for STL-10; None keeps the input size). whiten : ZCA (True).
     init : k-means start, ``"randn"`` (Coates) or ``"patches"``. encoder : ``"triangle"``
-        or ``"hard"``.
+        or ``"hard"``. stride : step between encoded patches (1, Coates). sampling : training
+        patches at ``"random"`` places (Coates) or every patch of the stride ``"grid"``
+        (the report), of which ``n_patches`` are kept at random.
 
     Attributes after :meth:`fit` (or :meth:`load`): ``centroids_`` (k, d), ``zca_mean_``
     (d,) and ``zca_matrix_`` (d, d) or None, ``objective_`` (list of float),
@@ -53,16 +72,23 @@ class CoatesKMeans:
 
     def __init__(self, k: int = COATES_K, rf: int = COATES_RF, n_patches: int = COATES_PATCHES,
                  iterations: int = COATES_ITERATIONS, image_size: int | None = COATES_STL_SIZE,
-                 whiten: bool = True, init: str = "randn", encoder: str = "triangle"):
+                 whiten: bool = True, init: str = "randn", encoder: str = "triangle",
+                 stride: int = 1, sampling: str = "random"):
         if encoder not in ENCODERS:
             raise A2Error(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+        if sampling not in SAMPLINGS:
+            raise A2Error(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        if stride < 1:
+            raise A2Error(f"stride={stride} should be >= 1")
+        self.stride, self.sampling = stride, sampling
         self.k, self.rf, self.n_patches, self.iterations = k, rf, n_patches, iterations
         self.image_size, self.whiten, self.init, self.encoder = image_size, whiten, init, encoder
 
     def config(self) -> dict:
         return {"k": self.k, "rf": self.rf, "n_patches": self.n_patches,
                 "iterations": self.iterations, "image_size": self.image_size,
-                "whiten": self.whiten, "init": self.init, "encoder": self.encoder}
+                "whiten": self.whiten, "init": self.init, "encoder": self.encoder,
+                "stride": self.stride, "sampling": self.sampling}
 
     def fit(self, images: torch.Tensor, *, generator: torch.Generator | None = None,
             device: torch.device | str = "cpu", on_images=None, on_iteration=None) -> "CoatesKMeans":
@@ -75,8 +101,15 @@ class CoatesKMeans:
             raise A2Error(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
         if self.n_patches < self.k:
             raise A2Error(f"n_patches={self.n_patches} should be >= k={self.k}")
-        patches = random_patches(images, self.n_patches, self.rf, self.image_size,
-                                 generator=generator, progress=on_images)
+        if self.sampling == "grid":
+            patches = grid_patches(images, self.rf, self.stride, self.image_size, self.n_patches,
+                                   generator=generator, progress=on_images)
+            if patches.shape[0] < self.k:
+                raise A2Error(f"{patches.shape[0]} grid patches should be >= k={self.k}")
+        else:
+            patches = random_patches(images, self.n_patches, self.rf, self.image_size,
+                                     generator=generator, progress=on_images)
+        self.n_patches_used_ = patches.shape[0]
         contrast_normalize(patches, out=patches)
         if self.whiten:
             self.zca_mean_, self.zca_matrix_ = fit_zca(patches)
@@ -97,8 +130,11 @@ class CoatesKMeans:
             raise A2Error("the k-means dictionary is not fitted: call fit() or load() first")
 
     def transform(self, images: torch.Tensor, *, device: torch.device | str = "cpu",
-                  progress=None) -> torch.Tensor:
-        """Features of uint8 (N, C, H, W) images: float32 (N, 4k); progress(n) per chunk."""
+                  precision: str = DEFAULT_PRECISION, progress=None) -> torch.Tensor:
+        """Features of uint8 (N, C, H, W) images: float32 (N, 4k); progress(n) per chunk.
+
+        precision : the distance GEMM's inputs, ``"fp32"`` or ``"bf16"`` (see ``encoder``).
+        """
         self._check_fitted()
         if images.dim() != 4 or images.shape[1] != self.channels_:
             raise A2Error(f"expected images of shape (N, {self.channels_}, H, W), "
@@ -109,7 +145,7 @@ class CoatesKMeans:
         mean = None if self.zca_mean_ is None else self.zca_mean_.to(dev)
         p = None if self.zca_matrix_ is None else self.zca_matrix_.to(dev)
         return encode(images, self.centroids_.to(dev), self.rf, mean, p, encoder=self.encoder,
-                      progress=progress)
+                      precision=precision, stride=self.stride, progress=progress)
 
     def to_t7(self) -> dict:
         """The Lua table written by :meth:`save`."""
@@ -122,7 +158,7 @@ class CoatesKMeans:
             "rfSize": self.rf, "imageSize": 0 if self.image_size is None else self.image_size,
             "channels": self.channels_, "whiten": self.zca_matrix_ is not None,
             "encoder": self.encoder, "init": self.init, "iterations": self.iterations,
-            "numPatches": self.n_patches,
+            "numPatches": self.n_patches, "stride": self.stride, "sampling": self.sampling,
             "objective": torch.tensor(getattr(self, "objective_", []), dtype=torch.float64),
         })
         return table
@@ -156,7 +192,9 @@ class CoatesKMeans:
                     encoder=str(field("encoder", required=False) or "triangle"),
                     init=str(field("init", required=False) or "randn"),
                     iterations=int(field("iterations", required=False) or 0),
-                    n_patches=int(field("numPatches", required=False) or 0))
+                    n_patches=int(field("numPatches", required=False) or 0),
+                    stride=int(field("stride", required=False) or 1),
+                    sampling=str(field("sampling", required=False) or "random"))
         model.centroids_ = cents.float()
         model.channels_ = channels
         if whiten:

@@ -8,8 +8,13 @@ ordered ``[q1; q2; q3; q4]`` = (top-left, bottom-left, top-right, bottom-right),
 
 Deviations: ``sqrt`` of a distance² that rounding made slightly negative is taken as 0
 (MATLAB would return a complex number). ``encoder="hard"`` (Coates et al. 2011's "hard"
-k-means, a one-hot of the nearest centroid) is offered for the ablation. Images are
+k-means, a one-hot of the nearest centroid) is offered for the ablation. ``stride`` > 1
+takes patches on a grid (the report's 22×22 patches at stride 24: 4×4 per 96×96 image,
+quadrants of 2×2 patches). Images are
 encoded in chunks of several images (worker threads on CPU) instead of one at a time.
+With ``precision="bf16"`` the cross term ``x·c`` of the distance is one bfloat16 GEMM
+(fp32 accumulation, rounded to bfloat16 on output) and the norms ``‖x‖²``, ``‖c‖²`` are
+added in fp32; docs/kmeans.md gives the measured accuracy change.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ from ..util.threads import single_threaded_openmp
 from .whitening import CONTRAST_VAR_REG
 
 ENCODERS = ("triangle", "hard")
-CHUNK_ELEMENTS = 1536 * 1600   # distance entries per chunk and worker (9.8 MB: two workers fit the
-                               # 32 MB L3; 2 images per chunk beat 4-12 at 32x32, k = 1600)
+PRECISIONS = ("fp32", "bf16")  # the distance GEMM's input precision (bf16 accumulates in fp32)
+DEFAULT_PRECISION = "fp32"
+CHUNK_ELEMENTS = 1536 * 1600   # distance entries per chunk and worker (9.8 MB: two workers' blocks
+                               # stay in a 32 MB L3; 2 images at 32x32, k = 1600)
 
 
 def quadrant_half(n: int) -> int:
@@ -49,10 +56,12 @@ def pool_quadrants(act: torch.Tensor) -> torch.Tensor:
 class _Encoder:
     """Reusable buffers for encoding images with one dictionary (the torch path, for CUDA)."""
 
-    def __init__(self, centroids, mean, p, rf, encoder, rows):
+    def __init__(self, centroids, mean, p, rf, encoder, rows, precision=DEFAULT_PRECISION,
+                 stride=1):
         self.k, self.d = centroids.shape
-        self.rf = rf
+        self.rf, self.stride = rf, stride
         self.encoder = encoder
+        self.bf16 = precision == "bf16"
         dev = centroids.device
         c = centroids.float()
         # One GEMM gives the squared distance: [xw, 1, ‖xw‖²] · [−2c, ‖c‖², 1]ᵀ.
@@ -60,6 +69,7 @@ class _Encoder:
         self.cat[: self.d] = -2.0 * c.t()
         self.cat[self.d] = c.double().pow(2).sum(1).float()
         self.cat[self.d + 1] = 1.0
+        self.cat_bf16 = self.cat[: self.d].to(torch.bfloat16)
         if p is None:
             self.p = None
         else:
@@ -72,7 +82,7 @@ class _Encoder:
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         b = images.shape[0]
-        patches = image_patches(images, self.rf)           # (B, pr, pc, d)
+        patches = image_patches(images, self.rf, self.stride)   # (B, pr, pc, d)
         _, pr, pc, d = patches.shape
         if d != self.d:
             raise A2Error(f"patches have {d} values (C·rf·rf) but the centroids have {self.d}")
@@ -87,7 +97,11 @@ class _Encoder:
             torch.addmm(self.bias, x, self.p, out=xa[:, :d])
         torch.sum(xa[:, :d] * xa[:, :d], dim=1, out=xa[:, d + 1])
         z = self.z[:m]
-        torch.matmul(xa, self.cat, out=z)                     # ‖x − c‖², (m, k)
+        if self.bf16:
+            torch.add(xa[:, d + 1:], self.cat[d], out=z)        # ‖x‖² + ‖c‖²
+            z.add_(torch.matmul(xa[:, :d].to(torch.bfloat16), self.cat_bf16))
+        else:
+            torch.matmul(xa, self.cat, out=z)                 # ‖x − c‖², (m, k)
         if self.encoder == "hard":
             idx = z.argmin(1, keepdim=True)
             z.zero_().scatter_(1, idx, 1.0)
@@ -100,7 +114,7 @@ class _Encoder:
 
 def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.Tensor | None = None,
            p: torch.Tensor | None = None, *, encoder: str = "triangle", chunk_rows: int | None = None,
-           progress=None) -> torch.Tensor:
+           precision: str = DEFAULT_PRECISION, stride: int = 1, progress=None) -> torch.Tensor:
     """Coates features of float (N, C, S, S) images (pixels 0..255) -> float32 (N, 4k).
 
     Parameters
@@ -112,10 +126,14 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
     encoder : ``"triangle"`` (default) or ``"hard"``.
     chunk_rows : patches per distance GEMM (default: ``CHUNK_ELEMENTS / k``); at least one
         image per chunk.
+    precision : ``"fp32"`` (default) or ``"bf16"``: the distance GEMM's inputs.
+    stride : step between patches (Coates: 1; the report: 24, a 4×4 grid of 22×22 patches).
     progress : optional callable ``progress(n_images_done)``.
     """
     if encoder not in ENCODERS:
         raise A2Error(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+    if precision not in PRECISIONS:
+        raise A2Error(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if images.dim() != 4:
         raise A2Error(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
     n, _, h, w = images.shape
@@ -124,7 +142,9 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
     if images.shape[1] * rf * rf != centroids.shape[1]:
         raise A2Error(f"{images.shape[1]}-channel {rf}x{rf} patches have "
                       f"{images.shape[1] * rf * rf} values but the centroids have {centroids.shape[1]}")
-    per_image = (h - rf + 1) * (w - rf + 1)
+    if stride < 1:
+        raise A2Error(f"stride={stride} should be >= 1")
+    per_image = ((h - rf) // stride + 1) * ((w - rf) // stride + 1)
     if chunk_rows is None:
         chunk_rows = CHUNK_ELEMENTS // max(1, centroids.shape[0])
     batch = max(1, min(n, chunk_rows // per_image))
@@ -132,9 +152,9 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
     bounds = [(lo, min(lo + batch, n)) for lo in range(0, n, batch)]
     if centroids.device.type == "cpu":
         _encode_cpu(images, centroids, rf, mean, p, encoder, batch * per_image, bounds, out,
-                    progress)
+                    progress, precision, stride)
         return out
-    enc = _Encoder(centroids, mean, p, rf, encoder, batch * per_image)
+    enc = _Encoder(centroids, mean, p, rf, encoder, batch * per_image, precision, stride)
     dev = centroids.device
     for lo, hi in bounds:
         out[lo:hi] = enc.encode(images[lo:hi].to(dev, torch.float32)).cpu()
@@ -143,10 +163,11 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
     return out
 
 
-def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, progress):
+def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, progress,
+                precision=DEFAULT_PRECISION, stride=1):
     """CPU path: worker threads each encode whole chunks with single-threaded BLAS (numpy's
-    OpenBLAS GEMMs) and single-threaded torch elementwise ops (AVX2 kernels, 2-5x numpy's
-    ``maximum``/``subtract`` here), on reused buffers that stay in the L3 cache; no BLAS or
+    OpenBLAS GEMMs) and single-threaded torch elementwise ops (vectorised kernels, faster
+    than numpy's ``maximum``/``subtract``), on reused buffers that stay in the L3 cache; no BLAS or
     OpenMP thread pool is left spinning between the GEMMs and the elementwise steps."""
     k, d = centroids.shape
     c = centroids.float().numpy()
@@ -154,6 +175,10 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
     cat[:d] = -2.0 * c.T
     cat[d] = (c.astype(np.float64) ** 2).sum(1)
     cat[d + 1] = 1.0
+    bf16 = precision == "bf16"
+    # bf16 GEMM for the cross term −2·x·c only; the norms are added in fp32 afterwards (folding
+    # them into the bf16 GEMM rounds the whole distance to bf16: many times the feature error)
+    cat_bf16 = torch.from_numpy(cat[:d]).to(torch.bfloat16) if bf16 else None
     pm = None if p is None else p.float().numpy()
     bias = None if p is None else -(mean.float().numpy() @ pm)
     out_np = out.numpy()
@@ -166,14 +191,18 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
             local.xa[:, d] = 1.0
             local.z = np.empty((rows, k), np.float32)
             local.mz = np.empty((rows, 1), np.float32)
+            if bf16:
+                local.xb = torch.empty(rows, d, dtype=torch.bfloat16)
+                local.zb = torch.empty(rows, k, dtype=torch.bfloat16)
         imgs = images[lo:hi].to(torch.float32).numpy()
         b, ch, hgt, wid = imgs.shape
-        pr, pc = hgt - rf + 1, wid - rf + 1
+        pr, pc = (hgt - rf) // stride + 1, (wid - rf) // stride + 1
         m = b * pr * pc
         if ch * rf * rf != d:
             raise A2Error(f"patches have {ch * rf * rf} values (C·rf·rf) but the centroids have {d}")
         x = local.x[:m]
         win = np.lib.stride_tricks.sliding_window_view(imgs, (rf, rf), axis=(2, 3))
+        win = win[:, :, ::stride, ::stride]
         x.reshape(b, pr, pc, ch, rf, rf)[...] = win.transpose(0, 2, 3, 1, 4, 5)
         x -= x.mean(1, keepdims=True)
         var = np.einsum("ij,ij->i", x, x) / (d - 1)
@@ -187,8 +216,15 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
             xw += bias
         xa[:, d + 1] = np.einsum("ij,ij->i", xw, xw)
         z = local.z[:m]
-        np.matmul(xa, cat, out=z)
         tz = torch.from_numpy(z)
+        if bf16:
+            xb, zb = local.xb[:m], local.zb[:m]
+            xb.copy_(torch.from_numpy(xw))
+            torch.matmul(xb, cat_bf16, out=zb)                  # −2·x·c, fp32 accumulation
+            torch.add(zb, torch.from_numpy(cat[d]), out=tz)    # + ‖c‖², in fp32
+            tz.add_(torch.from_numpy(xa[:, d + 1:]))           # + ‖x‖²
+        else:
+            np.matmul(xa, cat, out=z)
         if encoder == "hard":
             idx = torch.from_numpy(z.argmin(1)).unsqueeze(1)
             tz.zero_().scatter_(1, idx, 1.0)

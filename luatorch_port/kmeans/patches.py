@@ -87,14 +87,58 @@ def random_patches(images: torch.Tensor, n_patches: int, rf: int, image_size: in
     return out
 
 
-def image_patches(images: torch.Tensor, rf: int) -> torch.Tensor:
-    """Every rf×rf patch at stride 1: float (N, C, S, S) -> (N, P, P, C·rf·rf), P = S − rf + 1.
+def grid_patches(images: torch.Tensor, rf: int, stride: int, image_size: int | None = None,
+                 n_patches: int | None = None, generator: torch.Generator | None = None,
+                 progress=None) -> torch.Tensor:
+    """Every rf×rf patch on the stride grid of each image, float32 (n, C·rf·rf), 0..255.
+
+    The report's sampling: 22×22 patches at stride 24 give a 4×4 grid, 16 patches per 96×96
+    image. images : uint8 or float (N, C, H, W); image_size : resize first (None: keep);
+    n_patches : keep a random subset of that many (``generator``), None or more than there
+    are: all of them, in image order. progress(n_images_done) per chunk.
+    """
+    if images.dim() != 4:
+        raise A2Error(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
+    n_img, c, h, w = images.shape
+    if n_img == 0:
+        raise A2Error("no images to draw patches from")
+    size_h, size_w = (h, w) if image_size is None else (image_size, image_size)
+    if rf < 1 or rf > min(size_h, size_w):
+        raise A2Error(f"rf={rf} does not fit in {size_h}x{size_w} images")
+    if stride < 1:
+        raise A2Error(f"stride={stride} should be >= 1")
+    per_image = ((size_h - rf) // stride + 1) * ((size_w - rf) // stride + 1)
+    total = n_img * per_image
+    keep = None
+    if n_patches is not None and n_patches < total:
+        keep = torch.randperm(total, generator=generator)[:n_patches].sort().values
+    out = torch.empty(total if keep is None else keep.numel(), c * rf * rf, dtype=torch.float32)
+    done = 0
+    for lo in range(0, n_img, RESIZE_CHUNK):
+        hi = min(lo + RESIZE_CHUNK, n_img)
+        chunk = images[lo:hi]
+        chunk = resize_images(chunk, image_size) if image_size is not None else chunk.float()
+        rows = image_patches(chunk.cpu(), rf, stride).reshape(-1, c * rf * rf)
+        if keep is None:
+            out[lo * per_image:hi * per_image] = rows
+        else:
+            sel = keep[(keep >= lo * per_image) & (keep < hi * per_image)] - lo * per_image
+            out[done:done + sel.numel()] = rows[sel]
+            done += sel.numel()
+        if progress is not None:
+            progress(hi - lo)
+    return out
+
+
+def image_patches(images: torch.Tensor, rf: int, stride: int = 1) -> torch.Tensor:
+    """Every rf×rf patch at ``stride``: float (N, C, S, S) -> (N, P, P, C·rf·rf),
+    P = (S − rf) // stride + 1 (stride 1: S − rf + 1, Coates).
 
     Port of ``im2col(..., [rfSize rfSize])`` in ``extract_features.m``; positions are
     (row, column) of the patch's top-left corner. One strided copy (``F.unfold`` is an order
     of magnitude slower on CPU for these shapes).
     """
     n, c, h, w = images.shape
-    pr, pc = h - rf + 1, w - rf + 1
-    windows = images.unfold(2, rf, 1).unfold(3, rf, 1)  # (N, C, pr, pc, rf, rf) view
+    pr, pc = (h - rf) // stride + 1, (w - rf) // stride + 1
+    windows = images.unfold(2, rf, stride).unfold(3, rf, stride)  # (N, C, pr, pc, rf, rf) view
     return windows.permute(0, 2, 3, 1, 4, 5).reshape(n, pr, pc, c * rf * rf)
