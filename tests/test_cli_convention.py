@@ -206,9 +206,6 @@ def test_card_augmentations_as_typed(card_dir, monkeypatch):
     assert record["config"]["extra"] == "data/extra.t7b"
 
 
-@pytest.mark.xfail(strict=False, reason="kmeans fit reads --extra [default: data/extra.t7b] and "
-                                        "writes its record through record_path once the kmeans "
-                                        "options branch merges")
 def test_card_kmeans_fit_as_typed(card_dir, monkeypatch):
     # as typed, plus sizes small enough for the sample (no input or output option)
     result = _typed(card_dir, monkeypatch, "a2 kmeans fit --k 4 --patches 2000 --iterations 2 --quiet")

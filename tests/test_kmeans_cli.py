@@ -88,7 +88,7 @@ def test_eval_no_refit_trains_on_train_only(sample, fitted, tmp_path):
                 "--svm-out", str(tmp_path / "svm.t7"))
     assert res.exit_code == 0, res.output
     assert "trained on train only" in res.stdout
-    assert json.loads(out.with_name("svm.run.json").read_text())["results"]["refit"] is False
+    assert json.loads((tmp_path / "svm.run.json").read_text())["results"]["refit"] is False
 
 
 def test_eval_c100_reproduces_coates(sample, fitted, tmp_path):
@@ -100,7 +100,7 @@ def test_eval_c100_reproduces_coates(sample, fitted, tmp_path):
     out, _ = fitted
     res = _eval(sample, out, "--C", "100", "--no-val", "--svm-out", str(tmp_path / "svm.t7"))
     assert res.exit_code == 0, res.output
-    rec = json.loads(out.with_name("svm.run.json").read_text())["results"]
+    rec = json.loads((tmp_path / "svm.run.json").read_text())["results"]
     assert (rec["C"], rec["c_source"], rec["val_curve"], rec["refit"]) == (100.0, "fixed", [], False)
     model = CoatesKMeans.load(out)
     tr = load_split(sample / "train.t7b")
@@ -113,7 +113,7 @@ def test_eval_no_val_falls_back_to_coates_c(sample, fitted, tmp_path):
     res = _eval(sample, out, "--no-val", "--svm-out", str(tmp_path / "svm.t7"))
     assert res.exit_code == 0, res.output
     assert "--no-val: no split to choose C on, using Coates' fixed C = 100" in res.stdout
-    rec = json.loads(out.with_name("svm.run.json").read_text())["results"]
+    rec = json.loads((tmp_path / "svm.run.json").read_text())["results"]
     assert (rec["C"], rec["c_source"], rec["val_accuracy"]) == (100.0, "fixed", None)
 
 
