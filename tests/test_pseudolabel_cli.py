@@ -169,9 +169,27 @@ def kmeans_run(sample_dir, centroids, tmp_path_factory):
         "--train", str(sample_dir / "train.t7b"), "--val", str(sample_dir / "val.t7b"),
         "--extra", str(sample_dir / "extra.t7b"),
         "--extra-labels", str(sample_dir / "extra_labels.t7"), "--test", str(sample_dir / "test.t7b"),
-        "--rounds", "2", "--per-class", "3", "--out", str(out), "--quiet"])
+        "--rounds", "2", "--per-class", "3", "--C", "100", "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
     return out, result
+
+
+def test_kmeans_selftraining_chooses_C_on_val_by_default(sample_dir, centroids, tmp_path):
+    from luatorch_port.kmeans.svm import C_GRID
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, [
+        "pseudolabel", "train", "--learner", "kmeans", "--centroids", str(centroids),
+        "--train", str(sample_dir / "train.t7b"), "--val", str(sample_dir / "val.t7b"),
+        "--extra", str(sample_dir / "extra.t7b"), "--rounds", "1", "--per-class", "2",
+        "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    res = json.loads((out / "run.json").read_text())["results"]
+    assert res["c_source"] == "val" and [p["C"] for p in res["c_curve"]] == list(C_GRID)
+    best = max(res["c_curve"], key=lambda p: (p["val_accuracy"], p["C"]))
+    assert res["C"] == best["C"]
+    assert f"C = {res['C']:g}, chosen on val" in result.stdout
+    # round 0 is the plain pipeline at that C: its val accuracy is the curve's
+    assert res["rounds"][0]["val_accuracy"] == pytest.approx(100 * best["val_accuracy"], abs=1e-3)
 
 
 def test_kmeans_selftraining_run_folder(kmeans_run, sample_dir):

@@ -31,8 +31,9 @@ def data():
 
 def test_round_zero_is_the_plain_supervised_svm(data):
     (tx, ty), (ux, uy), (vx, vy) = data
-    result = self_train(tx, ty, ux, SelfTrainConfig(rounds=0), n_classes=3, val=(vx, vy),
+    result = self_train(tx, ty, ux, SelfTrainConfig(rounds=0, C=100.0), n_classes=3, val=(vx, vy),
                         unlabelled_y=uy)
+    assert result.C == 100.0 and result.c_source == "fixed" and result.c_curve == []
     std = Standardizer().fit(tx)
     plain = L2SVM().fit(std.transform(tx), ty, 3)
     want = 100 * float((plain.predict(std.transform(vx)) == vy).float().mean())
@@ -97,3 +98,25 @@ def test_mismatched_features_are_an_error():
     with pytest.raises(A2Error, match="features should be"):
         self_train(torch.zeros(4, 2), torch.zeros(4, dtype=torch.int64), torch.zeros(5, 3),
                    SelfTrainConfig(), n_classes=2)
+
+
+def test_auto_C_is_chosen_on_val_once_and_kept(data):
+    from luatorch_port.kmeans.svm import select_C
+    (tx, ty), (ux, uy), (vx, vy) = data
+    result = self_train(tx, ty, ux, SelfTrainConfig(rounds=2, per_class=5), n_classes=3, val=(vx, vy))
+    want, curve, _ = select_C(tx, ty, vx, vy, n_classes=3)
+    assert result.c_source == "val" and result.C == want and len(result.c_curve) == len(curve)
+    assert result.svm.C == want  # the last round's SVM uses the same C
+
+
+def test_auto_C_without_val_falls_back_to_coates(data):
+    (tx, ty), (ux, _), _ = data
+    result = self_train(tx, ty, ux, SelfTrainConfig(rounds=0), n_classes=3)
+    assert result.C == 100.0 and result.c_source == "fixed"
+
+
+def test_C_must_be_auto_or_positive():
+    with pytest.raises(A2Error):
+        SelfTrainConfig(C="sometimes").validate()
+    with pytest.raises(A2Error):
+        SelfTrainConfig(C=0.0).validate()

@@ -104,6 +104,23 @@ def record_path(out, *, folder=None) -> str:
     return os.path.splitext(out)[0] + RECORD_SUFFIX
 
 
+class CValue(click.ParamType):
+    """``auto`` or a positive float."""
+
+    name = "auto|FLOAT"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) or value == "auto":
+            return value
+        try:
+            c = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither 'auto' nor a number", param, ctx)
+        if not c > 0:
+            self.fail(f"C={c:g} should be > 0", param, ctx)
+        return c
+
+
 def seed_option(default=1):
     return click.option("--seed", type=int, default=default, show_default=True,
                         help="Random seed (torch, numpy, random); recorded in the run's JSON.")

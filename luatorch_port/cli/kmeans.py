@@ -11,7 +11,7 @@ from ..kmeans.coates import PRESETS, SAMPLINGS
 from ..kmeans.encoder import DEFAULT_PRECISION, PRECISIONS
 from ..kmeans.run import MAX_IMAGE_SIZE
 from ..kmeans.svm import C_GRID, COATES_C
-from .common import (device_option, meter, quiet_option, record_path, resolve_device, seed_everything,
+from .common import (CValue, device_option, meter, quiet_option, record_path, resolve_device, seed_everything,
                      seed_option)
 
 
@@ -89,23 +89,6 @@ def fit(preset, extra, data_alias, out, k, rf, stride, patches, sampling, iterat
     click.echo(f"wrote {out}: {model.k} centroids of {model.channels_}x{model.rf}x{model.rf} "
                f"({preset} preset, stride {model.stride}) from {model.n_patches_used_} patches of "
                f"{res['images']} images{last} ({res['seconds']:.1f} s)")
-
-
-class CValue(click.ParamType):
-    """``auto`` or a positive float."""
-
-    name = "auto|FLOAT"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, float) or value == "auto":
-            return value
-        try:
-            c = float(value)
-        except ValueError:
-            self.fail(f"{value!r} is neither 'auto' nor a number", param, ctx)
-        if not c > 0:
-            self.fail(f"C={c:g} should be > 0", param, ctx)
-        return c
 
 
 @group.command("eval")

@@ -12,7 +12,7 @@ from ..pseudolabel.run import DEFAULT_MODEL, MAX_EPOCH, MONITOR_SIZE, PREDICTION
 from ..pseudolabel.selftrain import SelfTrainConfig
 from ..train.loop import TrainConfig
 from ..util.errors import A2Error
-from .common import (device_option, meter, option, out_dir_option,
+from .common import (CValue, device_option, meter, option, out_dir_option,
                      quiet_option, record_path, resolve_device, resumable, seed_everything,
                      seed_option, sgd_options, split_option, training_options)
 
@@ -77,8 +77,9 @@ def group():
               help="[kmeans] Share of the unlabelled set added per round (when no --per-class).")
 @click.option("--balanced/--no-balanced", default=SelfTrainConfig.balanced,
               help="[kmeans] Add the same number of each predicted class per round.")
-@click.option("--C", "svm_c", type=float, default=SelfTrainConfig.C,
-              help="[kmeans] The L2-SVM's C (Coates' train_svm.m).")
+@click.option("--C", "svm_c", type=CValue(), default=SelfTrainConfig.C, show_default=True,
+              help="[kmeans] The L2-SVM's C: 'auto' chooses it on --val (grid 0.1..100) before "
+                   "round 0 and keeps it; a number fixes it (100 = Coates' train_svm.m).")
 @split_option("test", "[kmeans] Also predict this split with the final SVM (see --predictions).",
               default=None)
 @click.option("--predictions", "predictions_path", type=click.Path(dir_okay=False), default=None,
@@ -130,7 +131,14 @@ def train_cmd(learner, train_path, val_path, no_val, extra_path, extra_labels_pa
                       "train": train_path, "val": val, "extra": extra_path,
                       "extra_labels": extra_labels_path, "extra_limit": extra_limit,
                       "test": test_path, "predictions": predictions_path},
-                     seed=seed, device=dev, results={"rounds": rounds_out})
+                     seed=seed, device=dev,
+                     results={"rounds": rounds_out, "C": result.C, "c_source": result.c_source,
+                              "c_curve": result.c_curve})
+        if result.c_source == "val":
+            click.echo(f"C = {result.C:g}, chosen on val from "
+                       + ", ".join(f"{p['C']:g} ({100 * p['val_accuracy']:.2f}%)" for p in result.c_curve))
+        else:
+            click.echo(f"C = {result.C:g}" + (" (no --val: Coates' fixed C)" if svm_c == "auto" else ""))
         first, last = result.rounds[0], result.rounds[-1]
         click.echo(f"val accuracy {first.val_accuracy:.2f}% (k-means + SVM) -> "
                    f"{last.val_accuracy:.2f}% after {last.round} rounds, "

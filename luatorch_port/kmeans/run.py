@@ -22,7 +22,7 @@ from ..util.errors import A2Error
 from ..util.progress import Counter, Progress, or_silent
 from .coates import PRESETS, CoatesKMeans
 from .encoder import DEFAULT_PRECISION
-from .svm import C_GRID, COATES_C, Classifier, accuracy, fit_classifier, select_C
+from .svm import C_GRID, Classifier, accuracy, fit_svm
 
 # Largest --image-size images are resized to: 512 is over 5x the STL-10 side (96); every
 # image of --data is held resized, so 100000 would ask for terabytes.
@@ -84,35 +84,15 @@ def evaluate(model, train_images: torch.Tensor, train_labels: torch.Tensor,
     val_x = enc(val_images) if has_val else None
     test_x = enc(test_images)
     seconds["encode"] = time.perf_counter() - t
-    t = time.perf_counter()
-    curve, did_refit = [], False
-    if isinstance(C, str):
-        if C != "auto":
-            raise A2Error(f"C should be a positive number or 'auto', got {C!r}")
-        auto = has_val
-        C = COATES_C
-    else:
-        auto = False
-    if auto:
-        C, curve, clf = select_C(train_x, train_labels, val_x, val_labels, grid,
-                                 n_classes=n_classes, on_fit=on_fit)
-        val_acc = next(p["val_accuracy"] for p in curve if p["C"] == C)
-        seconds["grid"] = time.perf_counter() - t
-        if refit:
-            t = time.perf_counter()
-            clf = fit_classifier(torch.cat([train_x, val_x]), torch.cat([train_labels, val_labels]),
-                                 C=C, n_classes=n_classes, init=clf.svm)
-            did_refit = True
-            seconds["refit"] = time.perf_counter() - t
-    else:
-        clf = fit_classifier(train_x, train_labels, C=C, n_classes=n_classes)
-        val_acc = accuracy(clf.predict(val_x), val_labels) if has_val else None
-        seconds["svm"] = time.perf_counter() - t
+    fit = fit_svm(train_x, train_labels, val_x, val_labels if has_val else None, C=C, grid=grid,
+                  refit=refit, n_classes=n_classes, on_fit=on_fit)
+    clf, val_acc = fit.classifier, fit.val_accuracy
+    seconds.update(fit.seconds)
     train_acc = accuracy(clf.predict(train_x), train_labels)
     pred = clf.predict(test_x).cpu()
     test_acc = None if test_labels is None else accuracy(pred, test_labels)
-    return Evaluation(train_acc, val_acc, test_acc, pred, clf, float(C),
-                      "val" if auto else "fixed", curve, did_refit, seconds)
+    return Evaluation(train_acc, val_acc, test_acc, pred, clf, fit.C, fit.c_source, fit.curve,
+                      fit.refit, seconds)
 
 
 def choose_images(n: int, limit: int | None, generator: torch.Generator | None = None) -> torch.Tensor | None:

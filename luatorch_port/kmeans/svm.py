@@ -497,3 +497,59 @@ def select_C(train_features: torch.Tensor, train_labels: torch.Tensor,
             on_fit(point)
     best = max(curve, key=lambda p: (p["val_accuracy"], p["C"]))["C"]
     return best, curve, Classifier(st, svms[best])
+
+
+@dataclass
+class SVMFit:
+    """Result of :func:`fit_svm`: the final ``classifier``; ``C`` it used; ``c_source``
+    (``"val"``: chosen on the val split, ``"fixed"``: given, or Coates' C with no val split);
+    ``curve`` (:func:`select_C`'s val curve, empty for a fixed C); ``val_accuracy`` (a
+    fraction, of the chosen C before any refit, None without a val split); ``refit`` (the
+    final classifier was refit on train + val); ``seconds`` per stage."""
+
+    classifier: Classifier
+    C: float
+    c_source: str
+    curve: list
+    val_accuracy: float | None
+    refit: bool
+    seconds: dict
+
+
+def fit_svm(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | None = None,
+            val_y: torch.Tensor | None = None, *, C: float | str = "auto", grid=C_GRID,
+            refit: bool = True, n_classes: int | None = None, on_fit=None) -> SVMFit:
+    """The L2-SVM of every feature pipeline (k-means, surrogate, self-training), C resolved once.
+
+    C : a positive float (Coates: 100), trained on the training split alone; or ``"auto"``:
+        chosen on the val split by :func:`select_C` over ``grid``, and without a val split
+        Coates' fixed C = 100 (``c_source`` then says ``"fixed"``).
+    refit : with a C chosen on val, refit it on train + val for the final classifier
+        (warm-started from the train-only fit); ignored for a fixed C.
+    """
+    import time
+
+    has_val = val_x is not None
+    if has_val and val_y is None:
+        raise A2Error("the val split has no labels (an extra-layout file?)")
+    if isinstance(C, str):
+        if C != "auto":
+            raise A2Error(f"C should be a positive number or 'auto', got {C!r}")
+        auto, C = has_val, COATES_C
+    else:
+        auto = False
+    seconds, t = {}, time.perf_counter()
+    if auto:
+        C, curve, clf = select_C(train_x, train_y, val_x, val_y, grid, n_classes=n_classes, on_fit=on_fit)
+        val_acc = next(p["val_accuracy"] for p in curve if p["C"] == C)
+        seconds["grid"] = time.perf_counter() - t
+        if refit:
+            t = time.perf_counter()
+            clf = fit_classifier(torch.cat([train_x, val_x]), torch.cat([train_y, val_y]), C=C,
+                                 n_classes=n_classes, init=clf.svm)
+            seconds["refit"] = time.perf_counter() - t
+        return SVMFit(clf, float(C), "val", curve, val_acc, bool(refit), seconds)
+    clf = fit_classifier(train_x, train_y, C=C, n_classes=n_classes)
+    val_acc = accuracy(clf.predict(val_x), val_y) if has_val else None
+    seconds["svm"] = time.perf_counter() - t
+    return SVMFit(clf, float(C), "fixed", [], val_acc, False, seconds)

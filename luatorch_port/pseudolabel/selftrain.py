@@ -3,7 +3,10 @@
 The two report methods combined: the features are Coates-Lee-Ng's (part 2.2: a k-means
 dictionary, triangle encoding, 4-quadrant sum pooling); the pseudo-labels (part 2.3) come
 from the classifier trained on them. Round 0 fits the one-vs-all L2-SVM (C = 100) on the
-labelled features -- the plain k-means pipeline. Every later round scores the unlabelled
+labelled features -- the plain k-means pipeline. Its C is Coates' 100 when given, or with
+``C="auto"`` (the default) chosen once on the val split by
+:func:`~luatorch_port.kmeans.svm.select_C`, as ``a2 kmeans eval`` does, and kept for every
+round (without a val split ``"auto"`` falls back to C = 100). Every later round scores the unlabelled
 features with the current SVM, adds the most confident predictions of each class
 (``per_class`` of them, class-balanced, optionally above a decision-value ``threshold``)
 to the training set with their predicted class as label, and refits the SVM on labelled +
@@ -26,7 +29,7 @@ from typing import Callable, Optional
 import torch
 
 from ..util.errors import A2Error
-from ..kmeans.svm import COATES_C, L2SVM, Standardizer
+from ..kmeans.svm import C_GRID, COATES_C, L2SVM, Standardizer, select_C
 from .select import select_pseudo_labels
 
 DEFAULT_ROUNDS = 5
@@ -37,14 +40,15 @@ DEFAULT_ADD_FRACTION = 0.1  # of the unlabelled set per round, split evenly betw
 class SelfTrainConfig:
     """``rounds`` of adding ``per_class`` pseudo-labelled rows per class (default
     ``ceil(add_fraction * n_unlabelled / n_classes)``), class-balanced unless ``balanced``
-    is False, each at least ``threshold`` (a decision value) when given; SVM ``C``."""
+    is False, each at least ``threshold`` (a decision value) when given; SVM ``C``, a
+    positive number or ``"auto"`` (chosen on val once, before round 0)."""
 
     rounds: int = DEFAULT_ROUNDS
     per_class: Optional[int] = None
     add_fraction: float = DEFAULT_ADD_FRACTION
     threshold: Optional[float] = None
     balanced: bool = True
-    C: float = COATES_C
+    C: float | str = "auto"
 
     def validate(self) -> "SelfTrainConfig":
         if self.rounds < 0:
@@ -53,7 +57,10 @@ class SelfTrainConfig:
             raise A2Error(f"per_class={self.per_class} should be >= 1")
         if not 0 < self.add_fraction <= 1:
             raise A2Error(f"add_fraction={self.add_fraction} should be in (0, 1]")
-        if self.C <= 0:
+        if isinstance(self.C, str):
+            if self.C != "auto":
+                raise A2Error(f"C={self.C!r} should be a positive number or 'auto'")
+        elif not self.C > 0:
             raise A2Error(f"C={self.C} should be > 0")
         return self
 
@@ -88,6 +95,9 @@ class SelfTrainResult:
     rounds: list = field(default_factory=list)
     added_indices: torch.Tensor = None   # rows of the unlabelled set, in the order added
     added_labels: torch.Tensor = None    # their 0-based pseudo-labels
+    C: float = COATES_C                  # the SVM's C in every round
+    c_source: str = "fixed"              # "val": chosen on the val split; "fixed": given or Coates'
+    c_curve: list = field(default_factory=list)  # select_C's val curve when chosen on val
 
 
 def _accuracy(pred: torch.Tensor, true: Optional[torch.Tensor]) -> float:
@@ -128,6 +138,13 @@ def self_train(train_x: torch.Tensor, train_y: torch.Tensor, unlabelled_x: torch
         raise A2Error(f"{train_x.shape[0]} labelled feature rows but {train_y.shape[0]} labels")
     if unlabelled_y is not None and unlabelled_y.shape[0] != unlabelled_x.shape[0]:
         raise A2Error(f"{unlabelled_x.shape[0]} unlabelled rows but {unlabelled_y.shape[0]} true labels")
+    C, c_source, curve = config.C, "fixed", []
+    if C == "auto":
+        if val is not None:
+            C, curve, _ = select_C(train_x, train_y, val[0], val[1], C_GRID, n_classes=n_classes)
+            c_source = "val"
+        else:
+            C = COATES_C
     std = Standardizer().fit(train_x)
     tx, ux = std.transform(train_x), std.transform(unlabelled_x)
     vx, vy = (std.transform(val[0]), val[1]) if val is not None else (None, None)
@@ -150,9 +167,9 @@ def self_train(train_x: torch.Tensor, train_y: torch.Tensor, unlabelled_x: torch
             if new_idx.numel() > 0 or svm is None:
                 x = torch.cat([tx, ux.index_select(0, idx_all)])
                 y = torch.cat([train_y, lab_all])
-                svm = svm_factory(C=config.C).fit(x, y, n_classes)
+                svm = svm_factory(C=C).fit(x, y, n_classes)
         else:
-            svm = svm_factory(C=config.C).fit(tx, train_y, n_classes)
+            svm = svm_factory(C=C).fit(tx, train_y, n_classes)
         true = unlabelled_y
         rec = RoundRecord(
             round=r, added=int(new_idx.numel()), total_added=int(idx_all.numel()),
@@ -168,7 +185,7 @@ def self_train(train_x: torch.Tensor, train_y: torch.Tensor, unlabelled_x: torch
         if r > 0 and new_idx.numel() == 0:
             break  # nothing left that passes the rules: later rounds would repeat this one
     return SelfTrainResult(svm=svm, standardizer=std, rounds=records, added_indices=idx_all,
-                           added_labels=lab_all)
+                           added_labels=lab_all, C=float(C), c_source=c_source, c_curve=curve)
 
 
 def _round_line(rec: RoundRecord) -> str:

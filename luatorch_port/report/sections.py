@@ -206,6 +206,24 @@ def _cnn_figures(ctx: Context, out: Path, title: str) -> dict:
     return {"figures": figs}
 
 
+# ------------------------------------------------------------------------- the feature pipelines' SVM
+
+def svm_text(fit) -> str:
+    """How the L2-SVM's C was set, for a section's settings line (``fit``: kmeans.svm.SVMFit)."""
+    if fit.c_source == "val":
+        grid = ", ".join(f"{p['C']:g}" for p in fit.curve)
+        return (f"L2-SVM, C chosen on val from {{{grid}}}: C={fit.C:g}"
+                + (", then refit on train + val" if fit.refit else ", trained on train only"))
+    return f"L2-SVM, fixed C={fit.C:g} (Coates), trained on train only"
+
+
+def svm_record(fit) -> dict:
+    """The SVM's C, where it came from and the val curve, for a section's results."""
+    return {"C": fit.C, "c_source": fit.c_source, "refit": fit.refit,
+            "c_curve": [{"C": p["C"], "train_acc": p["train_accuracy"] * 100, "val_acc": p["val_accuracy"] * 100}
+                        for p in fit.curve]}
+
+
 # ---------------------------------------------------------------------------------- 2.1 surrogate
 
 def surrogate(ctx: Context) -> dict:
@@ -280,7 +298,7 @@ def augmentations_figure(ctx: Context) -> dict:
 
 def kmeans(ctx: Context) -> dict:
     """Coates-Lee-Ng: k-means centroids on extra, triangle features, L2-SVM on train; val and test scored."""
-    CoatesKMeans, fit_classifier = _need("kmeans", "CoatesKMeans", "fit_classifier")
+    CoatesKMeans, fit_svm = _need("kmeans", "CoatesKMeans", "fit_svm")
     from ..data import load_split
     from ..visualize.figures import centroids_figure, save_image
 
@@ -306,20 +324,22 @@ def kmeans(ctx: Context) -> dict:
              for name, sp in splits.items()}
     encode_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    clf = fit_classifier(feats["train"], splits["train"].labels, n_classes=len(splits["train"].classes))
+    svm = fit_svm(feats["train"], splits["train"].labels, feats["val"], splits["val"].labels,
+                  C=s.get("C", "auto"), refit=True, n_classes=len(splits["train"].classes))
+    clf = svm.classifier
     svm_s = time.perf_counter() - t0
-    acc = {name: float((clf.predict(feats[name]).cpu() == splits[name].labels).double().mean()) * 100
-           for name in ("train", "val")}
+    acc = {"train": float((clf.predict(feats["train"]).cpu() == splits["train"].labels).double().mean()) * 100,
+           "val": svm.val_accuracy * 100}
     image, info = centroids_figure(out / "centroids.t7", space="unwhitened", max_count=400)
     save_image(out / "centroids.png", image, zoom=4)
     res = {"k": s["k"], "rf": s["rf"], "patches": s["patches"], "iterations": s["iterations"],
            "image_size": s["image_size"], "n_features": int(feats["train"].shape[1]),
            "objective": [float(v) for v in km.objective_],
            "train_acc": acc["train"], "val_acc": acc["val"], "centroids_file": ctx.rel(out / "centroids.t7"),
-           "seconds": {"fit": fit_s, "encode": encode_s, "svm": svm_s},
+           "seconds": {"fit": fit_s, "encode": encode_s, "svm": svm_s}, **svm_record(svm),
            "settings": f"k={s['k']}, rf={s['rf']}, {s['patches']} patches, {s['iterations']} iterations, "
                        f"images at {s['image_size']}px, triangle + 4-quadrant sum pooling "
-                       f"({feats['train'].shape[1]} features), L2-SVM C=100",
+                       f"({feats['train'].shape[1]} features), {svm_text(svm)}",
            "notes": [f"k-means objective: {km.objective_[0]:.4g} after iteration 1, {km.objective_[-1]:.4g} "
                      f"after {len(km.objective_)}" if km.objective_ else "k-means objective not recorded",
                      f"time: k-means {fit_s:.1f} s, encoding {encode_s:.1f} s, SVM {svm_s:.1f} s"],
@@ -408,8 +428,11 @@ def combo(ctx: Context) -> dict:
              + f"), val {r['val_accuracy']:.2f} %" for r in rounds]
     res = {"rounds": rounds, "train_acc": last["train_accuracy"], "val_acc": last["val_accuracy"],
            "seconds": seconds,
+           "C": result.C, "c_source": result.c_source,
            "settings": f"the kmeans section's features; {s['rounds']} rounds adding the most confident "
-                       f"{s['add_fraction']:.0%} of extra per round, class-balanced; L2-SVM C=100",
+                       f"{s['add_fraction']:.0%} of extra per round, class-balanced; L2-SVM "
+                       + (f"C={result.C:g} chosen on val before round 0 and kept" if result.c_source == "val"
+                          else f"fixed C={result.C:g}"),
            "notes": notes}
     res.update(_write_test_predictions(ctx, pred, out))
     return res
