@@ -212,8 +212,7 @@ def surrogate(ctx: Context) -> dict:
     build_surrogate = _need("surrogate", "build_surrogate")
     from ..data import load_split
     from ..surrogate.build import WINDOW
-    from ..surrogate.features import evaluate_features
-    from ..surrogate.train import train_surrogate
+    from ..surrogate.run import run_eval, run_train
     from ..train import TrainConfig
 
     s = ctx.settings["surrogate"]
@@ -231,13 +230,13 @@ def surrogate(ctx: Context) -> dict:
                          weight_decay=s["weight_decay"], momentum=0.9, max_epoch=s["epochs"],
                          save_every=s["epochs"], flip=False)
     t0 = time.perf_counter()
-    fit = train_surrogate(out / "surrogate.t7b", s["model"], config, out_dir=out, generator=gen,
-                          device=ctx.device, progress=ctx.progress, echo=ctx.echo)
+    fit = run_train(out / "surrogate.t7b", s["model"], config, out_dir=out, generator=gen,
+                    device=ctx.device, progress=ctx.progress, echo=ctx.echo)
     train_s = time.perf_counter() - t0
     os.remove(out / "surrogate.t7b")  # large and rebuilt from the seed on demand
     t0 = time.perf_counter()
-    on_val = evaluate_features(out / "model.pt", ctx.data("train"), ctx.data("val"), device=ctx.device)
-    on_test = evaluate_features(out / "model.pt", ctx.data("train"), ctx.data("test"), device=ctx.device)
+    on_val = run_eval(out / "model.pt", ctx.data("train"), ctx.data("val"), device=ctx.device)
+    on_test = run_eval(out / "model.pt", ctx.data("train"), ctx.data("test"), device=ctx.device)
     eval_s = time.perf_counter() - t0
     res = {"model": s["model"], "seeds": n_seeds, "per_seed": s["per_seed"], "patches": n_seeds * s["per_seed"],
            "surrogate_train_acc": fit.final.get("train_acc"),
