@@ -548,3 +548,17 @@ def test_render_geometry_of_other_channel_counts():
 def test_render_refuses_float_images():
     with pytest.raises(A2Error, match="uint8"):
         B.render(smooth_images(1).float(), BOX, params_with(), 32)
+
+
+def test_standard_settings_name_things_the_library_has():
+    from luatorch_port.nn import build_model
+    from luatorch_port.surrogate.settings import STANDARD
+    from luatorch_port.train import TrainConfig
+
+    s = STANDARD
+    assert s["preset"] in T.PRESETS and 2 <= s["window"][0] <= s["window"][1] <= 96
+    model = build_model(s["model"], n_classes=s["classes"], input_size=s["patch"])
+    assert list(model.children())[-2].out_features == s["classes"]
+    TrainConfig(batch_size=s["batch_size"], learning_rate=s["learning_rate"], weight_decay=s["weight_decay"],
+                momentum=s["momentum"], epoch_step=s["epoch_step"], max_epoch=s["epochs"]).validate()
+    assert 0 < s["val_per_seed"] < s["per_seed"] and s["C"] > 0
