@@ -73,7 +73,7 @@ COMMANDS = [
     ("surrogate train", ["surrogate", "train", "BAD", "--out", "srun", "--model", "8c5-16f",
                          "-b", "2", "--quiet"]),
     ("surrogate eval", ["surrogate", "eval", "BAD", "--train", "TRAIN", "--test", "TEST",
-                        "--out", "sp.csv", "--quiet"]),
+                        "--no-val", "--out", "sp.csv", "--quiet"]),
     ("kmeans fit", ["kmeans", "fit", "--data", "BAD", "--out", "c.t7", "--k", "2",
                     "--patches", "20", "--quiet"]),
     ("kmeans eval", ["kmeans", "eval", "--centroids", "BAD", "--train", "TRAIN", "--test",

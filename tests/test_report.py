@@ -36,7 +36,7 @@ def test_budgets_cover_every_section():
         for section, values in sections.items():
             assert set(values) == set(BUDGETS["tiny"][section]), (name, section)
     assert BUDGETS["full"]["kmeans"]["k"] == 1600 and BUDGETS["full"]["kmeans"]["patches"] == 400000
-    assert BUDGETS["full"]["surrogate"]["seeds"] == 4000 and BUDGETS["full"]["surrogate"]["per_seed"] == 100
+    assert BUDGETS["full"]["surrogate"]["classes"] == 4000 and BUDGETS["full"]["surrogate"]["per_seed"] == 100
 
 
 @pytest.mark.slow
@@ -55,6 +55,13 @@ def test_tiny_report_end_to_end(tiny_report, data):
                     "3.1 Visualizing filters", "3.2 t-SNE", "3.3 Training curves", "Timings"):
         assert heading in text
     assert "Not available" not in text and "Failed" not in text and "Not run" not in text
+    # 2.1 beside its untrained control; every feature SVM's C chosen on val, and said so
+    control = states["surrogate"]["results"]["control"]
+    assert {"train_acc", "val_acc", "test_acc"} <= set(control)
+    assert "| ↳ control: the same network untrained |" in text
+    for name in ("surrogate", "kmeans", "combo"):
+        r = states[name]["results"]
+        assert r["c_source"] == "val" and "chosen on val" in r["settings"], name
     # every figure the report shows exists and is a PNG of a sensible size
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(figures) >= 12

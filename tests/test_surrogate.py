@@ -15,6 +15,7 @@ from luatorch_port.surrogate import build as B
 from luatorch_port.surrogate import transforms as T
 
 COL = {name: i for i, name in enumerate(T.COLUMNS)}
+EXEMPLAR = T.PRESETS["exemplar"]  # every transformation, colour included
 
 
 def smooth_images(n, size=96, seed=0):
@@ -35,13 +36,13 @@ def params_with(**values):
 # --- random parameters -------------------------------------------------------------------
 
 RANGES = [
-    T.TransformRanges(),
-    T.TransformRanges(rotation=(-5.0, 45.0), scale=(1.0, 2.0), translate=0.3, flip=0.0,
+    EXEMPLAR,
+    T.TransformRanges(rotation=(-5.0, 45.0), scale=(1.0, 2.0), translate=0.3, flip=0.0, color=True,
                       power=(0.5, 1.0), multiply=(1.0, 1.0), add=(0.0, 0.05), hue=(0.0, 0.5)),
 ]
 
 
-@pytest.mark.parametrize("ranges", RANGES, ids=["paper", "custom"])
+@pytest.mark.parametrize("ranges", RANGES, ids=["exemplar", "custom"])
 @pytest.mark.parametrize("column,bounds", [
     ("angle", lambda r: r.rotation), ("scale", lambda r: r.scale),
     ("tx", lambda r: (-r.translate, r.translate)), ("ty", lambda r: (-r.translate, r.translate)),
@@ -66,14 +67,14 @@ def test_flip_probability(prob):
 
 
 def test_power_is_log_uniform_around_one():
-    p = T.sample_params(20000, T.TransformRanges(), torch.Generator().manual_seed(5))
+    p = T.sample_params(20000, EXEMPLAR, torch.Generator().manual_seed(5))
     median = p[:, COL["v_pow"]].median().item()
     assert abs(math.log(median)) < 0.05
 
 
 def test_no_color_gives_identity_colour_columns_and_same_geometry():
-    a = T.sample_params(50, T.TransformRanges(), torch.Generator().manual_seed(6))
-    b = T.sample_params(50, T.TransformRanges(color=False), torch.Generator().manual_seed(6))
+    a = T.sample_params(50, EXEMPLAR, torch.Generator().manual_seed(6))
+    b = T.sample_params(50, T.preset("exemplar", color=False), torch.Generator().manual_seed(6))
     assert torch.equal(a[:, :COL["hue"]], b[:, :COL["hue"]])
     assert torch.equal(b[:, COL["hue"]:], torch.tensor(T.IDENTITY[COL["hue"]:]).expand(50, -1).double())
 
@@ -85,6 +86,27 @@ def test_no_color_gives_identity_colour_columns_and_same_geometry():
 def test_bad_ranges_raise(kwargs):
     with pytest.raises(A2Error):
         T.TransformRanges(**kwargs)
+
+
+def test_presets_report_has_three_transformations_exemplar_adds_flip_and_colour():
+    report, exemplar = T.PRESETS["report"], T.PRESETS["exemplar"]
+    assert T.DEFAULT_PRESET == "report" and T.TransformRanges() == report
+    assert (report.rotation, report.scale, report.translate) == ((-20.0, 20.0), (0.7, 1.4), 0.1)
+    assert report.flip == 0.0 and not report.color
+    assert exemplar.flip == 0.5 and exemplar.color
+    assert (exemplar.rotation, exemplar.scale, exemplar.translate) == (report.rotation, report.scale,
+                                                                       report.translate)
+    p = T.sample_params(2000, report, torch.Generator().manual_seed(1))
+    assert (p[:, COL["flip"]] == 0).all()
+    assert torch.equal(p[:, COL["hue"]:], torch.tensor(T.IDENTITY[COL["hue"]:]).expand(2000, -1).double())
+
+
+def test_preset_overrides_only_what_is_given():
+    r = T.preset("exemplar", rotation=(-5.0, 5.0), color=None, flip=0.0)
+    assert r.rotation == (-5.0, 5.0) and r.color and r.flip == 0.0 and r.scale == (0.7, 1.4)
+    assert T.preset("report", color=True).color
+    with pytest.raises(A2Error, match="preset 'full' is not one of report, exemplar"):
+        T.preset("full")
 
 
 # --- geometry ----------------------------------------------------------------------------
@@ -118,6 +140,16 @@ def test_translation_is_a_fraction_of_the_patch(tx, ty):
     assert torch.equal(out[0, 0], images[0, :, 30 + dy:62 + dy, 20 + dx:52 + dx])
 
 
+def test_translation_is_a_fraction_of_the_patch_at_any_scale():
+    """At scale 2 the 32-pixel window shows 16 source pixels: tx = 0.25 of the patch moves
+    the content by 8 output pixels, i.e. 4 source pixels (not 0.25 of the 32-pixel window)."""
+    images = smooth_images(1)
+    moved = B.render(images, BOX, params_with(scale=2.0, tx=0.25, ty=-0.125), 32, color=False)
+    shifted_box = BOX + torch.tensor([[4.0, -2.0, 0.0]])
+    assert (moved.int() - B.render(images, shifted_box, params_with(scale=2.0), 32,
+                                   color=False).int()).abs().max() <= 1
+
+
 def test_scale_two_zooms_into_the_centre():
     """scale 2 shows the central 16x16 of the window at twice the size."""
     images = smooth_images(1)
@@ -146,7 +178,7 @@ def test_small_rotation_matches_rotated_coordinates():
 def test_affine_grid_equals_torch_affine_grid():
     g = torch.Generator().manual_seed(11)
     boxes = torch.tensor([[20.0, 30.0, 32.0]]).expand(40, -1)
-    theta = T.affine_thetas(boxes, T.sample_params(40, T.TransformRanges(), g), 96, 96)
+    theta = T.affine_thetas(boxes, T.sample_params(40, EXEMPLAR, g), 96, 96)
     ours = T.affine_grid(theta, 32)
     theirs = torch.nn.functional.affine_grid(theta, (40, 1, 32, 32), align_corners=False)
     assert ours.shape == (40, 32, 32, 2) and ours.dtype == torch.float32 and ours.is_contiguous()
@@ -156,7 +188,7 @@ def test_affine_grid_equals_torch_affine_grid():
 def test_compose_grid_is_a_tall_grid_per_image():
     g = torch.Generator().manual_seed(12)
     boxes = torch.tensor([[20.0, 30.0, 32.0], [0.0, 10.0, 64.0]]).repeat_interleave(5, 0)
-    theta = T.affine_thetas(boxes, T.sample_params(10, T.TransformRanges(), g), 96, 80)
+    theta = T.affine_thetas(boxes, T.sample_params(10, EXEMPLAR, g), 96, 80)
     along_x, along_y = (x.view(2, 5, 2, 8).transpose(1, 2) for x in T.grid_terms(theta, 8))
     grid = T.compose_grid(along_x, along_y, torch.empty(2, 2, 5, 8, 8))
     assert torch.equal(grid.reshape(10, 8, 8, 2), T.affine_grid(theta, 8))
@@ -187,7 +219,7 @@ def test_render_on_real_images_agrees_with_the_plain_path(oracle):
     images = load_split(oracle("fetched", "stl10", "real_extra_246.t7b")).images[:12]
     g = torch.Generator().manual_seed(14)
     boxes = B.seed_windows(images, g)
-    params = T.sample_params(12 * 30, T.TransformRanges(), g).view(12, 30, -1)
+    params = T.sample_params(12 * 30, EXEMPLAR, g).view(12, 30, -1)
     d = (B.render(images, boxes, params).int() - B.render_reference(images, boxes, params).int()).abs()
     assert (d > 0).double().mean() < 1e-3 and (d > 1).double().mean() < 1e-5
 
@@ -198,7 +230,7 @@ def test_chunking_does_not_change_the_bytes(monkeypatch, chunk, per_seed, expect
     images = smooth_images(5)
     g = torch.Generator().manual_seed(15)
     boxes = B.seed_windows(images, g)
-    params = T.sample_params(5 * per_seed, T.TransformRanges(), g).view(5, per_seed, -1)
+    params = T.sample_params(5 * per_seed, EXEMPLAR, g).view(5, per_seed, -1)
     whole = {color: B.render(images, boxes, params, color=color) for color in (True, False)}
     assert B.chunking(5, per_seed) == (5, per_seed)  # the default: all five images at once
     monkeypatch.setattr(B, "CHUNK_PATCHES", chunk)
@@ -212,7 +244,7 @@ def test_render_reports_its_stages_without_changing_the_bytes(monkeypatch):
     images = smooth_images(3)
     g = torch.Generator().manual_seed(16)
     boxes = B.seed_windows(images, g)
-    params = T.sample_params(3 * 4, T.TransformRanges(), g).view(3, 4, -1)
+    params = T.sample_params(3 * 4, EXEMPLAR, g).view(3, 4, -1)
     plain = B.render(images, boxes, params)
     monkeypatch.setattr(B, "CHUNK_PATCHES", 4)               # three chunks: one image each
     seen = []
@@ -257,7 +289,7 @@ def reference_jitter(rgb, params):
     return torch.from_numpy(back).permute(0, 3, 1, 2)
 
 
-@pytest.mark.parametrize("ranges", [T.TransformRanges(), T.TransformRanges(hue=(-0.5, 0.5))],
+@pytest.mark.parametrize("ranges", [EXEMPLAR, T.preset("exemplar", hue=(-0.5, 0.5))],
                          ids=["paper", "wide-hue"])
 def test_color_jitter_matches_hsv_reference(ranges):
     g = torch.Generator().manual_seed(7)
@@ -270,7 +302,7 @@ def test_color_jitter_matches_hsv_reference(ranges):
     assert ours.min() >= 0 and ours.max() <= 1
 
 
-@pytest.mark.parametrize("ranges", [T.TransformRanges(), T.TransformRanges(hue=(-0.5, 0.5))],
+@pytest.mark.parametrize("ranges", [EXEMPLAR, T.preset("exemplar", hue=(-0.5, 0.5))],
                          ids=["paper", "wide-hue"])
 def test_color_jitter_on_black_white_primaries_and_greys(ranges):
     """Every pixel with channels in {0, 1/255, 0.5, 1}: zero chroma, ties, log(0) floors."""
@@ -287,7 +319,7 @@ def test_color_jitter_on_black_white_primaries_and_greys(ranges):
 def test_color_jitter_reference_matches_matplotlib():
     g = torch.Generator().manual_seed(10)
     rgb = torch.rand(100, 3, 4, 4, generator=g, dtype=torch.float64)
-    params = T.sample_params(100, T.TransformRanges(), g)
+    params = T.sample_params(100, EXEMPLAR, g)
     assert (T.color_jitter_reference(rgb, params) - reference_jitter(rgb, params)).abs().max() < 1e-9
 
 
@@ -387,7 +419,9 @@ def test_file_layout_loads_in_t7(tmp_path):
     images = smooth_images(20)
     info = build_file(tmp_path / "s.t7b", images)
     obj = t7.load(tmp_path / "s.t7b")
-    assert list(obj) == ["data", "labels", "seeds", "boxes", "transforms", "transform_columns"]
+    assert list(obj) == ["data", "labels", "seeds", "boxes", "transforms", "transform_columns",
+                         "preset"]
+    assert obj["preset"] == "report" and B.load(tmp_path / "s.t7b").preset == "report"
     assert obj["data"].dtype == torch.uint8 and obj["data"].shape == (30, 3, 32, 32)
     assert obj["labels"].dtype == torch.int64
     assert torch.equal(obj["labels"], torch.arange(1, 7).repeat_interleave(5))
@@ -408,8 +442,9 @@ def test_streamed_file_is_byte_identical_to_t7_save(tmp_path):
 
 def test_every_patch_of_class_c_comes_from_seed_c(tmp_path):
     images = smooth_images(20)
-    build_file(tmp_path / "s.t7b", images, n_seeds=5, per_seed=4)
+    build_file(tmp_path / "s.t7b", images, n_seeds=5, per_seed=4, preset="exemplar")
     s = B.load(tmp_path / "s.t7b")
+    assert s.preset == "exemplar" and (s.transforms[:, COL["hue"]] != 0).all()
     assert s.n_classes == 5
     for i in range(len(s.images)):
         c = int(s.labels[i])
@@ -439,7 +474,7 @@ THREADS = torch.get_num_threads()
 
 
 def test_build_refuses_too_many_seeds(tmp_path):
-    with pytest.raises(A2Error, match="--seeds 30"):
+    with pytest.raises(A2Error, match="--classes 30"):
         build_file(tmp_path / "s.t7b", smooth_images(20), n_seeds=30)
     assert not (tmp_path / "s.t7b").exists()
 
@@ -513,3 +548,17 @@ def test_render_geometry_of_other_channel_counts():
 def test_render_refuses_float_images():
     with pytest.raises(A2Error, match="uint8"):
         B.render(smooth_images(1).float(), BOX, params_with(), 32)
+
+
+def test_standard_settings_name_things_the_library_has():
+    from luatorch_port.nn import build_model
+    from luatorch_port.surrogate.settings import STANDARD
+    from luatorch_port.train import TrainConfig
+
+    s = STANDARD
+    assert s["preset"] in T.PRESETS and 2 <= s["window"][0] <= s["window"][1] <= 96
+    model = build_model(s["model"], n_classes=s["classes"], input_size=s["patch"])
+    assert list(model.children())[-2].out_features == s["classes"]
+    TrainConfig(batch_size=s["batch_size"], learning_rate=s["learning_rate"], weight_decay=s["weight_decay"],
+                momentum=s["momentum"], epoch_step=s["epoch_step"], max_epoch=s["epochs"]).validate()
+    assert 0 < s["val_per_seed"] < s["per_seed"] and s["C"] > 0

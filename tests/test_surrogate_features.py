@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from luatorch_port.util.errors import A2Error
 from luatorch_port.nn import build_model
 from luatorch_port.surrogate import train as ST
+from luatorch_port.surrogate import features as F_
 from luatorch_port.surrogate.features import ConvolutionalFeatures, exemplar_features
 
 
@@ -88,3 +89,20 @@ def test_patch_norm_round_trip(tmp_path):
     ST.save_norm(norm, tmp_path / "n.t7")
     back = ST.load_norm(tmp_path / "n.t7")
     assert torch.equal(back.mean, norm.mean) and torch.equal(back.std, norm.std)
+
+
+def test_untrained_copy_redraws_every_weight_and_leaves_the_model_alone():
+    model = build_model("8c5-8c5-16f", n_classes=5, input_size=32,
+                        generator=torch.Generator().manual_seed(0))
+    before = [p.clone() for p in model.parameters()]
+    a = F_.untrained_copy(model, torch.Generator().manual_seed(3))
+    b = F_.untrained_copy(model, torch.Generator().manual_seed(3))
+    for p, q, r in zip(model.parameters(), a.parameters(), b.parameters()):
+        assert p.shape == q.shape and not torch.equal(p, q) and torch.equal(q, r)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+    fresh = build_model("8c5-8c5-16f", n_classes=5, input_size=32,
+                        generator=torch.Generator().manual_seed(3))
+    for q, f in zip(a.parameters(), fresh.parameters()):  # Lua's reset(): the same distribution
+        assert q.abs().max() <= f.abs().max() * 1.5 + 1e-6 and q.abs().max() > f.abs().max() * 0.5
+    x = torch.randn(2, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    assert exemplar_features(a, x).shape == exemplar_features(model, x).shape

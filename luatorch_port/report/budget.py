@@ -11,13 +11,21 @@ reasons for each setting, the time target of ``quick`` and what was measured wit
 
 from __future__ import annotations
 
+from ..surrogate.settings import STANDARD as SURROGATE_STANDARD
+from ..surrogate.build import WINDOW
 from ..util.errors import A2Error
+
+# The surrogate settings every budget but ``standard`` shares: the report's transformations,
+# the port's seed window, train.lua's schedule, and no held-out surrogate patches.
+SURROGATE_DEFAULTS = {"preset": "report", "window": WINDOW, "epoch_step": 25, "momentum": 0.9,
+                      "val_per_seed": 0}
 
 BUDGETS = {
     "tiny": {
         "baseline": {"model": "16c5-32f", "epochs": 2, "batch_size": 32, "learning_rate": 0.05, "limit": None},
-        "surrogate": {"seeds": 20, "per_seed": 8, "patch": 16, "model": "8c5-16f", "epochs": 2,
-                      "batch_size": 32, "learning_rate": 0.01, "weight_decay": 4e-4},
+        "surrogate": {"classes": 20, "per_seed": 8, "patch": 16, "model": "8c5-16f", "epochs": 2,
+                      "batch_size": 32, "learning_rate": 0.01, "weight_decay": 4e-4,
+                      **SURROGATE_DEFAULTS},
         "kmeans": {"k": 16, "patches": 2000, "iterations": 3, "image_size": 32, "rf": 6},
         "pseudolabel": {"model": "16c5-32f", "epochs": 2, "batch_size": 32, "learning_rate": 0.05,
                         "alpha_final": 3.0, "t1": 1, "t2": 2, "unlabelled_per_batch": 16, "unlabelled_limit": 200,
@@ -29,8 +37,9 @@ BUDGETS = {
     "quick": {
         "baseline": {"model": "32c5-64c5-128f", "epochs": 20, "batch_size": 16, "learning_rate": 0.05,
                      "limit": None},
-        "surrogate": {"seeds": 100, "per_seed": 32, "patch": 32, "model": "32c5-32c5-64f", "epochs": 4,
-                      "batch_size": 128, "learning_rate": 0.05, "weight_decay": 4e-4},
+        "surrogate": {"classes": 100, "per_seed": 32, "patch": 32, "model": "32c5-32c5-64f", "epochs": 4,
+                      "batch_size": 128, "learning_rate": 0.05, "weight_decay": 4e-4,
+                      **SURROGATE_DEFAULTS},
         "kmeans": {"k": 400, "patches": 100000, "iterations": 20, "image_size": 32, "rf": 6},
         # Supervised warm-up (the net takes off after epoch ~8 at this lr), then only confident
         # pseudo-labels: with alpha rising while the net was 35-60 % right, an unthresholded run
@@ -47,8 +56,8 @@ BUDGETS = {
         # reference on the same budget. 96x96 input as the starter's train.lua.
         "baseline": {"model": "32c5-64c5-128f", "epochs": 25, "batch_size": 32, "learning_rate": 0.05,
                      "limit": None},
-        "surrogate": {"seeds": 1000, "per_seed": 64, "patch": 32, "model": "64c5-128c5-256f", "epochs": 15,
-                      "batch_size": 128, "learning_rate": 0.05, "weight_decay": 4e-4},
+        # chosen on the dev set's val split (surrogate/settings.py; docs/surrogate.md)
+        "surrogate": {key: value for key, value in SURROGATE_STANDARD.items() if key != "C"},
         "kmeans": {"k": 1600, "patches": 400000, "iterations": 50, "image_size": 32, "rf": 6},
         "pseudolabel": {"model": "32c5-64c5-128f", "epochs": 25, "batch_size": 32, "learning_rate": 0.05,
                         "alpha_final": 3.0, "t1": 10, "t2": 20, "unlabelled_per_batch": 32, "unlabelled_limit": None,
@@ -59,8 +68,9 @@ BUDGETS = {
     },
     "full": {
         "baseline": {"model": "vgg_bn_drop", "epochs": 100, "batch_size": 64, "learning_rate": 1.0, "limit": None},
-        "surrogate": {"seeds": 4000, "per_seed": 100, "patch": 32, "model": "64c5-128c5-256c5-512f",
-                      "epochs": 30, "batch_size": 128, "learning_rate": 0.01, "weight_decay": 4e-4},
+        "surrogate": {"classes": 4000, "per_seed": 100, "patch": 32, "model": "64c5-128c5-256c5-512f",
+                      "epochs": 30, "batch_size": 128, "learning_rate": 0.01, "weight_decay": 4e-4,
+                      **SURROGATE_DEFAULTS},
         "kmeans": {"k": 1600, "patches": 400000, "iterations": 50, "image_size": 32, "rf": 6},
         "pseudolabel": {"model": "vgg_bn_drop", "epochs": 100, "batch_size": 64, "learning_rate": 1.0,
                         "alpha_final": 3.0, "t1": 10, "t2": 60, "unlabelled_per_batch": 64,

@@ -217,6 +217,13 @@ def svm_text(fit) -> str:
     return f"L2-SVM, fixed C={fit.C:g} (Coates), trained on train only"
 
 
+def _eval_svm_text(res: dict) -> str:
+    """:func:`svm_text` for a ``surrogate.run.run_eval`` result."""
+    from types import SimpleNamespace
+    return svm_text(SimpleNamespace(C=res["C"], c_source=res["c_source"], curve=res["c_curve"],
+                                    refit=res["refit"]))
+
+
 def svm_record(fit) -> dict:
     """The SVM's C, where it came from and the val curve, for a section's results."""
     return {"C": fit.C, "c_source": fit.c_source, "refit": fit.refit,
@@ -231,8 +238,8 @@ def surrogate(ctx: Context) -> dict:
     build_surrogate = _need("surrogate", "build_surrogate")
     from ..data import load_split
     from ..surrogate.build import WINDOW
-    from ..surrogate.features import evaluate_features
-    from ..surrogate.train import train_surrogate
+    from ..surrogate.run import run_eval, run_train
+    from ..surrogate.transforms import DEFAULT_PRESET
     from ..train import TrainConfig
 
     s = ctx.settings["surrogate"]
@@ -240,37 +247,57 @@ def surrogate(ctx: Context) -> dict:
     gen = ctx.seed_globals("surrogate")
     extra = load_split(ctx.data("extra"), expect="extra", progress=ctx.progress)
     side = min(extra.images.shape[-2:])
-    n_seeds = min(s["seeds"], len(extra))
+    n_seeds = min(s["classes"], len(extra))
+    preset = s.get("preset", DEFAULT_PRESET)
     t0 = time.perf_counter()
     build_surrogate(extra.images, out / "surrogate.t7b", gen, n_seeds=n_seeds, per_seed=s["per_seed"],
-                    patch=s["patch"], window=tuple(min(w, side) for w in WINDOW), progress=ctx.progress)
+                    patch=s["patch"], window=tuple(min(w, side) for w in s.get("window", WINDOW)),
+                    preset=preset, progress=ctx.progress)
     del extra
     build_s = time.perf_counter() - t0
     config = TrainConfig(batch_size=s["batch_size"], learning_rate=s["learning_rate"], learning_rate_decay=0.0,
-                         weight_decay=s["weight_decay"], momentum=0.9, max_epoch=s["epochs"],
-                         save_every=s["epochs"], flip=False)
+                         weight_decay=s["weight_decay"], momentum=s.get("momentum", 0.9), max_epoch=s["epochs"],
+                         epoch_step=s.get("epoch_step", TrainConfig.epoch_step), save_every=s["epochs"], flip=False)
     t0 = time.perf_counter()
-    fit = train_surrogate(out / "surrogate.t7b", s["model"], config, out_dir=out, generator=gen,
-                          device=ctx.device, progress=ctx.progress, echo=ctx.echo)
+    fit = run_train(out / "surrogate.t7b", s["model"], config, out_dir=out, generator=gen,
+                    device=ctx.device, val_per_seed=s.get("val_per_seed", 0), progress=ctx.progress,
+                    echo=ctx.echo)
     train_s = time.perf_counter() - t0
     os.remove(out / "surrogate.t7b")  # large and rebuilt from the seed on demand
     t0 = time.perf_counter()
-    on_val = evaluate_features(out / "model.pt", ctx.data("train"), ctx.data("val"), device=ctx.device,
-                               progress=ctx.progress)
-    on_test = evaluate_features(out / "model.pt", ctx.data("train"), ctx.data("test"), device=ctx.device,
-                                progress=ctx.progress)
+    on_test = run_eval(out / "model.pt", ctx.data("train"), ctx.data("test"), val_path=ctx.data("val"),
+                       C=s.get("C", "auto"), device=ctx.device, progress=ctx.progress)
     eval_s = time.perf_counter() - t0
-    res = {"model": s["model"], "seeds": n_seeds, "per_seed": s["per_seed"], "patches": n_seeds * s["per_seed"],
-           "surrogate_train_acc": fit.final.get("train_acc"),
-           "train_acc": on_val["train_acc"] * 100, "val_acc": on_val["test_acc"] * 100,
-           "n_features": on_val["n_features"],
-           "seconds": {"build": build_s, "train": train_s, "evaluate": eval_s},
-           "settings": f"{s['model']} on {n_seeds} seeds × {s['per_seed']} transformations ({s['patch']}px), "
-                       f"{s['epochs']} epochs; 4-quadrant max-pooled features of every layer "
-                       f"({on_val['n_features']}), L2-SVM C=100",
-           "notes": [f"surrogate-class training accuracy after the last epoch: "
-                     f"{fit.final.get('train_acc', float('nan')):.2f} % over {n_seeds} classes",
-                     f"time: build {build_s:.1f} s, train {train_s:.1f} s, features + SVM {eval_s:.1f} s"]}
+    # the control: the same architecture untrained, the same normalisation, features and SVM
+    t0 = time.perf_counter()
+    control = run_eval(out / "model.pt", ctx.data("train"), ctx.data("test"), val_path=ctx.data("val"),
+                       C=s.get("C", "auto"), random_init=True, generator=ctx.generator("surrogate-control"),
+                       device=ctx.device, progress=ctx.progress)
+    control_s = time.perf_counter() - t0
+    svm_line = _eval_svm_text(on_test)
+    surrogate_acc = fit.final.get("val_acc") if s.get("val_per_seed") else None
+    notes = [f"surrogate-class training accuracy after the last epoch: "
+             f"{fit.final.get('train_acc', float('nan')):.2f} % over {n_seeds} classes (chance "
+             f"{100 / n_seeds:.2g} %)"]
+    if surrogate_acc is not None:
+        notes.append(f"surrogate-class accuracy on {s['val_per_seed']} held-out patches per class: "
+                     f"{surrogate_acc:.2f} % (chance {100 / n_seeds:.2g} %)")
+    notes.append(f"time: build {build_s:.1f} s, train {train_s:.1f} s, features + SVM {eval_s:.1f} s, "
+                 f"control {control_s:.1f} s")
+    res = {"model": s["model"], "classes": n_seeds, "per_seed": s["per_seed"], "patches": n_seeds * s["per_seed"],
+           "preset": preset, "surrogate_train_acc": fit.final.get("train_acc"),
+           "surrogate_heldout_acc": surrogate_acc,
+           "train_acc": on_test["train_acc"] * 100, "val_acc": on_test["val_acc"] * 100,
+           "n_features": on_test["n_features"], "C": on_test["C"], "c_source": on_test["c_source"],
+           "seconds": {"build": build_s, "train": train_s, "evaluate": eval_s, "control": control_s},
+           "settings": f"{s['model']} on {n_seeds} seeds × {s['per_seed']} transformations ({s['patch']}px, "
+                       f"{preset} preset), {s['epochs']} epochs; 4-quadrant max-pooled features of every layer "
+                       f"({on_test['n_features']}), {svm_line}",
+           "control": {"train_acc": control["train_acc"] * 100, "val_acc": control["val_acc"] * 100,
+                       "test_acc": control["test_acc"] * 100, "seconds": control_s, "C": control["C"],
+                       "settings": f"{s['model']} untrained (Lua reset()), the same normalisation, "
+                                   f"features and {_eval_svm_text(control)}"},
+           "notes": notes}
     res.update(_write_test_predictions(ctx, on_test["test_pred"], out))
     res.update(_cnn_figures(ctx, out, "surrogate classes"))
     return res

@@ -15,6 +15,8 @@ order while the patches are generated (the pixels are never all in memory at onc
     transforms        FloatTensor N x 12          the parameters of each patch, columns:
     transform_columns {"angle", "scale", "tx", "ty", "flip", "hue",
                        "s_pow", "s_mul", "s_add", "v_pow", "v_mul", "v_add"}
+    preset            string                      the transformation preset ("report" or
+                                                  "exemplar", :data:`transforms.PRESETS`)
 
 Seed windows are squares of a random integer side in ``window`` (default 32..64 source
 pixels) at a random integer position. With gradient sampling (the default, as the paper:
@@ -74,6 +76,7 @@ class SurrogateSet:
     seeds: torch.Tensor       # int64 (S,), 0-based index into the source split
     boxes: torch.Tensor       # float64 (S, 3): x0, y0, size
     transforms: torch.Tensor  # float32 (N, 12), columns transforms.COLUMNS
+    preset: Optional[str] = None  # transformation preset (None: a file without the field)
 
     @property
     def n_classes(self) -> int:
@@ -332,7 +335,7 @@ class _StreamedTable:
 
 def build_surrogate(images: torch.Tensor, out_path, generator: torch.Generator, *, n_seeds: int = N_SEEDS,
           per_seed: int = PER_SEED, patch: int = PATCH, window=WINDOW, gradient: bool = True,
-          ranges: Optional[T.TransformRanges] = None, device="cpu",
+          preset: str = T.DEFAULT_PRESET, ranges: Optional[T.TransformRanges] = None, device="cpu",
           group: int = SEEDS_PER_GROUP, workers: Optional[int] = None,
           progress: Optional[Progress] = None) -> dict:
     """Generate the surrogate dataset and write it to ``out_path`` (t7, atomically).
@@ -343,7 +346,10 @@ def build_surrogate(images: torch.Tensor, out_path, generator: torch.Generator, 
     out_path : where the t7 table goes (layout in the module docstring)
     generator : all randomness (seed images, windows, transformations) comes from it;
         the same seed gives the same bytes whatever ``group`` and ``device`` are on CPU
-    n_seeds, per_seed, patch, window, gradient, ranges : see the module docstring
+    n_seeds, per_seed, patch, window, gradient : see the module docstring
+    preset : transformation preset, stored in the file (``transforms.PRESETS``)
+    ranges : the ranges drawn from (default: the preset's; pass the preset's with
+        overrides, ``transforms.preset(name, ...)``, to change some)
     device : where the warps run
     workers : CPU threads rendering groups side by side (default:
         ``torch.get_num_threads()``); with more than one, the whole build runs with one
@@ -352,25 +358,30 @@ def build_surrogate(images: torch.Tensor, out_path, generator: torch.Generator, 
 
     Returns
     -------
-    dict: n_patches, n_seeds, seeds (0-based, tensor), boxes, bytes written.
+    dict: n_patches, n_seeds, per_seed, patch, seeds (0-based, tensor), boxes, source_size,
+    preset, ranges.
     """
-    ranges = ranges or T.TransformRanges()
+    ranges = ranges or T.preset(preset)
+    if preset not in T.PRESETS:
+        raise A2Error(f"transformation preset {preset!r} is not one of {', '.join(T.PRESETS)}")
     _check_images(images, "source images")
     n, _, h, w = images.shape
     if not 1 <= n_seeds <= n:
-        raise A2Error(f"--seeds {n_seeds} should be in 1..{n} (images in the source split)")
+        raise A2Error(f"--classes {n_seeds} should be in 1..{n} (one seed image per class, "
+                      f"{n} images in the source split)")
     if per_seed < 1 or patch < 2:
         raise A2Error(f"per_seed={per_seed} and patch={patch} must be >= 1 and >= 2")
     device = torch.device(device)
     workers = torch.get_num_threads() if workers is None else workers
     # one intra-op thread for everything, not only the workers: see _render_groups
     with torch_threads(1 if device.type == "cpu" and workers > 1 else None):
-        return _build(images, out_path, generator, n_seeds, per_seed, patch, window, gradient,
-                      ranges, device, group, workers, progress)
+        info = _build(images, out_path, generator, n_seeds, per_seed, patch, window, gradient,
+                      preset, ranges, device, group, workers, progress)
+    return {**info, "preset": preset, "ranges": ranges}
 
 
-def _build(images, out_path, generator, n_seeds, per_seed, patch, window, gradient, ranges,
-           device, group, workers, progress):
+def _build(images, out_path, generator, n_seeds, per_seed, patch, window, gradient, preset,
+           ranges, device, group, workers, progress):
     n, _, h, w = images.shape
     seeds = torch.randperm(n, generator=generator)[:n_seeds]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # the energy maps, side by side
@@ -383,7 +394,7 @@ def _build(images, out_path, generator, n_seeds, per_seed, patch, window, gradie
     labels = torch.arange(1, n_seeds + 1, dtype=torch.long).repeat_interleave(per_seed)
 
     with atomic_output(out_path, "wb") as f:
-        table = _StreamedTable(f, n_keys=6)
+        table = _StreamedTable(f, n_keys=7)
         table.begin_tensor("data", (n_patches, 3, patch, patch))
         tick = Counter(progress, n_seeds, "surrogate patches", unit="seeds")
         for done, block in _render_groups(images, seeds, boxes, params, patch, ranges.color,
@@ -396,6 +407,7 @@ def _build(images, out_path, generator, n_seeds, per_seed, patch, window, gradie
         table.put("boxes", boxes)
         table.put("transforms", params.reshape(n_patches, -1).float())
         table.put("transform_columns", list(T.COLUMNS))
+        table.put("preset", preset)
     return {"n_patches": n_patches, "n_seeds": n_seeds, "per_seed": per_seed, "patch": patch,
             "seeds": seeds, "boxes": boxes, "source_size": (h, w)}
 
@@ -466,8 +478,10 @@ def load(path) -> SurrogateSet:
                       f"found {int(labels.min())}..{int(labels.max())}")
     transforms = obj.get("transforms")
     boxes = obj.get("boxes")
+    preset = obj.get("preset")
     return SurrogateSet(
         images=data, labels=labels - 1, seeds=seeds - 1,
         boxes=boxes.double() if isinstance(boxes, torch.Tensor) else torch.zeros(len(seeds), 3),
         transforms=(transforms.float() if isinstance(transforms, torch.Tensor)
-                    else torch.zeros(len(data), len(T.COLUMNS))))
+                    else torch.zeros(len(data), len(T.COLUMNS))),
+        preset=preset if isinstance(preset, str) else None)

@@ -9,8 +9,9 @@ the convolution it is (its weights reshaped to ``C x k x k``, ``k`` the side of 
 pooled map at training size). Responses are taken after each ReLU.
 
 For 64c5-128c5-256c5-512f on 96x96 input: 4 x (64 + 128 + 256 + 512) = 3840 features. The
-classifier is the one-vs-all L2-SVM of the k-means part (``luatorch_port.svm.L2SVM``,
-Coates' C = 100) on standardised features.
+classifier is the one-vs-all L2-SVM of the k-means part (``kmeans.svm.L2SVM``) on
+standardised features (:func:`.run.run_eval`). :func:`untrained_copy` gives the control: the
+same net with fresh random weights.
 
 Deviations: only the first fully connected layer is used (the paper's nets have one);
 quadrants of odd-sized maps share their middle row/column (``adaptive_max_pool2d``).
@@ -19,8 +20,7 @@ quadrants of odd-sized maps share their middle row/column (``adaptive_max_pool2d
 from __future__ import annotations
 
 import math
-import os
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -122,45 +122,19 @@ def exemplar_features(model: nn.Module, inputs: torch.Tensor, *, batch_size: int
     return out
 
 
-def evaluate_features(model_path, train_path, test_path, *, norm_path=None, C: float = 100.0,
-                      batch_size: int = 50, device=None, limit=None,
-                      progress: Optional[Progress] = None) -> dict:
-    """Train an L2-SVM on the Exemplar-CNN features of ``train_path``; score both splits.
+def untrained_copy(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """A copy of ``model`` with fresh random weights: Lua's ``model:reset()`` on every layer
+    that has parameters, drawn from ``generator`` (the random-init control).
 
-    Parameters
-    ----------
-    model_path : model.net / model.pt from ``a2 surrogate train``
-    train_path, test_path : labelled course splits (train.t7b, test.t7b)
-    norm_path : the training normalisation (default ``surrogate_norm.t7`` beside the model)
-    C : the SVM's C (Coates: 100)
-    limit : read only the first N images of each split
-
-    Returns
-    -------
-    dict: train_acc, test_acc (fractions), test_pred (0-based int64), n_features, classes.
+    Raises A2Error when a layer with parameters has no Lua ``reset``.
     """
-    from ..data import load_split
-    from ..nn import load_model
-    from ..kmeans.svm import L2SVM, Standardizer
-    from .train import NORM_NAME, load_norm
+    import copy
 
-    norm_path = norm_path or os.path.join(os.path.dirname(os.path.abspath(os.fspath(model_path))),
-                                          NORM_NAME)
-    if not os.path.exists(norm_path):
-        raise A2Error(f"no {NORM_NAME} beside {os.fspath(model_path)}: pass --norm (written by "
-                      f"a2 surrogate train)")
-    norm = load_norm(norm_path)
-    model = load_model(model_path).float().eval()
-    train = load_split(train_path, limit=limit, expect="labelled")
-    test = load_split(test_path, limit=limit, expect="labelled")
-    feats = [exemplar_features(model, norm.apply(split.images), batch_size=batch_size,
-                               device=device, progress=progress, stage=f"features {name}")
-             for name, split in (("train", train), ("test", test))]
-    scaler = Standardizer().fit(feats[0])
-    x_train, x_test = scaler.transform(feats[0]), scaler.transform(feats[1])
-    svm = L2SVM(C=C).fit(x_train, train.labels, n_classes=len(train.classes))
-    train_pred, test_pred = svm.predict(x_train), svm.predict(x_test)
-    return {"train_acc": float((train_pred == train.labels).double().mean()),
-            "test_acc": float((test_pred == test.labels).double().mean()),
-            "test_pred": test_pred, "n_features": feats[0].shape[1], "classes": train.classes,
-            "n_train": len(train), "n_test": len(test), "norm": norm_path}
+    fresh = copy.deepcopy(model)
+    for m in fresh.modules():
+        if not any(True for _ in m.parameters(recurse=False)):
+            continue
+        if not hasattr(m, "reset"):
+            raise A2Error(f"cannot re-initialise layer {type(m).__name__}: it has no Lua reset()")
+        m.reset(generator=generator)
+    return fresh

@@ -3,7 +3,8 @@
 Port of the training of Dosovitskiy et al. 2014 (section 4: "64c5-64c5-128f" and
 "64c5-128c5-256c5-512f" nets, SGD with momentum, dropout in the fully connected layer,
 one class per seed patch) on the file :func:`..build.build_surrogate` writes, through
-:func:`luatorch_port.train.fit` (optim.sgd semantics, checkpoint/resume, torchrun).
+:func:`luatorch_port.train.fit` (optim.sgd semantics, checkpoint/resume, torchrun): the
+pieces :func:`.run.run_train` puts together.
 
 Inputs are the patches scaled to [0, 1] and standardised per RGB channel with the mean
 and standard deviation of the surrogate set; these are written to ``surrogate_norm.t7``
@@ -25,11 +26,11 @@ import torch
 
 from .. import t7
 from ..util.errors import A2Error
-from . import build as B
 
 NORM_NAME = "surrogate_norm.t7"
 PT_NAME = "model.pt"
 NORM_SAMPLE = 20000  # patches used to estimate the channel mean/std
+MODEL = "64c5-128c5-256c5-512f"  # paper: the large net (64c5-64c5-128f is its small one)
 LR = 0.01            # paper: SGD, learning rate 0.01, momentum 0.9, weight decay 0.0004
 MOMENTUM = 0.9
 WEIGHT_DECAY = 4e-4
@@ -97,57 +98,3 @@ def split_held_out(labels: torch.Tensor, per_class: int):
     position_from_end = ends[sorted_labels] - 1 - torch.arange(len(labels))
     held = position_from_end < per_class
     return order[~held], order[held]
-
-
-def train_surrogate(surrogate_path, model_spec: str, config, *, out_dir, generator,
-                    device=None, resume: bool = False, val_per_seed: int = 0, dist_ctx=None,
-                    progress=None, echo=None):
-    """Train ``model_spec`` on the surrogate classes of ``surrogate_path``.
-
-    Parameters
-    ----------
-    surrogate_path : file written by ``a2 surrogate build``
-    model_spec : e.g. ``"64c5-128c5-256c5-512f"`` (or any ``nn.build_model`` name)
-    config : :class:`luatorch_port.train.TrainConfig` (``n_classes`` is set here)
-    out_dir : run folder: ``model.net`` (Lua t7), ``model.pt``, ``surrogate_norm.t7``,
-        ``val.log``, ``checkpoint.pt``
-    val_per_seed : hold out this many patches of every class as the validation set
-
-    Returns
-    -------
-    :class:`luatorch_port.train.FitResult`
-    """
-    from ..nn import build_model, save_model
-    from ..train import distributed as D
-    from ..train import fit
-    from ..train.checkpoint import CHECKPOINT_NAME, require_checkpoint
-    from ..train.loop import check_batches
-
-    dist_ctx = dist_ctx or D.SINGLE
-    # every check before the first write: a refused run leaves no file behind
-    config.validate()
-    if val_per_seed < 0:
-        raise A2Error(f"--val-per-seed {val_per_seed} should be >= 0 (0: no held-out set)")
-    if resume:
-        require_checkpoint(os.path.join(out_dir, CHECKPOINT_NAME))
-    data = B.load(surrogate_path)
-    patch = int(data.images.shape[-1])
-    norm = fit_patch_norm(data.images, generator)
-    train_idx, val_idx = split_held_out(data.labels, val_per_seed)
-    if val_idx is None:  # no copy of the (up to 1.2 GB) patches
-        train_data, val_data = PatchData(data.images, data.labels, norm), None
-    else:
-        train_data = PatchData(data.images[train_idx], data.labels[train_idx], norm)
-        val_data = PatchData(data.images[val_idx], data.labels[val_idx], norm)
-    config.n_classes = data.n_classes
-    check_batches(len(train_data), config)
-    model = build_model(model_spec, n_classes=data.n_classes, input_size=patch, generator=generator)
-    if dist_ctx.is_main:
-        os.makedirs(out_dir, exist_ok=True)
-        save_norm(norm, os.path.join(out_dir, NORM_NAME))
-    result = fit(model, train_data, val_data, config, generator=generator, device=device,
-                 out_dir=out_dir, resume=resume, dist_ctx=dist_ctx, progress=progress, echo=echo)
-    if dist_ctx.is_main:
-        trained = result.model.to(device="cpu", memory_format=torch.contiguous_format).eval()
-        save_model(trained, os.path.join(out_dir, PT_NAME), spec=model_spec)
-    return result

@@ -2,18 +2,23 @@
 
 Port of the surrogate-class augmentation of Dosovitskiy, Springenberg, Riedmiller and Brox,
 "Discriminative Unsupervised Feature Learning with Convolutional Neural Networks"
-(NIPS 2014), section 2 and 4.1, with the ranges of the 2016 report (part 2.1): rotation in
-[-20, 20] degrees, scale in [0.7, 1.4], translation up to 0.1 of the patch in x and y, plus
-the paper's horizontal flip and its "contrast 2" / "color" jitter (saturation and value
-raised to a power in [0.25, 4], multiplied by [0.7, 1.4], added [-0.1, 0.1]; hue shifted
-by [-0.1, 0.1]).
+(NIPS 2014), section 2 and 4.1. Two presets (:data:`PRESETS`):
+
+* ``report`` (the default): the three transformations of the 2016 report (part 2.1),
+  rotation in [-20, 20] degrees, scale in [0.7, 1.4], translation up to 0.1 of the patch
+  in x and y; no flip, no colour.
+* ``exemplar``: the paper's full set, which adds the horizontal flip and its "contrast 2" /
+  "color" jitter (saturation and value raised to a power in [0.25, 4], multiplied by
+  [0.7, 1.4], added [-0.1, 0.1]; hue shifted by [-0.1, 0.1]).
 
 Geometry. A seed window is a square ``(x0, y0, size)`` in source-pixel coordinates (the
 image spans ``[0, W] x [0, H]``, pixel ``i`` covers ``[i, i+1)``). A transformation maps
 the output patch's centred coordinates ``u`` (in ``[-1, 1]``, ``align_corners=False``) to
-the source point ``c + (size / (2 * scale)) * R(angle) @ F @ u + size * (tx, ty)``, where
-``c`` is the window centre, ``F`` flips x when ``flip`` is set and ``R`` is the standard
-rotation matrix: with the y axis pointing down, ``angle = +90`` gives exactly
+the source point ``c + (size / (2 * scale)) * R(angle) @ F @ u + (size / scale) * (tx, ty)``,
+where ``c`` is the window centre, ``F`` flips x when ``flip`` is set and ``R`` is the
+standard rotation matrix. The patch shows ``size / scale`` source pixels, so a translation
+``tx`` moves its content by ``tx`` of the patch side (``tx * P`` output pixels), as the
+report measures it, at every scale. With the y axis pointing down, ``angle = +90`` gives exactly
 ``torch.rot90(patch, 1, dims=(-2, -1))``. All transformations of one source image share
 one ``grid_sample`` call (their grids are stacked along the height axis), so the source
 is never copied per transformation; grids are built by broadcasting (:func:`affine_grid`).
@@ -25,7 +30,10 @@ channel, without forming HSV (its docstring gives the algebra).
 
 Deviations: sampling is bilinear with **reflection** padding (the paper does not say; PIL
 and Lua's ``image.rotate`` fill with black, which would teach the net black corners).
-The paper's "contrast 1" (scaling the projections onto the pixels' principal components)
+The report applies its transformations after normalisation; here they are applied to the
+uint8 pixels and the patches are standardised per channel when trained on, which is the
+same up to the rounding to uint8 (bilinear sampling is linear in the pixel values). The
+paper's "contrast 1" (scaling the projections onto the pixels' principal components)
 is not implemented. Power and the scale factor are drawn log-uniformly (so that a power
 of 0.25 is as likely as 4 and "no change" is the median); the rest uniformly.
 """
@@ -33,17 +41,18 @@ of 0.25 is as likely as 4 and "no change" is the median); the rest uniformly.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
 from ..util.errors import A2Error
 
-# Paper section 4.1 / report 2.1 defaults.
+# Paper section 4.1 / report 2.1 ranges.
 ROTATION_DEG = (-20.0, 20.0)
 SCALE = (0.7, 1.4)
-TRANSLATE = 0.1          # fraction of the seed patch side, in x and in y
+TRANSLATE = 0.1          # fraction of the output patch side, in x and in y
+FLIP = 0.5               # paper: horizontal flip with probability 1/2 (exemplar preset)
 POWER = (0.25, 4.0)      # "contrast 2": saturation and value raised to this power
 MULTIPLY = (0.7, 1.4)    # ... multiplied by this factor
 ADD = (-0.1, 0.1)        # ... and this added
@@ -63,17 +72,18 @@ _POW_FLOOR = 1e-30  # 0 ** p as exp(p * log 1e-30) <= 3e-8 for p >= 0.25 (float3
 
 @dataclass(frozen=True)
 class TransformRanges:
-    """Ranges the random transformations are drawn from (defaults: the paper / report).
+    """Ranges the random transformations are drawn from.
 
-    ``flip`` is the probability of a horizontal flip; ``color=False`` leaves hue,
-    saturation and value unchanged.
+    The defaults are the ``report`` preset (rotation, scale, translation); ``flip`` is the
+    probability of a horizontal flip and ``color`` switches the hue/saturation/value
+    jitter on (the ``exemplar`` preset sets both, see :data:`PRESETS`).
     """
 
     rotation: tuple = ROTATION_DEG
     scale: tuple = SCALE
     translate: float = TRANSLATE
-    flip: float = 0.5
-    color: bool = True
+    flip: float = 0.0
+    color: bool = False
     power: tuple = POWER
     multiply: tuple = MULTIPLY
     add: tuple = ADD
@@ -94,6 +104,22 @@ class TransformRanges:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+# The report's three transformations, and Dosovitskiy et al.'s full set.
+PRESETS = {
+    "report": TransformRanges(),
+    "exemplar": TransformRanges(flip=FLIP, color=True),
+}
+DEFAULT_PRESET = "report"
+
+
+def preset(name: str, **overrides) -> TransformRanges:
+    """The ranges of preset ``name`` (:data:`PRESETS`), with ``overrides`` (fields whose
+    value is None are left at the preset's)."""
+    if name not in PRESETS:
+        raise A2Error(f"transformation preset {name!r} is not one of {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
 def _uniform(n, lo, hi, gen):
@@ -155,8 +181,9 @@ def affine_thetas(boxes: torch.Tensor, params: torch.Tensor, height: int, width:
     half = size / (2.0 * params[:, _COL["scale"]])
     sign = 1.0 - 2.0 * params[:, _COL["flip"]]
     cos, sin = torch.cos(angle), torch.sin(angle)
-    cx = boxes[:, 0] + size / 2 + size * params[:, _COL["tx"]]
-    cy = boxes[:, 1] + size / 2 + size * params[:, _COL["ty"]]
+    shown = 2.0 * half  # source pixels across the patch: translations are fractions of it
+    cx = boxes[:, 0] + size / 2 + shown * params[:, _COL["tx"]]
+    cy = boxes[:, 1] + size / 2 + shown * params[:, _COL["ty"]]
     theta = torch.empty(len(boxes), 2, 3, dtype=torch.float64)
     # source = c + half * R @ diag(sign, 1) @ u, then x_norm = 2 x / W - 1
     theta[:, 0, 0] = 2.0 / width * half * cos * sign
