@@ -24,7 +24,7 @@ from ..util.files import atomic_output
 
 # image.toDisplayTensor's defaults (torch/image init.lua, dok.unpack of toDisplayTensor).
 DISPLAY_PADDING = 0
-MAX_ZOOM = 64  # nearest-neighbour upscaling beyond this only makes huge PNGs (issue 19)
+MAX_ZOOM = 64  # nearest-neighbour upscaling beyond this only makes huge PNGs
 DISPLAY_NROW = 6
 # show_centroids.m: the background value (100, "pixel values 0-255") and the fixed display range.
 CENTROID_BACKGROUND = 100.0

@@ -2,7 +2,7 @@
 
 Port of ``sklearn.manifold.trustworthiness`` (Venna & Kaski 2001; scikit-learn 1.x,
 euclidean metric) in torch, so an exact t-SNE run need not import ``sklearn.manifold``
-(0.9 s of a 5 s ``a2 tsne``). ``T(k) = 1 − 2 / (n k (2n − 3k − 1)) Σ_i Σ_{j ∈ N_k(i)} max(0, r(i, j) − k)``,
+(its import is a large share of a short ``a2 tsne``). ``T(k) = 1 − 2 / (n k (2n − 3k − 1)) Σ_i Σ_{j ∈ N_k(i)} max(0, r(i, j) − k)``,
 where ``N_k(i)`` are the ``k`` nearest neighbours of point ``i`` in the embedding and
 ``r(i, j)`` is the rank of ``j`` among ``i``'s neighbours in the input space (1 = nearest).
 

@@ -110,7 +110,7 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
                                            sq_dists=sq)
         coords, kl = result.coords.to(torch.float64).numpy(), result.kl_divergence
     else:
-        from sklearn.manifold import TSNE  # 0.9 s to import: only on this path
+        from sklearn.manifold import TSNE  # a slow import: only on this path
 
         tsne = TSNE(n_components=2, perplexity=perplexity, angle=theta, max_iter=n_iter, init="pca",
                     learning_rate="auto", method="barnes_hut", random_state=seed)
