@@ -43,6 +43,20 @@ def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
     return out
 
 
+def _checked_shape(images: torch.Tensor, rf: int, image_size: int | None) -> tuple:
+    """(N, C, side_h, side_w) of ``images`` once resized to ``image_size``; A2Error when there
+    are none or an rf×rf patch does not fit."""
+    if images.dim() != 4:
+        raise A2Error(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
+    n_img, c, h, w = images.shape
+    if n_img == 0:
+        raise A2Error("no images to draw patches from")
+    size_h, size_w = (h, w) if image_size is None else (image_size, image_size)
+    if rf < 1 or rf > min(size_h, size_w):
+        raise A2Error(f"rf={rf} does not fit in {size_h}x{size_w} images")
+    return n_img, c, size_h, size_w
+
+
 def random_patches(images: torch.Tensor, n_patches: int, rf: int, image_size: int | None = None,
                    generator: torch.Generator | None = None, progress=None) -> torch.Tensor:
     """``n_patches`` random rf×rf patches, float32 (n_patches, C·rf·rf), pixel values 0..255.
@@ -57,14 +71,7 @@ def random_patches(images: torch.Tensor, n_patches: int, rf: int, image_size: in
     generator : torch.Generator for the positions.
     progress : optional callable ``progress(n_images_done)``.
     """
-    if images.dim() != 4:
-        raise A2Error(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
-    n_img, c, h, w = images.shape
-    if n_img == 0:
-        raise A2Error("no images to draw patches from")
-    size_h, size_w = (h, w) if image_size is None else (image_size, image_size)
-    if rf < 1 or rf > min(size_h, size_w):
-        raise A2Error(f"rf={rf} does not fit in {size_h}x{size_w} images")
+    n_img, c, size_h, size_w = _checked_shape(images, rf, image_size)
     rows = torch.randint(0, size_h - rf + 1, (n_patches,), generator=generator)
     cols = torch.randint(0, size_w - rf + 1, (n_patches,), generator=generator)
     owner = torch.arange(n_patches) % n_img
@@ -97,14 +104,7 @@ def grid_patches(images: torch.Tensor, rf: int, stride: int, image_size: int | N
     n_patches : keep a random subset of that many (``generator``), None or more than there
     are: all of them, in image order. progress(n_images_done) per chunk.
     """
-    if images.dim() != 4:
-        raise A2Error(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
-    n_img, c, h, w = images.shape
-    if n_img == 0:
-        raise A2Error("no images to draw patches from")
-    size_h, size_w = (h, w) if image_size is None else (image_size, image_size)
-    if rf < 1 or rf > min(size_h, size_w):
-        raise A2Error(f"rf={rf} does not fit in {size_h}x{size_w} images")
+    n_img, c, size_h, size_w = _checked_shape(images, rf, image_size)
     if stride < 1:
         raise A2Error(f"stride={stride} should be >= 1")
     per_image = ((size_h - rf) // stride + 1) * ((size_w - rf) // stride + 1)
