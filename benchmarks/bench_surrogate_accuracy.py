@@ -10,7 +10,8 @@ settings; test once, for the chosen setting). Writes ``bench-out/surrogate_accur
 The data: ``--data DIR`` in the course layout (default ``../devdata/d96`` beside the
 checkout, the CIFAR-10 development set at 96x96); skipped cleanly when it is absent.
 ``--run DIR`` reuses a trained run folder (model.pt, surrogate_norm.t7, run.json) instead
-of building and training again. Not part of ``make bench``: tens of minutes on a 2-core CPU.
+of building and training again. Tens of minutes on a 2-core CPU: like bench_accuracy.py, it
+is meant to be skipped by ``make bench`` and run on its own.
 
     python benchmarks/bench_surrogate_accuracy.py [--data DIR] [--splits val] [--run DIR]
 """

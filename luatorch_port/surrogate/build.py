@@ -173,7 +173,7 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
 
     Works in chunks of about ``CHUNK_PATCHES`` patches: one ``grid_sample`` per chunk (the
     grids of one image's transformations stacked into one tall grid), the colour jitter in
-    place on its output, then uint8 (through int32: a float-to-uint8 cast ran 4x slower).
+    place on its output, then uint8 (through int32: a direct float-to-uint8 cast is slower).
 
     Parameters
     ----------
@@ -184,7 +184,7 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
     buffers : optional reusable :class:`RenderBuffers`
     theta, constants : optional precomputed ``affine_thetas`` (b, k, 2, 3) of ``boxes`` and
         ``params`` and ``JitterConstants(params, 255.0)`` (the build computes them for all
-        patches at once: per group, their small ops cost 2 us per patch)
+        patches at once: per group, their many small ops cost more than the rendering)
     stage : optional callable, called with a stage's name ("grid terms", "compose grids",
         "grid_sample", "colour jitter", "uint8") as each one ends (the benchmark's timer)
 
@@ -417,8 +417,8 @@ def _render_groups(images, seeds, boxes, params, patch, color, device, group, wo
 
     On the CPU, ``workers`` Python threads render whole groups concurrently (torch ops
     release the GIL); the caller has set one intra-op thread for the whole build, so no
-    op waits at an OpenMP barrier, which on a busy machine cost 2-4x in the render and
-    10-40x in the seed windows (measured). Results are bit-identical to the sequential
+    op waits at an OpenMP barrier, which on a busy machine slowed the render and, far more,
+    the seed windows (docs/surrogate.md). Results are bit-identical to the sequential
     path (every value is computed per element).
     """
     n_seeds = len(seeds)

@@ -201,7 +201,7 @@ def affine_grid(theta: torch.Tensor, patch: int, dtype=torch.float32) -> torch.T
     The grid of an affine map is the outer sum of one row and one column per output axis
     (:func:`grid_terms`, :func:`compose_grid`): one broadcast add instead of
     ``affine_grid``'s batched (n, P*P, 3) x (n, 3, 2) matmul, which cost more than the
-    sampling itself (44 us against 25 us per 32x32 patch).
+    sampling itself (docs/surrogate.md).
 
     Parameters
     ----------
@@ -246,7 +246,7 @@ def compose_grid(along_x: torch.Tensor, along_y: torch.Tensor,
     Returns
     -------
     (b, k * P, P, 2) view of ``planes`` for ``grid_sample`` (x/y as planes sample as fast
-    as interleaved, and one contiguous add fills them 2x faster than two strided adds).
+    as interleaved, and one contiguous add fills them faster than two strided adds).
     """
     b, _, k, patch = along_x.shape
     torch.add(along_y.unsqueeze(4), along_x.unsqueeze(3), out=planes)
@@ -376,7 +376,7 @@ class JitterConstants:
 
 
 _LOG2_HSV_EPS = math.log2(_HSV_EPS)
-_TINY = torch.finfo(torch.float32).tiny  # log of 0 (or of a subnormal) takes a slow path: 3.7x
+_TINY = torch.finfo(torch.float32).tiny  # log of 0 (or of a subnormal) takes a slow path
 
 
 class ColorJitter:
@@ -395,15 +395,14 @@ class ColorJitter:
       ``V' = clamp(V^p m + a)``: all the per-pixel work except 6 ops runs on one plane
       instead of three, and the HSV triple is never formed.
     * ``V^p = exp2(p log2 V)``, ``S^p`` likewise with ``log2 S = log2 c - log2 V``; the
-      S and V chains run as one op each on two adjacent planes. ``exp2`` ran 1.8x faster
-      than ``exp`` here and ``log2`` 1.1-1.25x faster than ``log``; a tensor exponent
+      S and V chains run as one op each on two adjacent planes. ``exp2`` is faster than
+      ``exp`` and ``log2`` than ``log`` on the CPU; a tensor exponent
       takes a slow scalar path in ``pow``.
       ``S`` uses ``max(V, 1e-8)`` as in :func:`rgb_to_hsv`; ``V`` and ``c`` are floored
-      at float32's smallest normal (``log`` of 0 ran 3.7x slower), so ``0 ** p`` comes out
+      at float32's smallest normal (``log`` of 0 takes a slow path), so ``0 ** p`` comes out
       below 1e-9 for ``p >= 0.25`` instead of 0.
     * The hue takes the max channel as masks in float and selects with ``lerp`` by 0 or 1
-      (exact; ``eq`` into a float tensor is vectorised, ``where`` with a bool mask ran at
-      4.7 ns per element here).
+      (exact; ``eq`` into a float tensor is vectorised, ``where`` with a bool mask is not).
 
     Every step is an in-place or ``out=`` op on preallocated planes (fresh temporaries
     cost more in page faults than the arithmetic); callers keep blocks small (a few
