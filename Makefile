@@ -39,7 +39,7 @@ demo: install
 
 bench: install
 	@for f in benchmarks/bench_*.py; do \
-	  case $$f in *bench_accuracy.py) continue;; esac; \
+	  case $$f in *bench_accuracy.py|*bench_surrogate_accuracy.py) continue;; esac; \
 	  echo "== $$f"; $(PY) $$f || exit 1; done
 
 # The report's methods on photographs at the standard budget (about an hour on 2 cores):
