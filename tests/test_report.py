@@ -62,6 +62,12 @@ def test_tiny_report_end_to_end(tiny_report, data):
     for name in ("surrogate", "kmeans", "combo"):
         r = states[name]["results"]
         assert r["c_source"] == "val" and "chosen on val" in r["settings"], name
+    # 2.2: both k-means presets side by side (the report's Table 2.1 for this data)
+    presets = states["kmeans"]["results"]["presets"]
+    assert [p["preset"] for p in presets] == ["coates", "report"]
+    assert (presets[1]["rf"], presets[1]["stride"]) == (22, 24) and presets[0]["rf"] == 6
+    assert presets[0]["test_acc"] == states["kmeans"]["results"]["test_acc"]
+    assert "Table 2.1 (on this data)" in text and "| report | 8 | 22 / 24 |" in text
     # every figure the report shows exists and is a PNG of a sensible size
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(figures) >= 12

@@ -26,7 +26,8 @@ BUDGETS = {
         "surrogate": {"classes": 20, "per_seed": 8, "patch": 16, "model": "8c5-16f", "epochs": 2,
                       "batch_size": 32, "learning_rate": 0.01, "weight_decay": 4e-4,
                       **SURROGATE_DEFAULTS},
-        "kmeans": {"k": 16, "patches": 2000, "iterations": 3, "image_size": 32, "rf": 6},
+        "kmeans": {"k": 16, "patches": 2000, "iterations": 3, "image_size": 32, "rf": 6,
+                   "report_preset": {"k": 8, "iterations": 2}},
         "pseudolabel": {"model": "16c5-32f", "epochs": 2, "batch_size": 32, "learning_rate": 0.05,
                         "alpha_final": 3.0, "t1": 1, "t2": 2, "unlabelled_per_batch": 16, "unlabelled_limit": 200,
                         "monitor": 50, "warmup": 0, "threshold": None},
@@ -40,7 +41,8 @@ BUDGETS = {
         "surrogate": {"classes": 100, "per_seed": 32, "patch": 32, "model": "32c5-32c5-64f", "epochs": 4,
                       "batch_size": 128, "learning_rate": 0.05, "weight_decay": 4e-4,
                       **SURROGATE_DEFAULTS},
-        "kmeans": {"k": 400, "patches": 100000, "iterations": 20, "image_size": 32, "rf": 6},
+        "kmeans": {"k": 400, "patches": 100000, "iterations": 20, "image_size": 32, "rf": 6,
+                   "report_preset": {"k": 400, "iterations": 10}},
         # Supervised warm-up (the net takes off after epoch ~8 at this lr), then only confident
         # pseudo-labels: with alpha rising while the net was 35-60 % right, an unthresholded run
         # collapsed to 32 % val; with 12 epochs no pseudo-label reached 0.95 (docs/report.md).
@@ -58,7 +60,8 @@ BUDGETS = {
                      "limit": None},
         # chosen on the dev set's val split (surrogate/settings.py; docs/surrogate.md)
         "surrogate": {key: value for key, value in SURROGATE_STANDARD.items() if key != "C"},
-        "kmeans": {"k": 1600, "patches": 400000, "iterations": 50, "image_size": 32, "rf": 6},
+        "kmeans": {"k": 1600, "patches": 400000, "iterations": 50, "image_size": 32, "rf": 6,
+                   "report_preset": {"iterations": 20}},
         "pseudolabel": {"model": "32c5-64c5-128f", "epochs": 25, "batch_size": 32, "learning_rate": 0.05,
                         "alpha_final": 3.0, "t1": 10, "t2": 20, "unlabelled_per_batch": 32, "unlabelled_limit": None,
                         "monitor": 1000, "warmup": 10, "threshold": 0.95},
@@ -71,7 +74,8 @@ BUDGETS = {
         "surrogate": {"classes": 4000, "per_seed": 100, "patch": 32, "model": "64c5-128c5-256c5-512f",
                       "epochs": 30, "batch_size": 128, "learning_rate": 0.01, "weight_decay": 4e-4,
                       **SURROGATE_DEFAULTS},
-        "kmeans": {"k": 1600, "patches": 400000, "iterations": 50, "image_size": 32, "rf": 6},
+        "kmeans": {"k": 1600, "patches": 400000, "iterations": 50, "image_size": 32, "rf": 6,
+                   "report_preset": {}},
         "pseudolabel": {"model": "vgg_bn_drop", "epochs": 100, "batch_size": 64, "learning_rate": 1.0,
                         "alpha_final": 3.0, "t1": 10, "t2": 60, "unlabelled_per_batch": 64,
                         "unlabelled_limit": 20000, "monitor": 1000, "warmup": 0, "threshold": None},

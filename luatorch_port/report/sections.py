@@ -323,55 +323,91 @@ def augmentations_figure(ctx: Context) -> dict:
 
 # ---------------------------------------------------------------------------------- 2.2 k-means
 
+def _kmeans_pipeline(ctx: Context, model, extra_images, splits: dict, C, stage: str) -> dict:
+    """Fit ``model`` (a CoatesKMeans) on ``extra_images``, encode ``splits`` (train/val/test),
+    fit the L2-SVM (:func:`kmeans.fit_svm`, C on val, refit on train + val) and score it."""
+    from ..kmeans import fit_svm
+
+    device = ctx.device or "cpu"
+    t0 = time.perf_counter()
+    model.fit(extra_images, generator=ctx.generator(stage), device=device,
+              on_images=Counter(ctx.progress, len(extra_images), f"{stage} patches", unit="img"),
+              on_iteration=lambda i, obj: or_silent(ctx.progress)(i + 1, model.iterations, stage=stage,
+                                                                  objective=obj))
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    feats = {name: model.transform(sp.images, device=device,
+                                   progress=Counter(ctx.progress, len(sp), f"{stage}: encoding {name}",
+                                                    unit="img"))
+             for name, sp in splits.items()}
+    encode_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    svm = fit_svm(feats["train"], splits["train"].labels, feats["val"], splits["val"].labels, C=C,
+                  refit=True, n_classes=len(splits["train"].classes))
+    svm_s = time.perf_counter() - t0
+    clf = svm.classifier
+    test_pred = clf.predict(feats["test"]).cpu()
+
+    def acc(pred, labels):
+        return float((pred == labels).double().mean()) * 100
+
+    return {"svm": svm, "test_pred": test_pred, "n_features": int(feats["train"].shape[1]),
+            "train_acc": acc(clf.predict(feats["train"]).cpu(), splits["train"].labels),
+            "val_acc": svm.val_accuracy * 100, "test_acc": acc(test_pred, splits["test"].labels),
+            "seconds": {"fit": fit_s, "encode": encode_s, "svm": svm_s}}
+
+
 def kmeans(ctx: Context) -> dict:
-    """Coates-Lee-Ng: k-means centroids on extra, triangle features, L2-SVM on train; val and test scored."""
-    CoatesKMeans, fit_svm = _need("kmeans", "CoatesKMeans", "fit_svm")
+    """Coates-Lee-Ng: k-means centroids on extra, triangle features, L2-SVM on train (C on val);
+    then the report's own setting (22x22 patches at stride 24) beside it, as the report's Table 2.1."""
+    CoatesKMeans = _need("kmeans", "CoatesKMeans")
     from ..data import load_split
+    from ..kmeans.coates import PRESETS
+    from ..kmeans.run import choose_images
     from ..visualize.figures import centroids_figure, save_image
 
     s = ctx.settings["kmeans"]
     out = ctx.section_dir("kmeans")
-    gen = ctx.generator("kmeans")
-    device = ctx.device or "cpu"
     extra = load_split(ctx.data("extra"), expect="extra", progress=ctx.progress)
-    t0 = time.perf_counter()
-    km = CoatesKMeans(k=s["k"], rf=s["rf"], n_patches=s["patches"], iterations=s["iterations"],
-                      image_size=s["image_size"]).fit(
-        extra.images, generator=gen, device=device,
-        on_images=Counter(ctx.progress, len(extra), "k-means patches", unit="img"),
-        on_iteration=lambda i, obj: or_silent(ctx.progress)(i + 1, s["iterations"], stage="k-means",
-                                                            objective=obj))
-    km.save(out / "centroids.t7")
-    del extra
-    fit_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
     splits = {name: load_split(ctx.data(name), expect="labelled") for name in ("train", "val", "test")}
-    feats = {name: km.transform(sp.images, device=device,
-                                progress=Counter(ctx.progress, len(sp), f"encoding {name}", unit="img"))
-             for name, sp in splits.items()}
-    encode_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    svm = fit_svm(feats["train"], splits["train"].labels, feats["val"], splits["val"].labels,
-                  C=s.get("C", "auto"), refit=True, n_classes=len(splits["train"].classes))
-    clf = svm.classifier
-    svm_s = time.perf_counter() - t0
-    acc = {"train": float((clf.predict(feats["train"]).cpu() == splits["train"].labels).double().mean()) * 100,
-           "val": svm.val_accuracy * 100}
+    km = CoatesKMeans(k=s["k"], rf=s["rf"], n_patches=s["patches"], iterations=s["iterations"],
+                      image_size=s["image_size"])
+    run = _kmeans_pipeline(ctx, km, extra.images, splits, s.get("C", "auto"), "k-means")
+    km.save(out / "centroids.t7")
+    svm, sec = run["svm"], run["seconds"]
+    presets = [{"preset": "coates", "k": km.k, "rf": km.rf, "stride": km.stride, "patches": km.n_patches_used_,
+                "iterations": len(km.objective_), "C": svm.C, "train_acc": run["train_acc"],
+                "val_acc": run["val_acc"], "test_acc": run["test_acc"], "seconds": sum(sec.values())}]
+    if s.get("report_preset") is not None:
+        # the report's setting: 22x22 patches at stride 24 of the 96x96 images (16 per image) of
+        # 20,000 random unlabelled images; the budget may shrink k and the iterations
+        p = {**PRESETS["report"], **s["report_preset"]}
+        pick = choose_images(len(extra), p["limit"], ctx.generator("k-means report images"))
+        images = extra.images if pick is None else extra.images[pick]
+        rk = CoatesKMeans(k=p["k"], rf=p["rf"], n_patches=min(p["n_patches"], 16 * len(images)),
+                          iterations=p["iterations"], image_size=p["image_size"], stride=p["stride"],
+                          sampling=p["sampling"])
+        rr = _kmeans_pipeline(ctx, rk, images, splits, s.get("C", "auto"), "k-means (report preset)")
+        presets.append({"preset": "report", "k": rk.k, "rf": rk.rf, "stride": rk.stride,
+                        "patches": rk.n_patches_used_, "iterations": len(rk.objective_), "C": rr["svm"].C,
+                        "train_acc": rr["train_acc"], "val_acc": rr["val_acc"], "test_acc": rr["test_acc"],
+                        "seconds": sum(rr["seconds"].values())})
+    del extra
     image, info = centroids_figure(out / "centroids.t7", space="unwhitened", max_count=400)
     save_image(out / "centroids.png", image, zoom=4)
     res = {"k": s["k"], "rf": s["rf"], "patches": s["patches"], "iterations": s["iterations"],
-           "image_size": s["image_size"], "n_features": int(feats["train"].shape[1]),
+           "image_size": s["image_size"], "n_features": run["n_features"],
            "objective": [float(v) for v in km.objective_],
-           "train_acc": acc["train"], "val_acc": acc["val"], "centroids_file": ctx.rel(out / "centroids.t7"),
-           "seconds": {"fit": fit_s, "encode": encode_s, "svm": svm_s}, **svm_record(svm),
+           "train_acc": run["train_acc"], "val_acc": run["val_acc"], "centroids_file": ctx.rel(out / "centroids.t7"),
+           "seconds": sec, **svm_record(svm), "presets": presets,
            "settings": f"k={s['k']}, rf={s['rf']}, {s['patches']} patches, {s['iterations']} iterations, "
                        f"images at {s['image_size']}px, triangle + 4-quadrant sum pooling "
-                       f"({feats['train'].shape[1]} features), {svm_text(svm)}",
+                       f"({run['n_features']} features), {svm_text(svm)}",
            "notes": [f"k-means objective: {km.objective_[0]:.4g} after iteration 1, {km.objective_[-1]:.4g} "
                      f"after {len(km.objective_)}" if km.objective_ else "k-means objective not recorded",
-                     f"time: k-means {fit_s:.1f} s, encoding {encode_s:.1f} s, SVM {svm_s:.1f} s"],
+                     f"time: k-means {sec['fit']:.1f} s, encoding {sec['encode']:.1f} s, SVM {sec['svm']:.1f} s"],
            "figures": {"centroids": ctx.rel(out / "centroids.png")}}
-    res.update(_write_test_predictions(ctx, clf.predict(feats["test"]).cpu(), out))
+    res.update(_write_test_predictions(ctx, run["test_pred"], out))
     return res
 
 
