@@ -64,10 +64,10 @@ def main(argv=None):
     t_fit = a2("kmeans", "fit", "--extra", d / "extra.t7b", "--out", cents, "--quiet", *smoke)
     t_eval = a2("kmeans", "eval", "--centroids", cents, *splits, "--val", d / "val.t7b",
                 "--svm-out", work / "auto.svm.t7", "--quiet")
-    auto = json.loads((work / "centroids.svm.run.json").read_text())["results"]
+    auto = json.loads((work / "auto.svm.run.json").read_text())["results"]
     t_base = a2("kmeans", "eval", "--centroids", cents, *splits, "--C", "100", "--no-val",
                 "--svm-out", work / "c100.svm.t7", "--quiet")
-    base = json.loads((work / "centroids.svm.run.json").read_text())["results"]
+    base = json.loads((work / "c100.svm.run.json").read_text())["results"]
     fit = json.loads((work / "centroids.run.json").read_text())
     cfg = fit["config"]
     # the machine limit: k-means distance GEMMs (iterations + the final assignment) and the

@@ -69,7 +69,7 @@ def run_command(path: Path, out: Path, extra: list[str]) -> tuple[float, float, 
     subprocess.run([sys.executable, "-m", "luatorch_port", "tsne", str(path), "--out", str(out), "--quiet",
                     *extra], check=True, env=env, capture_output=True)
     wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
-    record = json.loads(out.with_suffix(".json").read_text())
+    record = json.loads(out.with_name(out.stem + ".run.json").read_text())  # cli.common.record_path
     return wall, cpu, record["results"]
 
 

@@ -1,0 +1,39 @@
+"""The benchmarks that time `a2` commands read the records those commands write: run them at
+smoke size on the digits sample so that a renamed record or option breaks a test, not a
+benchmark run an hour later."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(script, tmp_path, *args):
+    env = dict(os.environ, BENCH_OUT=str(tmp_path / "bench-out"), PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *map(str, args)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_kmeans_pipeline_benchmark_reads_the_commands_records(sample_data, tmp_path):
+    data = sample_data(image_size=32, per_class=18)
+    _bench("bench_kmeans_pipeline.py", tmp_path, "--smoke", "--data", data)
+    out = json.loads((tmp_path / "bench-out" / "kmeans_pipeline.json").read_text())
+    assert out["figures"], out
+
+
+@pytest.mark.slow
+def test_tsne_benchmark_reads_the_commands_record(sample_data, tmp_path):
+    data = sample_data(image_size=32, per_class=None)  # 100 val images: enough for perplexity 30
+    _bench("bench_tsne.py", tmp_path, "--data", data / "val.t7b", "--rounds", 1)
+    out = json.loads((tmp_path / "bench-out" / "tsne.json").read_text())
+    assert out["figures"], out
