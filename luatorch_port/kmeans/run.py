@@ -129,7 +129,7 @@ def run_fit(extra, out, *, preset: str = "coates", k: int | None = None, rf: int
     settings = {key: value if given[key] is None else given[key]
                 for key, value in PRESETS[preset].items()}
     t0 = time.perf_counter()
-    split = load_split(extra)
+    split = load_split(extra, progress=progress)
     images = split.images
     pick = choose_images(len(images), settings["limit"], generator)
     if pick is not None:
@@ -166,9 +166,9 @@ def run_eval(centroids, train, test, *, val=None, C: float | str = "auto", grid=
     model = CoatesKMeans.load(centroids)
     if encoder is not None:
         model.encoder = encoder
-    tr = load_split(train, limit=limit, expect="labelled")
-    va = None if val is None else load_split(val, limit=limit, expect="labelled")
-    te = load_split(test, limit=limit)
+    tr = load_split(train, limit=limit, expect="labelled", progress=progress)
+    va = None if val is None else load_split(val, limit=limit, expect="labelled", progress=progress)
+    te = load_split(test, limit=limit, progress=progress)
     total = len(tr) + len(te) + (0 if va is None else len(va))
     result = evaluate(model, tr.images, tr.labels, te.images, te.labels,
                       val_images=None if va is None else va.images,

@@ -140,9 +140,9 @@ def run_train(config: TrainConfig, pl: PseudoLabelConfig, *, train_path, val_pat
     config.validate()
     if monitor_size < 0:
         raise A2Error(f"monitor_size={monitor_size} should be >= 0")
-    train = load_split(train_path, limit=limit, expect="labelled")
-    val = load_split(val_path, limit=limit, expect="labelled") if val_path is not None else None
-    extra = load_split(extra_path, limit=extra_limit, expect="extra")
+    train = load_split(train_path, limit=limit, expect="labelled", progress=progress)
+    val = load_split(val_path, limit=limit, expect="labelled", progress=progress) if val_path is not None else None
+    extra = load_split(extra_path, limit=extra_limit, expect="extra", progress=progress)
     shape = tuple(train.images.shape[1:])
     if len(shape) != 3 or shape[1] != shape[2]:
         raise A2Error(f"{train_path}: images are {shape}, expected square 3xHxH")
@@ -237,10 +237,10 @@ def run_selftrain(config: SelfTrainConfig, *, centroids_path, train_path, val_pa
 
     config.validate()
     kmeans = CoatesKMeans.load(centroids_path)
-    train = load_split(train_path, expect="labelled")
-    val = load_split(val_path, expect="labelled") if val_path is not None else None
-    extra = load_split(extra_path, limit=extra_limit, expect="extra")
-    test = load_split(test_path) if test_path is not None else None
+    train = load_split(train_path, expect="labelled", progress=progress)
+    val = load_split(val_path, expect="labelled", progress=progress) if val_path is not None else None
+    extra = load_split(extra_path, limit=extra_limit, expect="extra", progress=progress)
+    test = load_split(test_path, progress=progress) if test_path is not None else None
     n_classes = len(train.classes)
     true_extra = (load_extra_labels(extra_labels_path, len(extra), n_classes)
                   if extra_labels_path is not None else None)

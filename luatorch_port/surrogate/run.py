@@ -47,7 +47,7 @@ def run_build(extra_path, out_path, generator: torch.Generator, *, classes: int 
     from ..data import load_split
 
     tic = time.perf_counter()
-    split = load_split(extra_path, limit=limit)
+    split = load_split(extra_path, limit=limit, progress=progress)
     info = B.build_surrogate(split.images, out_path, generator, n_seeds=classes, per_seed=per_seed,
                              patch=patch, window=window, gradient=gradient, preset=preset,
                              ranges=ranges, device=device, progress=progress)
@@ -156,7 +156,7 @@ def run_eval(model_path, train_path=DEFAULT_TRAIN, test_path=DEFAULT_TEST, *, va
     if random_init:
         model = untrained_copy(model, generator or torch.Generator().manual_seed(1))
     paths = {"train": train_path, "val": val_path, "test": test_path}
-    splits = {name: load_split(path, limit=limit, expect="labelled")
+    splits = {name: load_split(path, limit=limit, expect="labelled", progress=progress)
               for name, path in paths.items() if path is not None}
     feats = {name: exemplar_features(model, norm.apply(split.images), batch_size=batch_size,
                                      device=device, progress=progress, stage=f"features {name}")

@@ -51,8 +51,8 @@ def run_train(config: TrainConfig, *, train_path, val_path, model_name: str, out
     config.validate()
     if resume:
         require_checkpoint(os.path.join(out_dir, CHECKPOINT_NAME))
-    train = load_split(train_path, limit=limit, expect="labelled")
-    val = load_split(val_path, limit=limit, expect="labelled") if val_path is not None else None
+    train = load_split(train_path, limit=limit, expect="labelled", progress=progress)
+    val = load_split(val_path, limit=limit, expect="labelled", progress=progress) if val_path is not None else None
     size = _square_size(train.images, train_path)
     if val is not None and val.images.shape[1:] != train.images.shape[1:]:
         raise A2Error(f"{val_path}: images are {tuple(val.images.shape[1:])}, "
@@ -96,7 +96,7 @@ def run_predict(model_path, test_path, *, norm_path=None, device=None,
                       f"written by a2 train, or the starter's provider.t7)")
     stats = load_norm(norm_path)
     model = load_model(model_path)
-    test = load_split(test_path)
+    test = load_split(test_path, progress=progress)
     inputs = normalize(test.images, stats)
     if device is not None:
         model.to(device)
