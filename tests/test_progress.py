@@ -36,6 +36,19 @@ def test_off_a_terminal_interval_zero_prints_a_line_per_call_with_rate_and_eta()
     assert "\r" not in stream.getvalue()
 
 
+def test_bytes_are_shown_as_sizes():
+    meter, stream, clock = _meter(0)
+    meter(0, 24_935_763, stage="reading extra.t7b", unit="B")
+    clock.now += 2.0
+    meter(8_000_000, 24_935_763, stage="reading extra.t7b", unit="B")
+    clock.now += 2.0
+    meter(24_935_763, 24_935_763, stage="reading extra.t7b", unit="B")
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "reading extra.t7b: 0 B/24.9 MB (0%)"
+    assert lines[1] == "reading extra.t7b: 8 MB/24.9 MB (32%) 4 MB/s ETA 0:04"
+    assert lines[2] == "reading extra.t7b: 24.9 MB/24.9 MB (100%) 6.23 MB/s in 0:04"
+
+
 def test_off_a_terminal_a_line_every_tenth_and_at_the_end_when_the_interval_is_long():
     meter, stream, clock = _meter(3600)
     for done in range(101):
@@ -60,7 +73,7 @@ def test_info_is_shown_and_unknown_totals_have_no_eta():
     meter(0, None, stage="download", unit="B")
     clock.now = 2.0
     meter(4096, None, stage="download", unit="B", text="loss 0.250", objective=1.23456789)
-    assert stream.getvalue().splitlines()[-1] == "download: 4096 2048 B/s loss 0.250 objective 1.235"
+    assert stream.getvalue().splitlines()[-1] == "download: 4.1 kB 2.05 kB/s loss 0.250 objective 1.235"
 
 
 def test_a_stage_that_comes_back_keeps_its_rate():

@@ -92,6 +92,14 @@ def _rate(rate: float) -> str:
     return f"{rate:.0f}" if rate >= 100 else f"{rate:.1f}" if rate >= 1 else f"{rate:.2g}"
 
 
+def _bytes(n: float) -> str:
+    """``n`` bytes as a short decimal size: 950 B, 27.9 kB, 24.9 MB, 2.8 GB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
 def _number(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -171,15 +179,19 @@ class Meter:
         if bar and total:
             filled = int(BAR_WIDTH * min(done / total, 1.0))
             parts.append("[" + "#" * filled + "-" * (BAR_WIDTH - filled) + "]")
-        if total:
-            parts.append(f"{done}/{total} ({100.0 * done / total:.0f}%)")
-        else:
-            parts.append(f"{done}")
-        elapsed = now - state[0]
         unit = info.get("unit")
+        count = _bytes if unit == "B" else str  # bytes read as sizes, everything else as counts
+        if total:
+            parts.append(f"{count(done)}/{count(total)} ({100.0 * done / total:.0f}%)")
+        else:
+            parts.append(count(done))
+        elapsed = now - state[0]
         if elapsed > 0 and done > state[1]:
             rate = (done - state[1]) / elapsed
-            parts.append(f"{_rate(rate)} {unit}/s" if unit else f"{_rate(rate)}/s")
+            if unit == "B":
+                parts.append(f"{_bytes(rate)}/s")
+            else:
+                parts.append(f"{_rate(rate)} {unit}/s" if unit else f"{_rate(rate)}/s")
             if total and done < total:
                 parts.append(f"ETA {_clock((total - done) / rate)}")
             elif total:
