@@ -28,8 +28,6 @@ def _commands(group=cli, prefix=()):
 
 
 ALL = list(_commands())
-# commands whose files other branches rename; strict=False: they pass once those merge
-PENDING: dict = {}
 
 
 def _visible_names(cmd, ctx):
@@ -45,10 +43,7 @@ def _visible_names(cmd, ctx):
     return names
 
 
-@pytest.mark.parametrize("path,cmd", [
-    pytest.param(p, c, id=" ".join(p),
-                 marks=[pytest.mark.xfail(strict=False, reason=PENDING[p])] if p in PENDING else [])
-    for p, c in ALL])
+@pytest.mark.parametrize("path,cmd", [pytest.param(p, c, id=" ".join(p)) for p, c in ALL])
 def test_help_shows_only_kebab_case_options(path, cmd):
     ctx = click.Context(cmd, info_name=path[-1])
     bad = [n for n in _visible_names(cmd, ctx) if n not in PROPER_NAMES and not KEBAB.match(n)]
