@@ -167,6 +167,18 @@ def test_a_command_off_a_terminal_prints_progress_lines_unless_quiet(val_file, t
         assert "ETA" in lines[100]
 
 
+def test_kmeans_fit_reports_reading_its_split_then_patches_and_iterations(val_file, tmp_path, monkeypatch):
+    from luatorch_port.cli import cli
+
+    monkeypatch.setenv(INTERVAL_ENV, "0")
+    res = CliRunner().invoke(cli, ["kmeans", "fit", "--extra", str(val_file), "--out", str(tmp_path / "c.t7"),
+                                   "--k", "4", "--patches", "500", "--iterations", "2"])
+    assert res.exit_code == 0, res.output
+    stages = [line.split(":")[0] for line in res.stderr.splitlines()]
+    assert "reading val.t7b" in stages and "patches" in stages and "k-means" in stages
+    assert stages.index("reading val.t7b") < stages.index("patches") < stages.index("k-means")
+
+
 def test_loading_a_split_reports_the_bytes_read(val_file):
     import os
 

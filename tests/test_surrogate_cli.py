@@ -102,6 +102,10 @@ def test_end_to_end_on_the_data_sample_beats_chance(sample_dir, tmp_path):
     assert results["test_acc"] > 0.2  # 10 classes: chance is 0.1 (got 0.275 with these seeds)
     assert record["config"]["random_init"] is False
     assert len(pred.read_text().splitlines()) == 41
+    # --C auto (the default): chosen on --val over the grid, the curve printed and recorded
+    from luatorch_port.kmeans.svm import C_GRID
+    assert results["c_source"] == "val" and [p["C"] for p in results["c_curve"]] == list(C_GRID)
+    assert results["refit"] is True and f"C = {results['C']:g}, chosen on val" in result.stdout
     control = tmp_path / "control.csv"
     result = invoke("surrogate", "eval", run / "model.pt", "--train", sample_dir / "train.t7b",
                     "--test", sample_dir / "test.t7b", "--random-init", "--out", control, "--no-val",
@@ -110,7 +114,24 @@ def test_end_to_end_on_the_data_sample_beats_chance(sample_dir, tmp_path):
     assert "(random-init control)" in result.stdout
     record = json.loads((tmp_path / "control.run.json").read_text())
     assert record["config"]["random_init"] is True and record["results"]["val_acc"] is None
+    # no val split: --C auto falls back to Coates' fixed C and says so
+    assert "--no-val: no split to choose C on, using Coates' fixed C = 100" in result.stdout
+    assert record["results"]["c_source"] == "fixed" and record["results"]["C"] == 100.0
     assert record["results"]["n_features"] == results["n_features"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--val", "missing.t7b"], "--val missing.t7b: no such file"),
+    (["--no-val", "--C", "abc"], "neither 'auto' nor a number"),
+    (["--no-val", "--C", "0"], "should be > 0"),
+])
+def test_eval_C_and_val_errors(sample_dir, tmp_path, args, message):
+    from luatorch_port.nn import build_model, save_model
+    save_model(build_model("8c5-8f", n_classes=4, input_size=32), tmp_path / "m.t7")
+    result = invoke("surrogate", "eval", tmp_path / "m.t7", "--train", sample_dir / "train.t7b",
+                    "--test", sample_dir / "test.t7b", *args, "--quiet")
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert "Traceback" not in result.output
 
 
 def test_eval_without_norm_is_an_error(sample_dir, tmp_path):
