@@ -121,6 +121,22 @@ class CValue(click.ParamType):
         return c
 
 
+def val_for_C(val, no_val: bool, C) -> str | None:
+    """The val split a feature SVM's C is chosen on: None with ``--no-val`` (saying so when
+    ``--C auto`` then falls back to Coates' fixed C); an A2Error when ``val`` is missing."""
+    from ..kmeans.svm import COATES_C
+    from ..util.errors import A2Error
+
+    if no_val:
+        if C == "auto":
+            click.echo(f"--no-val: no split to choose C on, using Coates' fixed C = {COATES_C:g}")
+        return None
+    if not os.path.isfile(val):
+        raise A2Error(f"--val {val}: no such file (give the labelled val split, or --no-val "
+                      f"for the fixed C = {COATES_C:g})")
+    return val
+
+
 def seed_option(default=1):
     return click.option("--seed", type=int, default=default, show_default=True,
                         help="Random seed (torch, numpy, random); recorded in the run's JSON.")

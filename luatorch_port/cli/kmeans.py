@@ -11,7 +11,7 @@ from ..kmeans.coates import PRESETS, SAMPLINGS
 from ..kmeans.encoder import DEFAULT_PRECISION, PRECISIONS
 from ..kmeans.run import MAX_IMAGE_SIZE
 from ..kmeans.svm import C_GRID, COATES_C
-from .common import (CValue, device_option, meter, quiet_option, record_path, resolve_device, seed_everything,
+from .common import (CValue, device_option, meter, val_for_C, quiet_option, record_path, resolve_device, seed_everything,
                      seed_option)
 
 
@@ -128,18 +128,13 @@ def eval_cmd(centroids, train, val, no_val, test, C, refit, precision, encoder, 
              svm_out, limit, seed, device, quiet):
     """Encode the splits, fit the L2-SVM (C chosen on --val by default), print accuracies."""
     from ..kmeans import run_eval
-    from ..util.errors import A2Error
     from ..util.provenance import write_record
 
     seed_everything(seed, quiet)
     dev = resolve_device(device)
     t0, c0 = time.perf_counter(), time.process_time()
-    if not no_val and not Path(val).is_file():
-        raise A2Error(f"--val {val}: no such file (give the labelled val split, or --no-val "
-                      f"for the fixed C = {COATES_C:g})")
-    if C == "auto" and no_val:
-        click.echo(f"--no-val: no split to choose C on, using Coates' fixed C = {COATES_C:g}")
-    res = run_eval(centroids, train, test, val=None if no_val else val, C=C, refit=refit,
+    val = val_for_C(val, no_val, C)
+    res = run_eval(centroids, train, test, val=val, C=C, refit=refit,
                    precision=precision, encoder=None if encoder == "saved" else encoder,
                    svm_out=svm_out, predictions=predictions, limit=limit, device=dev,
                    progress=meter(quiet))
@@ -162,7 +157,7 @@ def eval_cmd(centroids, train, val, no_val, test, C, refit, precision, encoder, 
                "svm_evaluations": result.classifier.svm.info_.evaluations,
                "svm_objective": result.classifier.svm.info_.objective}
     write_record(record_path(svm_path, folder=False), "kmeans eval",
-                 {"centroids": centroids, "train": train, "val": None if no_val else val,
+                 {"centroids": centroids, "train": train, "val": val,
                   "test": test, "C": C, "refit": refit, "precision": precision,
                   "encoder": model.encoder, "predictions": predictions, "svm_out": svm_path,
                   "limit": limit, **{f"model_{k}": v for k, v in model.config().items()}},

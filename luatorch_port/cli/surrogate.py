@@ -13,7 +13,7 @@ from ..util.errors import A2Error
 from ..surrogate.run import DEFAULT_EXTRA, DEFAULT_TEST, DEFAULT_TRAIN, DEFAULT_VAL, EVAL_BATCH, SVM_C
 from ..surrogate.train import BATCH_SIZE, LR, MODEL, MOMENTUM, WEIGHT_DECAY
 from ..surrogate.transforms import DEFAULT_PRESET, PRESETS
-from .common import (CValue, device_option, ensure_parent, meter, quiet_option, record_path, resolve_device,
+from .common import (CValue, val_for_C, device_option, ensure_parent, meter, quiet_option, record_path, resolve_device,
                      out_dir_option, resumable, seed_everything, seed_option, sgd_options,
                      training_options)
 
@@ -237,13 +237,7 @@ def eval_cmd(ctx, model_path, train_path, val_path, no_val, test_path, out_alias
     predictions = _alias(ctx, "predictions", predictions, "--out", out_alias)
     dev = resolve_device(device)
     gen = seed_everything(seed, quiet=quiet)
-    if no_val:
-        val_path = None
-        if c == "auto":
-            click.echo(f"--no-val: no split to choose C on, using Coates' fixed C = {SVM_C:g}")
-    elif not os.path.isfile(val_path):
-        raise A2Error(f"--val {val_path}: no such file (give the labelled val split, or --no-val "
-                      f"for the fixed C = {SVM_C:g})")
+    val_path = val_for_C(val_path, no_val, c)
     res = run_eval(model_path, train_path, test_path, val_path=val_path, norm_path=norm_path,
                    C=c, refit=refit, random_init=random_init, generator=gen, batch_size=batch_size,
                    device=dev, limit=limit, progress=meter(quiet))

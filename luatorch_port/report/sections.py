@@ -209,19 +209,13 @@ def _cnn_figures(ctx: Context, out: Path, title: str) -> dict:
 # ------------------------------------------------------------------------- the feature pipelines' SVM
 
 def svm_text(fit) -> str:
-    """How the L2-SVM's C was set, for a section's settings line (``fit``: kmeans.svm.SVMFit)."""
+    """How the L2-SVM's C was set, for a section's settings line (``fit``: a kmeans.svm.SVMFit
+    or kmeans.Evaluation: ``C``, ``c_source``, ``curve``, ``refit``)."""
     if fit.c_source == "val":
         grid = ", ".join(f"{p['C']:g}" for p in fit.curve)
         return (f"L2-SVM, C chosen on val from {{{grid}}}: C={fit.C:g}"
                 + (", then refit on train + val" if fit.refit else ", trained on train only"))
     return f"L2-SVM, fixed C={fit.C:g} (Coates), trained on train only"
-
-
-def _eval_svm_text(res: dict) -> str:
-    """:func:`svm_text` for a ``surrogate.run.run_eval`` result."""
-    from types import SimpleNamespace
-    return svm_text(SimpleNamespace(C=res["C"], c_source=res["c_source"], curve=res["c_curve"],
-                                    refit=res["refit"]))
 
 
 def svm_record(fit) -> dict:
@@ -274,7 +268,7 @@ def surrogate(ctx: Context) -> dict:
                        C=s.get("C", "auto"), random_init=True, generator=ctx.generator("surrogate-control"),
                        device=ctx.device, progress=ctx.progress)
     control_s = time.perf_counter() - t0
-    svm_line = _eval_svm_text(on_test)
+    svm_line = svm_text(on_test["svm"])
     surrogate_acc = fit.final.get("val_acc") if s.get("val_per_seed") else None
     notes = [f"surrogate-class training accuracy after the last epoch: "
              f"{fit.final.get('train_acc', float('nan')):.2f} % over {n_seeds} classes (chance "
@@ -296,7 +290,7 @@ def surrogate(ctx: Context) -> dict:
            "control": {"train_acc": control["train_acc"] * 100, "val_acc": control["val_acc"] * 100,
                        "test_acc": control["test_acc"] * 100, "seconds": control_s, "C": control["C"],
                        "settings": f"{s['model']} untrained (Lua reset()), the same normalisation, "
-                                   f"features and {_eval_svm_text(control)}"},
+                                   f"features and {svm_text(control['svm'])}"},
            "notes": notes}
     res.update(_write_test_predictions(ctx, on_test["test_pred"], out))
     res.update(_cnn_figures(ctx, out, "surrogate classes"))
@@ -324,9 +318,9 @@ def augmentations_figure(ctx: Context) -> dict:
 # ---------------------------------------------------------------------------------- 2.2 k-means
 
 def _kmeans_pipeline(ctx: Context, model, extra_images, splits: dict, C, stage: str) -> dict:
-    """Fit ``model`` (a CoatesKMeans) on ``extra_images``, encode ``splits`` (train/val/test),
-    fit the L2-SVM (:func:`kmeans.fit_svm`, C on val, refit on train + val) and score it."""
-    from ..kmeans import fit_svm
+    """Fit ``model`` (a CoatesKMeans) on ``extra_images``, then :func:`kmeans.evaluate` on
+    ``splits`` (train/val/test): encoding, the L2-SVM with C on val, refit on train + val."""
+    from ..kmeans import evaluate
 
     device = ctx.device or "cpu"
     t0 = time.perf_counter()
@@ -335,26 +329,17 @@ def _kmeans_pipeline(ctx: Context, model, extra_images, splits: dict, C, stage: 
               on_iteration=lambda i, obj: or_silent(ctx.progress)(i + 1, model.iterations, stage=stage,
                                                                   objective=obj))
     fit_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    feats = {name: model.transform(sp.images, device=device,
-                                   progress=Counter(ctx.progress, len(sp), f"{stage}: encoding {name}",
-                                                    unit="img"))
-             for name, sp in splits.items()}
-    encode_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    svm = fit_svm(feats["train"], splits["train"].labels, feats["val"], splits["val"].labels, C=C,
-                  refit=True, n_classes=len(splits["train"].classes))
-    svm_s = time.perf_counter() - t0
-    clf = svm.classifier
-    test_pred = clf.predict(feats["test"]).cpu()
-
-    def acc(pred, labels):
-        return float((pred == labels).double().mean()) * 100
-
-    return {"svm": svm, "test_pred": test_pred, "n_features": int(feats["train"].shape[1]),
-            "train_acc": acc(clf.predict(feats["train"]).cpu(), splits["train"].labels),
-            "val_acc": svm.val_accuracy * 100, "test_acc": acc(test_pred, splits["test"].labels),
-            "seconds": {"fit": fit_s, "encode": encode_s, "svm": svm_s}}
+    tr, va, te = splits["train"], splits["val"], splits["test"]
+    ev = evaluate(model, tr.images, tr.labels, te.images, te.labels, val_images=va.images,
+                  val_labels=va.labels, C=C, refit=True, n_classes=len(tr.classes), device=device,
+                  on_images=Counter(ctx.progress, len(tr) + len(va) + len(te), f"{stage}: encoding",
+                                    unit="img"))
+    seconds = {"fit": fit_s, "encode": ev.seconds["encode"],
+               "svm": sum(v for k, v in ev.seconds.items() if k != "encode")}
+    return {"svm": ev, "test_pred": ev.test_predictions, "n_features": ev.classifier.standardizer.mean_.numel(),
+            "train_acc": ev.train_accuracy * 100, "val_acc": ev.val_accuracy * 100,
+            "test_acc": float((ev.test_predictions == te.labels).double().mean()) * 100,  # as the CSV scores
+            "seconds": seconds}
 
 
 def kmeans(ctx: Context) -> dict:

@@ -20,6 +20,7 @@ from typing import Optional
 
 import torch
 
+from ..kmeans.svm import COATES_C
 from ..util.errors import A2Error
 from . import build as B
 from . import transforms as T
@@ -28,7 +29,7 @@ DEFAULT_EXTRA = os.path.join("data", "extra.t7b")
 DEFAULT_TRAIN = os.path.join("data", "train.t7b")
 DEFAULT_VAL = os.path.join("data", "val.t7b")
 DEFAULT_TEST = os.path.join("data", "test.t7b")
-SVM_C = 100.0          # Coates' fixed C for the feature SVM (kmeans_demo.m)
+SVM_C = COATES_C       # Coates' fixed C for the feature SVM (kmeans_demo.m)
 EVAL_BATCH = 50        # images per forward pass when computing features
 
 
@@ -174,4 +175,4 @@ def run_eval(model_path, train_path=DEFAULT_TRAIN, test_path=DEFAULT_TEST, *, va
             "classes": train.classes, "n_train": len(train),
             "n_val": len(splits["val"]) if "val" in splits else None, "n_test": len(splits["test"]),
             "norm": norm_path, "random_init": random_init, "C": fit.C, "c_source": fit.c_source,
-            "c_curve": fit.curve, "refit": fit.refit}
+            "c_curve": fit.curve, "refit": fit.refit, "svm": fit}
