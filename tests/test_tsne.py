@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from luatorch_port.visualize import features, figures, tsne
+from luatorch_port.visualize import features, scatter, tsne
 from luatorch_port.visualize.pca import pca
 from luatorch_port.visualize.run import write_coords_csv
 from luatorch_port.util.errors import A2Error
@@ -81,9 +81,34 @@ def test_csv_and_scatter(tmp_path):
     lines = (tmp_path / "c.csv").read_text().splitlines()
     assert lines == ["index,x,y,label,class", "1,0.500000,-1.000000,1,a", "2,2.000000,3.250000,10,truck",
                      "3,1.000000,1.000000,4,a"]
-    w, h = figures.save_scatter(tmp_path / "s.png", coords, labels=[0, 9, 3])
+    w, h = scatter.save_scatter(tmp_path / "s.png", coords, labels=[0, 9, 3])
     with Image.open(tmp_path / "s.png") as im:
         assert im.size == (w, h) == (700, 600)
+
+
+def test_scatter_places_and_colours_each_point():
+    """The numbers behind the scatter: data -> pixel mapping with 5 % margins, the legend's
+    corner, and each point drawn in its class colour where the mapping puts it."""
+    box = (10, 20, 110, 220)
+    px = scatter.data_to_pixels(np.array([[0.0, 0.0], [10.0, 4.0], [5.0, 2.0]]), box)
+    # x: 0..10 widened to -0.5..10.5 over 100 px; y: 0..4 widened to -0.2..4.2 over 200 px, upwards
+    np.testing.assert_allclose(px, [[10 + 100 * 0.5 / 11, 220 - 200 * 0.2 / 4.4],
+                                    [10 + 100 * 10.5 / 11, 220 - 200 * 4.2 / 4.4], [60, 120]])
+    crowded_upper_right = np.array([[100.0, 30.0], [95.0, 35.0], [15.0, 210.0]])
+    assert scatter.best_corner(crowded_upper_right, box, (30, 30)) == "upper left"
+    assert scatter.best_corner(np.array([[15.0, 25.0], [100, 30], [15, 210], [100, 210]]), box,
+                               (30, 30)) == "upper right"                    # a tie keeps matplotlib's first
+
+    coords = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.5, 0.5]])
+    labels = [0, 3, 9, 3]
+    image = np.asarray(scatter.draw_scatter(coords, labels, title="t"))
+    lines = 1
+    pixels = scatter.data_to_pixels(coords, scatter.axes_box(700, 600, lines))
+    for (x, y), lab in zip(pixels, labels):
+        want = np.array([int(scatter.TAB10[lab][i:i + 2], 16) for i in (1, 3, 5)])
+        assert np.abs(image[int(y), int(x)].astype(int) - want).max() <= 40, (lab, image[int(y), int(x)])
+    with pytest.raises(A2Error, match="2 labels"):
+        scatter.draw_scatter(coords, [0, 1])
 
 
 def test_thumbnails():

@@ -23,13 +23,14 @@ def raw_channel_features(images: torch.Tensor, channel: int = 1) -> torch.Tensor
 
 
 def thumbnails(images: torch.Tensor, size: int) -> torch.Tensor:
-    """N×C×H×W (uint8 0..255 or float 0..1) -> float64 N×C×size×size in [0, 1] (area averaging)."""
-    x = images.to(torch.float64)
-    if images.dtype == torch.uint8:
-        x = x / 255.0
+    """N×C×H×W (uint8 0..255 or float 0..1) -> float64 N×C×size×size in [0, 1] (area averaging).
+
+    Averaged in float32 (the PNG keeps 8 bits; float64 would quadruple the work on 1,000 full images)."""
+    x = images.to(torch.float32)
     if x.shape[-1] != size or x.shape[-2] != size:
         x = torch.nn.functional.adaptive_avg_pool2d(x, size)
-    return x
+    x = x.to(torch.float64)
+    return x / 255.0 if images.dtype == torch.uint8 else x
 
 
 def model_features(model: torch.nn.Module, inputs: torch.Tensor, *, batch_size: int = 100,

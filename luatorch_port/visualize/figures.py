@@ -29,6 +29,9 @@ DISPLAY_NROW = 6
 # show_centroids.m: the background value (100, "pixel values 0-255") and the fixed display range.
 CENTROID_BACKGROUND = 100.0
 CENTROID_RANGE = (-1.5, 1.5)
+# zlib level of the PNGs written by save_image: level 1 writes the t-SNE image map (1024² of
+# photographs) faster than Pillow's default 6, for a file a few per cent larger (docs/visualize.md).
+PNG_COMPRESS_LEVEL = 1
 
 
 def minmax(tensor: torch.Tensor, min=None, max=None, symmetric=False, saturate=True) -> torch.Tensor:
@@ -288,7 +291,7 @@ def to_uint8_hwc(image: torch.Tensor) -> np.ndarray:
 def save_image(path, image: torch.Tensor, zoom: int = 1) -> tuple[int, int]:
     """Write a C×H×W image in [0, 1] as PNG (atomically), nearest-neighbour upscaled by ``zoom``.
 
-    Returns the written (width, height).
+    Compressed at zlib level :data:`PNG_COMPRESS_LEVEL`. Returns the written (width, height).
     """
     from PIL import Image
 
@@ -297,7 +300,7 @@ def save_image(path, image: torch.Tensor, zoom: int = 1) -> tuple[int, int]:
         arr = arr.repeat(zoom, axis=0).repeat(zoom, axis=1)
     _ensure_parent(path)
     with atomic_output(path, "wb") as f:
-        Image.fromarray(arr).save(f, format="PNG")
+        Image.fromarray(arr).save(f, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return arr.shape[1], arr.shape[0]
 
 
@@ -324,61 +327,27 @@ def save_curves(path, columns: dict[str, list[float]], title: str = "", ylabel: 
     """Plot each column against epoch (1, 2, ...) and write a PNG atomically; returns (width, height).
 
     Columns that are nan throughout (``val.log`` of a run without validation) are left out.
+    Drawn on a bare ``Figure`` with the Agg canvas: no pyplot, no global figure state.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=size, dpi=dpi)
-    try:
-        for name, values in columns.items():
-            if all(v != v for v in values):  # an all-nan column (no validation set) has nothing to draw
-                continue
-            ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
-        if title:
-            ax.set_title(title)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-        return save_figure(fig, path, dpi)
-    finally:
-        plt.close(fig)
-
-
-def save_scatter(path, coords: np.ndarray, labels=None, class_names=None, title: str = "",
-                 size=(7.0, 6.0), dpi: int = 100) -> tuple[int, int]:
-    """Scatter of the 2-D coordinates coloured by class (1..10 legend by name); PNG, atomic."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=size, dpi=dpi)
-    try:
-        if labels is None:
-            ax.scatter(coords[:, 0], coords[:, 1], s=6, c="tab:blue")
-        else:
-            labels = np.asarray(labels)
-            cmap = plt.get_cmap("tab10")
-            for lab in np.unique(labels):
-                pts = coords[labels == lab]
-                name = class_names[lab] if class_names is not None and lab < len(class_names) else str(lab + 1)
-                ax.scatter(pts[:, 0], pts[:, 1], s=6, color=cmap(int(lab) % 10), label=name)
-            ax.legend(markerscale=3, fontsize=8, loc="best")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if title:
-            import textwrap
-
-            ax.set_title(textwrap.fill(title, 90), fontsize=9)
-        fig.tight_layout()
-        return save_figure(fig, path, dpi)
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=size, dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for name, values in columns.items():
+        if all(v != v for v in values):  # an all-nan column (no validation set) has nothing to draw
+            continue
+        ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path, dpi)
 
 
 def save_figure(fig, path, dpi) -> tuple[int, int]:

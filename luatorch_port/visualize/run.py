@@ -11,7 +11,8 @@ import torch
 from ..data import load_split
 from ..util.files import atomic_output
 from .features import compute_features, thumbnails
-from .figures import draw_image_map, save_image, save_scatter
+from .figures import draw_image_map, save_image
+from .scatter import save_scatter
 from .tsne import N_ITER, PCA_DIMS, PERPLEXITY, THETA, embed
 
 FEATURES = "raw"     # the report's 3.2: one channel of each image
