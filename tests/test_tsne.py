@@ -33,6 +33,25 @@ def test_pca_matches_sklearn(n, d):
     np.testing.assert_allclose(np.abs(got.numpy()), np.abs(want), atol=1e-8)
 
 
+@pytest.mark.parametrize("k,max_iter", [(2, None), (8, None), (2, 0), (9, None)])  # subspace; eigh fallback
+def test_leading_eigenpairs_equal_eigh(k, max_iter, monkeypatch):
+    from luatorch_port.visualize import pca as pca_mod
+
+    if max_iter is not None:
+        monkeypatch.setattr(pca_mod, "SUBSPACE_MAX_ITER", max_iter)
+    g = torch.Generator().manual_seed(k)
+    a = torch.randn(300, 40, generator=g, dtype=torch.float64) * torch.linspace(4, 0.1, 40, dtype=torch.float64)
+    gram = a @ a.T
+    sizes, eigh = [], torch.linalg.eigh
+    monkeypatch.setattr(torch.linalg, "eigh", lambda m: sizes.append(m.shape[0]) or eigh(m))
+    vals, vecs = pca_mod._leading_eigenpairs(gram, k)
+    # the full N×N eigendecomposition only as the fallback (not converged, or k above SUBSPACE_MAX_K)
+    assert (300 in sizes) == (max_iter == 0 or k > pca_mod.SUBSPACE_MAX_K)
+    evals, evecs = eigh(gram)
+    torch.testing.assert_close(vals, evals[-k:].flip(0), rtol=1e-10, atol=0)
+    torch.testing.assert_close(vecs.abs(), evecs[:, -k:].flip(1).abs(), rtol=0, atol=1e-8)
+
+
 def test_embedding_separable_data_is_trustworthy():
     x, labels = _blobs()
     emb = tsne.embed(x, generator=torch.Generator().manual_seed(0), threads=1)

@@ -34,9 +34,40 @@ def centered_gram(d2: torch.Tensor) -> torch.Tensor:
     return -0.5 * (d2 - row - row.T + d2.mean())
 
 
-def _components(gram: torch.Tensor, k: int) -> torch.Tensor:
+# Subspace iteration for the few leading eigenpairs of an N×N Gram matrix (t-SNE's
+# initialisation needs two): the full eigendecomposition is O(N³), each iteration one N×N·N×p
+# product. Used up to SUBSPACE_MAX_K components, with SUBSPACE_EXTRA more vectors iterated than
+# asked for (convergence goes as (λ_{k+extra+1} / λ_k)^iterations); converged when every
+# residual ‖G v − λ v‖ is at most SUBSPACE_TOL · λ_1, else (or for more components) eigh.
+SUBSPACE_MAX_K = 8
+SUBSPACE_EXTRA = 8
+SUBSPACE_TOL = 1e-12
+SUBSPACE_MAX_ITER = 200
+
+
+def _leading_eigenpairs(gram: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` largest eigenvalues (decreasing) of the symmetric PSD ``gram`` and their
+    eigenvectors (N×k), as ``torch.linalg.eigh`` gives them up to each vector's sign."""
+    n = gram.shape[0]
+    p = k + SUBSPACE_EXTRA
+    if k <= SUBSPACE_MAX_K and n >= 4 * p:
+        # start from the columns of largest norm (deterministic, and in the dominant subspace)
+        q = torch.linalg.qr(gram[:, gram.diagonal().topk(p).indices]).Q
+        for _ in range(SUBSPACE_MAX_ITER):
+            z = gram @ q
+            evals, small = torch.linalg.eigh(q.T @ z)           # Rayleigh-Ritz on span(q)
+            vals, vecs = evals[-k:].flip(0), (q @ small[:, -k:]).flip(1)
+            resid = torch.linalg.vector_norm((z @ small[:, -k:]).flip(1) - vecs * vals, dim=0)
+            if float(resid.max()) <= SUBSPACE_TOL * max(float(evals[-1]), 1e-300):
+                return vals, vecs
+            q = torch.linalg.qr(z).Q
     evals, evecs = torch.linalg.eigh(gram)
-    return evecs[:, -k:].flip(1) * evals[-k:].flip(0).clamp_min(0).sqrt()
+    return evals[-k:].flip(0), evecs[:, -k:].flip(1)
+
+
+def _components(gram: torch.Tensor, k: int) -> torch.Tensor:
+    vals, vecs = _leading_eigenpairs(gram, k)
+    return vecs * vals.clamp_min(0).sqrt()
 
 
 def _fix_signs(top: torch.Tensor) -> torch.Tensor:
