@@ -139,9 +139,14 @@ def test_from_sq_distances_is_the_same_computation():
 
     x, _ = _blobs(n=150, d=300)
     x64 = x.to(torch.float64)
-    sq = sq_distances(x64)
+    sq = sq_distances(x64, dtype=torch.float64)
     direct = ((x64[:, None] - x64[None]) ** 2).sum(-1)
     torch.testing.assert_close(sq, direct, rtol=1e-10, atol=1e-8)
+    fast = sq_distances(x64)                                   # the default, float32 GEMM
+    assert fast.dtype == torch.float64 and bool((fast.diagonal() == 0).all())
+    torch.testing.assert_close(fast, direct, rtol=1e-5, atol=1e-5 * float(direct.max()))
+    want_nn = tsne_exact.nearest_from_sq_distances(direct, 20)[1]
+    assert (tsne_exact.nearest_from_sq_distances(fast, 20)[1] == want_nn).float().mean() > 0.99
     torch.testing.assert_close(pca_from_sq_distances(sq, 3), pca(x64, 3), rtol=1e-7, atol=1e-7)
     torch.testing.assert_close(tsne_exact.joint_probabilities(None, 30.0, sq_dists=sq),
                                tsne_exact.joint_probabilities(x64, 30.0), rtol=1e-9, atol=1e-12)
