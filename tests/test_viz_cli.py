@@ -197,3 +197,25 @@ def test_tsne_method_option(sample, tmp_path, method, used):
 def test_tsne_rejects_an_unknown_method(sample, tmp_path):
     result = invoke("tsne", sample / "test.t7b", "--out", tmp_path / "t.png", "--method", "fast")
     assert result.exit_code != 0 and "'fast' is not one of" in result.stderr
+
+
+@pytest.mark.slow
+def test_tsne_imports_only_what_it_uses(sample, tmp_path):
+    """`a2 tsne` (exact, raw features) in a fresh process imports neither the other commands'
+    code nor matplotlib, scikit-learn or scipy: their imports would cost more than its work."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys\nfrom luatorch_port.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "heavy = ('matplotlib', 'sklearn', 'scipy', 'luatorch_port.train', 'luatorch_port.kmeans',\n"
+            "         'luatorch_port.surrogate', 'luatorch_port.pseudolabel', 'luatorch_port.nn', 'luatorch_port.report')\n"
+            "print(sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') for h in heavy)))\n")
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", code, "tsne", str(sample / "test.t7b"), "--out", str(tmp_path / "t.png"),
+                          "--iterations", "250", "--map-size", "64", "--thumb", "8", "--quiet"],
+                         capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

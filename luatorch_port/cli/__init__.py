@@ -62,40 +62,67 @@ def cli():
     semi-supervised image recognition. Commands follow the report's sections."""
 
 
-def _register():
-    from . import t7 as t7_cmds
-    cli.add_command(t7_cmds.group)
-
-    from . import data as data_cmds
-    cli.add_command(data_cmds.group)
-
-    from . import backprop as backprop_cmds
-    cli.add_command(backprop_cmds.group)
-
-    from . import train as train_cmds
-    cli.add_command(train_cmds.train_cmd)
-    cli.add_command(train_cmds.predict_cmd)
-    cli.add_command(train_cmds.score_cmd)
-
-    from . import visualize as visualize_cmds
-    from . import tsne as tsne_cmds
-    cli.add_command(visualize_cmds.group)
-    cli.add_command(tsne_cmds.tsne_cmd)
-
-    from . import report as report_cmds
-    cli.add_command(report_cmds.report_cmd)
-
-    from . import pseudolabel as pseudolabel_cmds
-    cli.add_command(pseudolabel_cmds.group)
-
-    from . import surrogate as surrogate_cmds
-    cli.add_command(surrogate_cmds.group)
-
-    from . import kmeans as kmeans_cmds
-    cli.add_command(kmeans_cmds.group)
+# command name -> (module of this package, attribute). Each module is imported the first time
+# its command is looked up, so `a2 tsne` does not import training, k-means or the surrogate
+# code; `a2 --help` imports them all (it lists every command's help line).
+COMMANDS = {
+    "t7": ("t7", "group"),
+    "data": ("data", "group"),
+    "backprop": ("backprop", "group"),
+    "train": ("train", "train_cmd"),
+    "predict": ("train", "predict_cmd"),
+    "score": ("train", "score_cmd"),
+    "visualize": ("visualize", "group"),
+    "tsne": ("tsne", "tsne_cmd"),
+    "report": ("report", "report_cmd"),
+    "pseudolabel": ("pseudolabel", "group"),
+    "surrogate": ("surrogate", "group"),
+    "kmeans": ("kmeans", "group"),
+}
 
 
-_register()
+class _LazyCommands(dict):
+    """``cli.commands``: a command's module is imported when the command is looked up by name;
+    listing the commands (``--help``, iteration) imports them all."""
+
+    def __missing__(self, name):
+        import importlib
+
+        if name not in COMMANDS:
+            raise KeyError(name)
+        module, attr = COMMANDS[name]
+        self[name] = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        return self[name]
+
+    def get(self, name, default=None):
+        return self[name] if name in self or name in COMMANDS else default
+
+    def _load_all(self):
+        for name in COMMANDS:
+            self[name]
+
+    def __iter__(self):
+        self._load_all()
+        return super().__iter__()
+
+    def __len__(self):
+        self._load_all()
+        return super().__len__()
+
+    def keys(self):
+        self._load_all()
+        return super().keys()
+
+    def values(self):
+        self._load_all()
+        return super().values()
+
+    def items(self):
+        self._load_all()
+        return super().items()
+
+
+cli.commands = _LazyCommands(cli.commands)
 
 
 def main(argv=None):
