@@ -1,19 +1,23 @@
 """Benchmark: `a2 tsne val.t7b` end to end (the report's 3.2: val's 1,000 images), beside
 scikit-learn's Barnes-Hut t-SNE on the same input, in the same run.
 
-Ours: the command as a user types it (a fresh process: start-up, loading, t-SNE of channel 1
-of each image (9,216 values), trustworthiness, both figures, the CSV), with the default
-(``--pca 0``, manifold's: the exact method on the raw features, whose distances are one
-float64 GEMM) and with ``--pca 50`` (the old default). Baseline: scikit-learn's TSNE
-(Barnes-Hut, θ 0.5, same perplexity, iterations and initialisation) on the same 9,216-d
-features, timed in-process (its fit only, no loading or figures). The machine figure: the
-same distance GEMM (N×9,216 · 9,216×N, float64) timed alone. Each map's trustworthiness
-(k = 5, against the raw features) is measured the same way for all three.
+Ours: the command as a user types it, a fresh process each round (start-up, loading, t-SNE of
+channel 1 of each image (9,216 values), trustworthiness, both figures, the CSV): the default
+(exact gradient, one thread), ``--threads 0`` (all cores) and ``--method barnes-hut`` (the
+command with scikit-learn's t-SNE), the variants interleaved round by round so that a busy
+machine weighs on each alike. Baseline: scikit-learn's TSNE (Barnes-Hut, θ 0.5, same
+perplexity, iterations and initialisation) on the same 9,216-d features, timed in-process (its
+fit only, no start-up, loading or figures). The floor: ``python -c "import torch"``, which every
+run of the command pays before any work (``limit``; ``fraction_of_limit`` = floor / wall).
+Each map's trustworthiness (k = 5, against the raw features) is measured the same way for all.
+The distance GEMM is timed alone in float32 (the default) and float64, with how far apart
+their distances and nearest neighbours are. ``--compare DIR`` also runs the command from
+another checkout (e.g. the previous commit) in the same rounds.
 
 Input: ``--data FILE``, else the development val split (``../devdata/d96/val.t7b`` beside
 the checkout), else the first 1,000 images of the embedded digits sample at 96×96.
 
-    python benchmarks/bench_tsne.py [--data val.t7b] [--rounds 3]   -> bench-out/tsne.json
+    python benchmarks/bench_tsne.py [--data val.t7b] [--rounds 3] [--compare DIR]   -> bench-out/tsne.json
 """
 
 from __future__ import annotations
@@ -34,13 +38,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from harness import ROOT, Result, load_average  # noqa: E402
-from luatorch_port.visualize import features, tsne  # noqa: E402
+from luatorch_port.visualize import features, tsne, tsne_exact  # noqa: E402
 from luatorch_port.visualize.pca import sq_distances  # noqa: E402
 from luatorch_port.visualize.trust import trustworthiness  # noqa: E402
 
 N = 1000
 TARGET_S = 5.0
 DEV_VAL = ROOT.parent / "devdata" / "d96" / "val.t7b"
+VARIANTS = {"default": [], "threads0": ["--threads", "0"], "barnes_hut": ["--method", "barnes-hut"]}
 
 
 def input_file(arg, tmp: Path) -> Path:
@@ -61,16 +66,22 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_command(path: Path, out: Path, extra: list[str]) -> tuple[float, float, dict]:
-    """Wall and CPU seconds of ``a2 tsne path`` in a fresh process, and its JSON record's results.
-    On a loaded machine the CPU time (all threads; the t-SNE step runs on one) is the steadier."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def run_command(path: Path, out: Path, extra: list[str], root: Path = ROOT) -> tuple[float, float, dict]:
+    """Wall and CPU seconds of ``a2 tsne path`` (the checkout at ``root``) in a fresh process, and
+    its JSON record's results. On a loaded machine the CPU time (all threads) is the steadier."""
+    env = dict(os.environ, PYTHONPATH=str(root))
     c0, t0 = _children_cpu(), time.perf_counter()
     subprocess.run([sys.executable, "-m", "luatorch_port", "tsne", str(path), "--out", str(out), "--quiet",
-                    *extra], check=True, env=env, capture_output=True)
+                    *extra], check=True, env=env, capture_output=True, cwd=root)
     wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
     record = json.loads(out.with_name(out.stem + ".run.json").read_text())  # cli.common.record_path
     return wall, cpu, record["results"]
+
+
+def import_torch_wall() -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True)
+    return time.perf_counter() - t0
 
 
 def median(xs):
@@ -78,29 +89,66 @@ def median(xs):
     return xs[len(xs) // 2] if len(xs) % 2 else 0.5 * (xs[len(xs) // 2 - 1] + xs[len(xs) // 2])
 
 
+def median_steps(results: list[dict]) -> dict:
+    keys = results[0]["seconds"].keys()
+    return {k: round(median([r["seconds"][k] for r in results]), 4) for k in keys}
+
+
+def distance_precision(x: torch.Tensor, rounds: int) -> dict:
+    """The distance GEMM in float32 and float64 (1 thread): seconds, and how far apart they land."""
+    torch.set_num_threads(1)          # as `a2 tsne --threads 1`, the default
+    out = {}
+    for name, dtype in (("float32", torch.float32), ("float64", torch.float64)):
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            d2 = sq_distances(x, dtype=dtype)
+            times.append(time.perf_counter() - t0)
+        out[name] = (median(times), times, d2)
+    d32, d64 = out["float32"][2], out["float64"][2]
+    off = ~torch.eye(len(x), dtype=torch.bool)
+    rel = float(((d32 - d64).abs()[off] / d64[off].clamp_min(1e-300)).max())
+    k = min(len(x) - 1, int(3 * tsne.PERPLEXITY + 1))
+    i32 = tsne_exact.nearest_from_sq_distances(d32, k)[1].sort(1).values
+    i64 = tsne_exact.nearest_from_sq_distances(d64, k)[1].sort(1).values
+    return {"times": {n: (m, t) for n, (m, t, _) in out.items()}, "max_rel_diff": rel, "k": k,
+            "same_neighbour_sets": float((i32 == i64).all(1).double().mean())}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", help="a course-layout split (default: the dev val split, else digits)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--compare", help="another checkout whose `a2 tsne` (default options) runs in the same rounds")
     args = ap.parse_args()
     res = Result("tsne")
+    variants = dict(VARIANTS)
+    if args.compare:
+        variants["compare"] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         path = input_file(args.data, tmp)
         res.context["input"] = str(path)
+        res.context["compare"] = args.compare
         print(f"input: {path}; {os.cpu_count()} cores, load average {load_average()}")
 
-        runs = {}
-        for name, extra in (("default", []), ("pca50", ["--pca", "50"])):
-            walls, cpus, last = [], [], None
-            for _ in range(args.rounds):
-                wall, cpu, last = run_command(path, tmp / f"{name}.png", extra)
-                walls.append(wall)
-                cpus.append(cpu)
-            runs[name] = (median(walls), walls, last, median(cpus), cpus)
-            print(f"a2 tsne {' '.join(extra) or '(default, --pca 0)'}: median {median(walls):.2f} s wall of "
-                  f"{[round(w, 2) for w in walls]}, {median(cpus):.2f} s CPU; steps "
-                  f"{({k: round(v, 2) for k, v in last['seconds'].items()})}; "
+        runs = {name: {"wall": [], "cpu": [], "results": []} for name in variants}
+        floor = []
+        for r in range(args.rounds):
+            floor.append(import_torch_wall())
+            for name, extra in variants.items():
+                root = Path(args.compare) if name == "compare" else ROOT
+                wall, cpu, result = run_command(path, tmp / f"{name}.png", extra, root=root)
+                runs[name]["wall"].append(wall)
+                runs[name]["cpu"].append(cpu)
+                runs[name]["results"].append(result)
+            print(f"round {r + 1}: " + ", ".join(f"{n} {runs[n]['wall'][-1]:.2f} s" for n in variants)
+                  + f", import torch {floor[-1]:.2f} s; load average {load_average()}")
+        for name, run in runs.items():
+            last = run["results"][-1]
+            print(f"a2 tsne {' '.join(variants[name]) or '(default)'}{' [' + args.compare + ']' if name == 'compare' else ''}: "
+                  f"median {median(run['wall']):.2f} s wall of {[round(w, 2) for w in run['wall']]}, "
+                  f"{median(run['cpu']):.2f} s CPU; steps {median_steps(run['results'])}; "
                   f"trustworthiness {last['trustworthiness']:.4f}")
 
         from luatorch_port.data import load_split
@@ -118,35 +166,49 @@ def main():
         print(f"scikit-learn Barnes-Hut on the same {x.shape[1]}-d input: median {median(base):.2f} s "
               f"(fit only) of {[round(b, 2) for b in base]}, {median(base_cpu):.2f} s CPU; "
               f"trustworthiness {base_trust:.4f}")
-
-        torch.set_num_threads(1)          # as `a2 tsne --threads 1`, the default
-        gemm = []
-        for _ in range(args.rounds):
-            t0 = time.perf_counter()
-            sq_distances(x)
-            gemm.append(time.perf_counter() - t0)
+        dist = distance_precision(x, args.rounds)
         flops = 2.0 * x.shape[0] ** 2 * x.shape[1]
-        print(f"distance GEMM alone ({x.shape[0]}x{x.shape[1]}, float64, 1 thread): median {median(gemm):.3f} s "
-              f"({flops / median(gemm) / 1e9:.1f} GFLOP/s)")
+        for name, (m, _) in dist["times"].items():
+            print(f"distance GEMM alone ({x.shape[0]}x{x.shape[1]}, {name}, 1 thread): median {m:.3f} s "
+                  f"({flops / m / 1e9:.1f} GFLOP/s)")
+        print(f"float32 against float64 distances: max relative difference {dist['max_rel_diff']:.2e}; "
+              f"rows with the same {dist['k']} nearest neighbours: {dist['same_neighbour_sets']:.4f}")
 
-    t_def, t_pca = runs["default"][0], runs["pca50"][0]
-    res.figure("a2_tsne_wall", t_def, "s", rounds=runs["default"][1], target=TARGET_S,
-               baseline=median(base), ratio=median(base) / t_def,
-               steps=runs["default"][2]["seconds"], trustworthiness=runs["default"][2]["trustworthiness"],
-               method=runs["default"][2]["method"], pca_dims=runs["default"][2]["pca_dims"],
-               note="a2 tsne FILE, fresh process, end to end; baseline: scikit-learn Barnes-Hut fit only")
-    res.figure("a2_tsne_cpu", runs["default"][3], "s", rounds=runs["default"][4], target=TARGET_S,
-               baseline=median(base_cpu), ratio=median(base_cpu) / runs["default"][3],
+    d = runs["default"]
+    t_def, lim = median(d["wall"]), median(floor)
+    steps = median_steps(d["results"])
+    res.figure("a2_tsne_wall", t_def, "s", rounds=d["wall"], target=TARGET_S, met=t_def <= TARGET_S,
+               baseline=median(base), ratio=median(base) / t_def, limit=lim, fraction_of_limit=lim / t_def,
+               steps=steps, startup=round(t_def - steps["total"], 4),
+               trustworthiness=d["results"][-1]["trustworthiness"], baseline_trustworthiness=base_trust,
+               method=d["results"][-1]["method"], threads=1,
+               note="a2 tsne FILE (defaults), fresh process, end to end, median of rounds; baseline: scikit-learn "
+                    "Barnes-Hut fit only, in-process; limit: `python -c 'import torch'` in the same rounds; "
+                    "steps: the command's own timings (median per step), startup = wall - steps.total")
+    res.figure("a2_tsne_cpu", median(d["cpu"]), "s", rounds=d["cpu"], target=TARGET_S,
+               baseline=median(base_cpu), ratio=median(base_cpu) / median(d["cpu"]),
                note="CPU seconds of the same runs (all threads): what a quiet machine's wall time approaches "
                     "when one thread does the work")
-    res.figure("a2_tsne_pca50_cpu", runs["pca50"][3], "s", rounds=runs["pca50"][4])
-    res.figure("a2_tsne_pca50_wall", t_pca, "s", rounds=runs["pca50"][1],
-               steps=runs["pca50"][2]["seconds"], trustworthiness=runs["pca50"][2]["trustworthiness"])
+    for name, label in (("threads0", "--threads 0 (all cores)"), ("barnes_hut", "--method barnes-hut"),
+                        ("compare", f"the checkout at {args.compare}, defaults")):
+        if name not in runs:
+            continue
+        run = runs[name]
+        w = median(run["wall"])
+        res.figure(f"a2_tsne_{name}_wall", w, "s", rounds=run["wall"], cpu_s=median(run["cpu"]),
+                   ratio_to_default=w / t_def, steps=median_steps(run["results"]),
+                   trustworthiness=run["results"][-1]["trustworthiness"], method=run["results"][-1]["method"],
+                   note=f"a2 tsne FILE {label}, same rounds as the default")
+    res.figure("import_torch_wall", lim, "s", rounds=floor, note="python -c 'import torch', fresh process")
     res.figure("sklearn_barnes_hut_fit", median(base), "s", rounds=base, cpu_s=median(base_cpu),
-               trustworthiness=base_trust,
-               input_dims=int(x.shape[1]))
-    res.figure("distance_gemm", median(gemm), "s", rounds=gemm, gflops=flops / median(gemm) / 1e9,
-               note="the one N×N float64 GEMM of the default, alone, 1 thread")
+               trustworthiness=base_trust, input_dims=int(x.shape[1]))
+    for name, (m, times) in dist["times"].items():
+        res.figure(f"distance_gemm_{name}", m, "s", rounds=times, gflops=flops / m / 1e9,
+                   note="the one N×N distance GEMM of the default (centred features), alone, 1 thread")
+    res.figure("distance_float32_max_rel_diff", dist["max_rel_diff"], "1",
+               note="max over pairs of |d32 - d64| / d64, squared distances")
+    res.figure("distance_float32_same_neighbour_sets", dist["same_neighbour_sets"], "fraction of rows", k=dist["k"],
+               note="rows whose k nearest neighbours (the affinities' support) are the same set in float32 and float64")
     res.write()
     print(f"target <= {TARGET_S:.0f} s: {'met' if t_def <= TARGET_S else 'NOT met'} ({t_def:.2f} s; "
           f"load average {load_average()})")

@@ -52,31 +52,43 @@ def run_tsne(data_path, out_png, *, features: str = FEATURES, channel: int = CHA
     """What ``a2 tsne`` does: read a t7b file, embed, write the figures and the coordinates.
 
     Writes ``out_png`` (scatter by class), ``<stem>_map.png`` (image map), ``<stem>.csv``
-    (coordinates); ``progress`` sees the load and the t-SNE iterations. Returns a dict of the numbers (paths, trustworthiness, timings, sizes).
+    (coordinates); ``progress`` sees the load and the t-SNE iterations. Returns a dict of the
+    numbers (paths, trustworthiness, sizes, and ``seconds``: wall time of each step and in total).
     """
     t_start = time.perf_counter()
+    seconds = {}
     split = load_split(data_path, limit=limit, progress=progress)
+    t = time.perf_counter()
+    seconds["load"] = t - t_start
     feats, description = compute_features(features, split.images, channel=channel, device=device)
+    seconds["features"] = time.perf_counter() - t
     emb = embed(feats, pca_dims=pca_dims, perplexity=perplexity, theta=theta, n_iter=n_iter,
                 threads=threads, method=method, generator=generator, progress=progress)
+    seconds.update(emb.seconds)
+    t = time.perf_counter()
     stem = os.path.splitext(os.fspath(out_png))[0]
     labels = split.labels.numpy() if split.labels is not None else None
     classes = split.classes if split.labels is not None else None
     title = (f"t-SNE of {len(split)} images of {os.path.basename(os.fspath(data_path))}: {description}; "
              f"trustworthiness {emb.trustworthiness:.3f}")
     save_scatter(out_png, emb.coords, labels, classes, title=title)
+    seconds["scatter"] = time.perf_counter() - t
+    t = time.perf_counter()
     # rows from -y and columns from x, so the map has the scatter's orientation (draw_image_map
     # itself puts the first coordinate on rows, as Lua's does)
     xy = torch.from_numpy(emb.coords)
     canvas = draw_image_map(torch.stack([-xy[:, 1], xy[:, 0]], dim=1), thumbnails(split.images, thumb),
                             map_size=map_size, background=1.0)
     save_image(stem + "_map.png", canvas)
+    seconds["image_map"] = time.perf_counter() - t
+    t = time.perf_counter()
     write_coords_csv(stem + ".csv", emb.coords, labels, classes)
+    seconds["csv"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - t_start
     return {"scatter": os.fspath(out_png), "image_map": stem + "_map.png", "coords_csv": stem + ".csv",
             "n_images": len(split), "features": description, "input_dims": emb.input_dims,
             "pca_dims": emb.pca_dims, "method": emb.method, "trustworthiness": emb.trustworthiness,
-            "kl_divergence": emb.kl_divergence, "seconds": dict(emb.seconds,
-                                                                total=time.perf_counter() - t_start)}
+            "kl_divergence": emb.kl_divergence, "seconds": seconds}
 
 
 def run_filters(model_path, out_png, *, padding: int = FILTERS_PADDING, nrow=None,

@@ -106,9 +106,11 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
         with torch_threads(threads):
             # one N×N GEMM gives the affinities, the initialisation and (without PCA) trustworthiness
             sq = sq_distances(reduced)
+            seconds["distances"] = time.perf_counter() - t0
             result = tsne_exact.tsne_exact(None, perplexity=perplexity, n_iter=n_iter, progress=progress,
                                            sq_dists=sq)
         coords, kl = result.coords.to(torch.float64).numpy(), result.kl_divergence
+        seconds.update(result.seconds)
     else:
         from sklearn.manifold import TSNE  # a slow import: only on this path
 

@@ -24,7 +24,8 @@ float64. The PCA initialisation's sign convention is :func:`luatorch_port.visual
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import torch
 
@@ -55,6 +56,7 @@ class ExactResult:
     coords: torch.Tensor        # float32 N×2
     kl_divergence: float
     iterations: int
+    seconds: dict = field(default_factory=dict)   # wall time of each step
 
 
 def nearest_neighbours(x: torch.Tensor, k: int, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,11 +242,14 @@ def tsne_exact(x: torch.Tensor | None, *, perplexity: float = 30.0, n_iter: int 
     def on_iteration(i):
         report(i + 1, n_iter, stage="t-SNE", unit="it")
 
-    if sq_dists is None:
-        x64 = x.to(torch.float64)
-        p, y = joint_probabilities(x64, perplexity), pca_init(x64)
-    else:
-        p, y = joint_probabilities(None, perplexity, sq_dists=sq_dists), pca_init(None, sq_dists=sq_dists)
+    seconds = {}
+    t0 = time.perf_counter()
+    x64 = None if sq_dists is not None else x.to(torch.float64)
+    p = joint_probabilities(x64, perplexity, sq_dists=sq_dists)
+    t1 = time.perf_counter()
+    y = pca_init(x64, sq_dists=sq_dists)
+    t2 = time.perf_counter()
+    seconds.update(affinities=t1 - t0, initialisation=t2 - t1)
     n = p.shape[0]
     lr = learning_rate if learning_rate is not None else max(n / EARLY_EXAGGERATION / 4, 50.0)
     grad_fn = _Gradient(p)
@@ -255,4 +260,7 @@ def tsne_exact(x: torch.Tensor | None, *, perplexity: float = 30.0, n_iter: int 
                             on_iteration)
     if it + 1 < n_iter:                                  # the progress check stopped it early
         report(n_iter, n_iter, stage="t-SNE", unit="it")
-    return ExactResult(coords=y, kl_divergence=kl_divergence(p, y), iterations=it + 1)
+    t3 = time.perf_counter()
+    kl = kl_divergence(p, y)
+    seconds.update(iterations=t3 - t2, kl_divergence=time.perf_counter() - t3)
+    return ExactResult(coords=y, kl_divergence=kl, iterations=it + 1, seconds=seconds)
