@@ -562,3 +562,23 @@ def test_standard_settings_name_things_the_library_has():
     TrainConfig(batch_size=s["batch_size"], learning_rate=s["learning_rate"], weight_decay=s["weight_decay"],
                 momentum=s["momentum"], epoch_step=s["epoch_step"], max_epoch=s["epochs"]).validate()
     assert 0 < s["val_per_seed"] < s["per_seed"] and s["C"] > 0
+
+
+@pytest.mark.parametrize("scale", [(0.7, 1.4), (0.15, 0.2)], ids=["report", "far-outside"])
+def test_folded_grid_samples_as_reflection_padding(scale):
+    """Folding the grid into the image + border padding = grid_sample's reflection padding
+    (to float32 rounding), also for grids reaching out by more than one image width."""
+    images = smooth_images(3).float()
+    g = torch.Generator().manual_seed(21)
+    boxes = B.seed_windows(images.to(torch.uint8), g)
+    params = T.sample_params(3 * 20, T.preset("report", scale=scale), g)
+    theta = T.affine_thetas(boxes.repeat_interleave(20, 0), params, 96, 96)
+    extent = T.grid_extent(theta, 16)
+    assert (extent > 1).any() and (extent <= 1).any() if scale[0] > 0.5 else (extent > 3).any()
+    grid = T.affine_grid(theta, 16).view(3, 20 * 16, 16, 2)
+    expected = T.sample(images, grid, "reflection")
+    folded = T.fold_into_image_(grid.clone(), float(extent.max()))
+    assert folded.abs().max() <= 1
+    assert (T.sample(images, folded, "border") - expected).abs().max() < 1e-3
+    inside = (extent <= 1).view(3, 20).repeat_interleave(16, 1)        # rows of inside patches
+    assert torch.equal(folded[inside], grid[inside])                   # folding leaves them alone

@@ -28,9 +28,12 @@ Rendering (:func:`render`) works in chunks of ``CHUNK_PATCHES`` patches: one
 ``grid_sample`` per chunk, the fused colour jitter in place on its output, rounding to
 uint8 through int32; :func:`render_reference` is the same computation written out plainly
 in float64 (the oracle: uint8 results agree to 1 grey level, 3e-5 of values differ).
-The colour jitter takes its logarithms with numpy on the CPU (faster than torch's), so
-files of the ``exemplar`` preset differ from those of earlier versions of this port in
-about one value per million, by one grey level; ``report`` files are unchanged.
+Reflection padding is done by folding the grids of the patches that reach outside the
+image back into it (:func:`transforms.fold_into_image_`) and sampling with border padding,
+which is cheaper than ``grid_sample``'s own reflection; the colour jitter takes its
+logarithms with numpy on the CPU (faster than torch's). Both round differently in the
+last bit, so files differ from those of earlier versions of this port in about one value
+per million, by one grey level.
 
 Deviations: the paper does not say how strongly it favoured high-gradient regions; the
 candidate scheme above is this port's choice. Patches are resampled bilinearly without
@@ -68,6 +71,7 @@ GRADIENT_POWER = 2     # candidate weight = (mean squared gradient) ** 2 (this p
 SEEDS_PER_GROUP = 8    # seed images per worker task
 CHUNK_PATCHES = 200    # patches per grid_sample call and jitter pass: 0.8 MB planes stay in cache
 _ENERGY_BLOCK = 16     # source images per block of the gradient-energy maps
+_INSIDE = 1.0 - 1e-5    # grid extent below which every float32 coordinate is inside [-1, 1]
 _ROUND_MAGIC = 12582912.0  # 1.5 * 2**23: x + it rounds x in [0, 2**22) to an integer in its low bits
 
 
@@ -213,9 +217,10 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
         buffers = RenderBuffers(per_chunk * step, patch, images.device, max(ch, 3))
     if theta is None:
         theta = T.affine_thetas(boxes.repeat_interleave(k, dim=0), params.reshape(b * k, -1), h, w)
+    theta = theta.reshape(b * k, 2, 3)
     along_x, along_y = (x.view(b, k, 2, patch).transpose(1, 2).contiguous()  # (b, 2, k, P)
-                        for x in T.grid_terms(theta.reshape(b * k, 2, 3), patch, torch.float32,
-                                              images.device))
+                        for x in T.grid_terms(theta, patch, torch.float32, images.device))
+    extent = T.grid_extent(theta, patch).view(b, k)
     src = images.float()
     if color:
         src.mul_(1.0 / 255.0)
@@ -231,8 +236,9 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
             ni, nj = i1 - i, j1 - j
             planes = buffers.grid[:ni * nj * 2 * pixels].view(ni, 2, nj, patch, patch)
             grid = T.compose_grid(along_x[i:i1, :, j:j1], along_y[i:i1, :, j:j1], planes)
+            _fold_patches(planes, extent[i:i1, j:j1])
             mark("compose grids")
-            values = T.sample(src[i:i1], grid)
+            values = T.sample(src[i:i1], grid, padding_mode="border")  # reflection: folded in
             values = values.view(ni, ch, nj, pixels)   # grid_sample's layout: channel planes
             mark("grid_sample")
             if color:
@@ -248,6 +254,22 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
             out[i:i1, j:j1].view(ni, nj, ch, pixels).copy_(ints.transpose(1, 2))
             mark("uint8")
     return out
+
+
+def _fold_patches(planes: torch.Tensor, extent: torch.Tensor) -> None:
+    """Reflection padding by folding the grids (``transforms.fold_into_image_``) of the
+    patches that reach outside the image; planes (ni, 2, nj, P, P), extent (ni, nj).
+
+    Folding leaves coordinates inside [-1, 1] exactly as they are, so which patches are
+    folded (any superset of those reaching out) does not change a value.
+    """
+    reach = (extent > _INSIDE).nonzero()
+    if len(reach) == 0:
+        return
+    ii, jj = reach.to(planes.device).unbind(1)
+    flat = planes.flatten(3)              # (ni, 2, nj, P*P)
+    outside = flat[ii, :, jj]             # (n, 2, P*P), a copy
+    flat[ii, :, jj] = T.fold_into_image_(outside, float(extent.max()))
 
 
 def render_reference(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor,

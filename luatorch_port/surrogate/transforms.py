@@ -278,6 +278,35 @@ def warp(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patch:
     return out.view(b, c, k, patch, patch).transpose(1, 2)
 
 
+def grid_extent(theta: torch.Tensor, patch: int) -> torch.Tensor:
+    """Largest ``|coordinate|`` of the sampling grid of each ``theta`` (n, 2, 3): (n,) float64.
+
+    The grid's extremes are its corner points ``u = +-(1 - 1 / patch)``; a grid whose
+    extent is at most 1 samples only inside the image (``grid_sample``'s [-1, 1]).
+    """
+    theta = theta.double()
+    edge = 1.0 - 1.0 / patch
+    per_axis = theta[:, :, 2].abs() + edge * theta[:, :, :2].abs().sum(2)
+    return per_axis.amax(1)
+
+
+def fold_into_image_(grid: torch.Tensor, extent: float) -> torch.Tensor:
+    """Reflect grid coordinates into [-1, 1] in place, as ``padding_mode="reflection"`` does
+    (``align_corners=False``: the mirror lines are the image's outer pixel edges).
+
+    ``x <- 2 clamp(x, -1, 1) - x``, repeated until coordinates up to ``extent``
+    (:func:`grid_extent`) are folded in; exact for coordinates already inside. Sampling
+    the folded grid with ``padding_mode="border"`` gives reflection padding's values (to
+    float32 rounding) and is cheaper than ``grid_sample``'s own reflection.
+    """
+    folds = max(0, math.ceil((float(extent) - 1.0) / 2.0))
+    if folds:
+        inner = torch.empty_like(grid)
+        for _ in range(folds):
+            grid.lerp_(torch.clamp(grid, -1.0, 1.0, out=inner), 2.0)  # inner + (inner - x)
+    return grid
+
+
 def sample(images: torch.Tensor, grid: torch.Tensor, padding_mode: str = PADDING) -> torch.Tensor:
     """``grid_sample`` as this module uses it: bilinear, ``align_corners=False``."""
     return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding_mode,
