@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from typing import Optional
 
 import numpy as np
 import torch
@@ -290,18 +291,20 @@ def grid_extent(theta: torch.Tensor, patch: int) -> torch.Tensor:
     return per_axis.amax(1)
 
 
-def fold_into_image_(grid: torch.Tensor, extent: float) -> torch.Tensor:
+def fold_into_image_(grid: torch.Tensor, extent: float, work: Optional[torch.Tensor] = None
+                     ) -> torch.Tensor:
     """Reflect grid coordinates into [-1, 1] in place, as ``padding_mode="reflection"`` does
     (``align_corners=False``: the mirror lines are the image's outer pixel edges).
 
     ``x <- 2 clamp(x, -1, 1) - x``, repeated until coordinates up to ``extent``
     (:func:`grid_extent`) are folded in; exact for coordinates already inside. Sampling
     the folded grid with ``padding_mode="border"`` gives reflection padding's values (to
-    float32 rounding) and is cheaper than ``grid_sample``'s own reflection.
+    float32 rounding) and is cheaper than ``grid_sample``'s own reflection. ``work``: an
+    optional buffer of ``grid``'s shape and dtype.
     """
     folds = max(0, math.ceil((float(extent) - 1.0) / 2.0))
     if folds:
-        inner = torch.empty_like(grid)
+        inner = torch.empty_like(grid) if work is None else work
         for _ in range(folds):
             grid.lerp_(torch.clamp(grid, -1.0, 1.0, out=inner), 2.0)  # inner + (inner - x)
     return grid
