@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Optional
 
 import numpy as np
 import torch
@@ -279,35 +278,56 @@ def warp(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patch:
     return out.view(b, c, k, patch, patch).transpose(1, 2)
 
 
-def grid_extent(theta: torch.Tensor, patch: int) -> torch.Tensor:
-    """Largest ``|coordinate|`` of the sampling grid of each ``theta`` (n, 2, 3): (n,) float64.
+def reach(theta: torch.Tensor, patch: int, height: int, width: int) -> int:
+    """How many pixels beyond the image's edges the bilinear samples of ``theta``'s grids
+    ((..., 2, 3) ``affine_grid`` matrices) reach, at most, with one pixel to spare for the
+    float32 rounding of the grid (0: all inside)."""
+    theta = theta.reshape(-1, 2, 3).double()
+    if len(theta) == 0:
+        return 0
+    edge = 1.0 - 1.0 / patch                      # the grid's corner points are at +-edge
+    half = edge * theta[:, :, :2].abs().sum(-1)   # (n, 2): reach around the centre
+    size = torch.tensor([width, height], dtype=torch.float64)
+    lo = (((theta[:, :, 2] - half) + 1.0) * size - 1.0) / 2.0   # pixels (align_corners=False)
+    hi = (((theta[:, :, 2] + half) + 1.0) * size - 1.0) / 2.0
+    out = torch.maximum(-torch.floor(lo), torch.floor(hi) + 2.0 - size).amax()
+    return max(0, int(out) + 1)
 
-    The grid's extremes are its corner points ``u = +-(1 - 1 / patch)``; a grid whose
-    extent is at most 1 samples only inside the image (``grid_sample``'s [-1, 1]).
+
+def mirror_indices(lo: int, hi: int, size: int) -> torch.Tensor:
+    """Indices ``lo..hi`` (inclusive) mirrored into ``0..size-1`` the way
+    ``padding_mode="reflection"`` mirrors with ``align_corners=False``: about the outer
+    pixel edges, so the edge pixel repeats (``-1 -> 0``, ``size -> size - 1``)."""
+    j = torch.arange(lo, hi + 1).remainder(2 * size)
+    return torch.where(j >= size, 2 * size - 1 - j, j)
+
+
+def pad_mirrored(images: torch.Tensor, margin: int) -> torch.Tensor:
+    """``images`` (b, C, H, W) with ``margin`` pixels on every side mirrored in as
+    ``padding_mode="reflection"`` mirrors (:func:`mirror_indices`): (b, C, H + 2m, W + 2m)."""
+    h, w = images.shape[-2:]
+    if margin <= min(h, w):  # one mirror image each side: copies, cheaper than a gather
+        m = margin
+        wide = torch.cat([images[..., :m].flip(-1), images, images[..., w - m:].flip(-1)], dim=-1)
+        return torch.cat([wide[..., :m, :].flip(-2), wide, wide[..., h - m:, :].flip(-2)], dim=-2)
+    rows = mirror_indices(-margin, h - 1 + margin, h).to(images.device)
+    cols = mirror_indices(-margin, w - 1 + margin, w).to(images.device)
+    return images.index_select(2, rows).index_select(3, cols)
+
+
+def theta_in_padded(theta: torch.Tensor, margin: int, height: int, width: int) -> torch.Tensor:
+    """``theta`` (..., 2, 3) re-expressed in the normalised coordinates of the image padded
+    by ``margin`` pixels on every side (:func:`pad_mirrored`): the same source points,
+    float64.
+
+    A pixel coordinate ``x = ((u + 1) W - 1) / 2`` is ``x + m`` in the padded image of
+    width ``W' = W + 2 m``, so ``u' = (2 (x + m) + 1) / W' - 1 = u W / W'``: the centre
+    stays the centre.
     """
-    theta = theta.double()
-    edge = 1.0 - 1.0 / patch
-    per_axis = theta[:, :, 2].abs() + edge * theta[:, :, :2].abs().sum(2)
-    return per_axis.amax(1)
-
-
-def fold_into_image_(grid: torch.Tensor, extent: float, work: Optional[torch.Tensor] = None
-                     ) -> torch.Tensor:
-    """Reflect grid coordinates into [-1, 1] in place, as ``padding_mode="reflection"`` does
-    (``align_corners=False``: the mirror lines are the image's outer pixel edges).
-
-    ``x <- 2 clamp(x, -1, 1) - x``, repeated until coordinates up to ``extent``
-    (:func:`grid_extent`) are folded in; exact for coordinates already inside. Sampling
-    the folded grid with ``padding_mode="border"`` gives reflection padding's values (to
-    float32 rounding) and is cheaper than ``grid_sample``'s own reflection. ``work``: an
-    optional buffer of ``grid``'s shape and dtype.
-    """
-    folds = max(0, math.ceil((float(extent) - 1.0) / 2.0))
-    if folds:
-        inner = torch.empty_like(grid) if work is None else work
-        for _ in range(folds):
-            grid.lerp_(torch.clamp(grid, -1.0, 1.0, out=inner), 2.0)  # inner + (inner - x)
-    return grid
+    theta = theta.double().clone()
+    for axis, size in enumerate((width, height)):
+        theta[..., axis, :] *= size / (size + 2.0 * margin)
+    return theta
 
 
 def sample(images: torch.Tensor, grid: torch.Tensor, padding_mode: str = PADDING) -> torch.Tensor:
