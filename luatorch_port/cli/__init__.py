@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -15,8 +16,36 @@ USER_ERRORS = (A2Error, T7FormatError, T7WriteError, FileNotFoundError, IsADirec
                NotADirectoryError, PermissionError)
 
 
+# command name -> (module of this package, attribute): imported when the command is used
+# (``a2 surrogate build`` does not import the k-means, t-SNE or training modules)
+COMMANDS = {
+    "t7": ("t7", "group"),
+    "data": ("data", "group"),
+    "backprop": ("backprop", "group"),
+    "train": ("train", "train_cmd"),
+    "predict": ("train", "predict_cmd"),
+    "score": ("train", "score_cmd"),
+    "visualize": ("visualize", "group"),
+    "tsne": ("tsne", "tsne_cmd"),
+    "report": ("report", "report_cmd"),
+    "pseudolabel": ("pseudolabel", "group"),
+    "surrogate": ("surrogate", "group"),
+    "kmeans": ("kmeans", "group"),
+}
+
+
 class A2Group(click.Group):
-    """The top-level group: turns library errors into one-line click errors."""
+    """The top-level group: turns library errors into one-line click errors, and imports a
+    command's module when the command is looked up (:data:`COMMANDS`)."""
+
+    def list_commands(self, ctx):
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in COMMANDS:
+            module, attr = COMMANDS[name]
+            self.add_command(getattr(importlib.import_module(f".{module}", __name__), attr), name)
+        return self.commands.get(name)
 
     def invoke(self, ctx):
         try:
@@ -60,42 +89,6 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_con
 def cli():
     """Port of a Lua Torch7 solution to NYU DS-GA 1008 (2016) Assignment 2: STL-10
     semi-supervised image recognition. Commands follow the report's sections."""
-
-
-def _register():
-    from . import t7 as t7_cmds
-    cli.add_command(t7_cmds.group)
-
-    from . import data as data_cmds
-    cli.add_command(data_cmds.group)
-
-    from . import backprop as backprop_cmds
-    cli.add_command(backprop_cmds.group)
-
-    from . import train as train_cmds
-    cli.add_command(train_cmds.train_cmd)
-    cli.add_command(train_cmds.predict_cmd)
-    cli.add_command(train_cmds.score_cmd)
-
-    from . import visualize as visualize_cmds
-    from . import tsne as tsne_cmds
-    cli.add_command(visualize_cmds.group)
-    cli.add_command(tsne_cmds.tsne_cmd)
-
-    from . import report as report_cmds
-    cli.add_command(report_cmds.report_cmd)
-
-    from . import pseudolabel as pseudolabel_cmds
-    cli.add_command(pseudolabel_cmds.group)
-
-    from . import surrogate as surrogate_cmds
-    cli.add_command(surrogate_cmds.group)
-
-    from . import kmeans as kmeans_cmds
-    cli.add_command(kmeans_cmds.group)
-
-
-_register()
 
 
 def main(argv=None):
