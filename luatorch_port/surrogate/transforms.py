@@ -432,14 +432,16 @@ _LOG2_HSV_EPS = math.log2(_HSV_EPS)
 _TINY = torch.finfo(torch.float32).tiny  # log of 0 (or of a subnormal) takes a slow path
 
 
-def _log2_(x: torch.Tensor) -> torch.Tensor:
-    """``x.log2_()``; on the CPU through numpy, whose SIMD float32 ``log2`` is several times
-    faster than torch's (bench_surrogate's stage split) and agrees to float32 rounding."""
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not x.requires_grad:
-        a = x.numpy()
-        np.log2(a, out=a)
-        return x
-    return x.log2_()
+def _log2_into(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``log2(x)`` into ``out``; on the CPU through numpy, whose SIMD float32 ``log2`` is
+    several times faster than torch's and agrees to float32 rounding (``log2(0) = -inf``,
+    which the jitter turns into ``0 ** p = 0``). Elsewhere torch's, with ``x`` floored at
+    float32's smallest normal (``log`` of 0 takes a slow path there)."""
+    if x.device.type == "cpu" and x.dtype == out.dtype and not out.requires_grad:
+        with np.errstate(divide="ignore"):
+            np.log2(x.numpy(), out=out.numpy())
+        return out
+    return torch.clamp(x, min=_TINY, out=out).log2_()
 
 
 class ColorJitter:
@@ -459,11 +461,11 @@ class ColorJitter:
       instead of three, and the HSV triple is never formed.
     * ``V^p = exp2(p log2 V)``, ``S^p`` likewise with ``log2 S = log2 c - log2 V``; the
       S and V chains run as one op each on two adjacent planes. ``exp2`` is faster than
-      ``exp`` on the CPU, and numpy's ``log2`` than torch's (:func:`_log2_`); a tensor
+      ``exp`` on the CPU, and numpy's ``log2`` than torch's (:func:`_log2_into`); a tensor
       exponent takes a slow scalar path in ``pow``.
-      ``S`` uses ``max(V, 1e-8)`` as in :func:`rgb_to_hsv`; ``V`` and ``c`` are floored
-      at float32's smallest normal (``log`` of 0 takes a slow path), so ``0 ** p`` comes out
-      below 1e-9 for ``p >= 0.25`` instead of 0.
+      ``S`` uses ``max(V, 1e-8)`` as in :func:`rgb_to_hsv`; ``0 ** p`` is 0 on the CPU
+      (``log2 0 = -inf``); elsewhere ``V`` and ``c`` are floored at float32's smallest
+      normal, so it comes out below 1e-9 for ``p >= 0.25``.
     * The hue takes the max channel as masks in float and selects with ``lerp`` by 0 or 1
       (exact; ``eq`` into a float tensor is vectorised, ``where`` with a bool mask is not).
 
@@ -514,7 +516,7 @@ class ColorJitter:
         h.lerp_(torch.sub(bl, r, out=t).add_(c, alpha=2.0), is_g)  # lerp by 0 or 1: exact
         h.lerp_(torch.sub(g, bl, out=t), is_r)          # R wins ties, as in rgb_to_hsv
         h.div_(torch.clamp(c, min=_HSV_EPS, out=t))      # hue in sixths, in [-1, 5]
-        _log2_(torch.clamp(planes[0:2], min=_TINY, out=logs))  # log2 V, log2 c (adjacent)
+        _log2_into(planes[0:2], logs)                    # log2 V, log2 c (adjacent)
         ls.sub_(torch.clamp(lv, min=_LOG2_HSV_EPS, out=t))      # log2 S, S = c / max(V, 1e-8)
         scale = constants.scale
         logs.mul_(constants.power).exp2_().mul_(constants.mul).add_(constants.add) \
