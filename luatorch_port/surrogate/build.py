@@ -30,10 +30,9 @@ uint8 through int32; :func:`render_reference` is the same computation written ou
 in float64 (the oracle: uint8 results agree to 1 grey level, 3e-5 of values differ).
 Reflection padding is done by padding the source images with mirrored pixels
 (:func:`mirror_margin`) and sampling them with border padding, which is cheaper than
-``grid_sample``'s own reflection; the colour jitter takes its logarithms with numpy on the CPU (faster than
-torch's). Both round differently in the
-last bit, so files differ from those of earlier versions of this port in about one value
-per million, by one grey level.
+``grid_sample``'s own reflection; the colour jitter takes its logarithms with numpy on the
+CPU (faster than torch's). Both round differently in the last bit, so files differ from
+those of earlier versions of this port in a few values per 100,000, by one grey level.
 
 Deviations: the paper does not say how strongly it favoured high-gradient regions; the
 candidate scheme above is this port's choice. Patches are resampled bilinearly without
