@@ -26,7 +26,7 @@ Also printed, all from the same run:
   agreement line (uint8 differences of the fast path).
 * A per-stage split of the build on one thread (CPU time per patch): seed windows and
   parameters, grids, ``grid_sample``, colour jitter, uint8 conversion, writing.
-* The limit of this design: ``grid_sample`` alone, over all threads.
+* The limit of this design: its ``grid_sample`` calls alone, over all threads.
 * ``a2 surrogate build`` of 4000 x 100 patches in a child process, wall time from its start
   to its exit (``--wall-rounds``, median), reading an extra.t7b of ``--images`` images.
 
@@ -172,20 +172,27 @@ def _lap(split, name, t, clock):
 
 
 def grid_sample_limit(images, n_seeds, per_seed, workers):
-    """patches/s of the ``grid_sample`` calls alone, on ``workers`` threads of one op thread."""
+    """patches/s of the ``grid_sample`` calls alone, as the build makes them (sources padded
+    with mirrored pixels, border padding), on ``workers`` threads of one op thread."""
     gen = torch.Generator().manual_seed(3)
     boxes = B.seed_windows(images[:n_seeds], gen)
     params = T.sample_params(n_seeds * per_seed, T.PRESETS["exemplar"], gen).view(n_seeds, per_seed, -1)
+    theta_all = T.affine_thetas(boxes.repeat_interleave(per_seed, 0), params.reshape(-1, 12), 96, 96)
+    margin = B.mirror_margin(theta_all, B.PATCH, 96, 96)
+    mode = "border" if margin >= 0 else T.PADDING
+    theta_all = theta_all.view(n_seeds, per_seed, 2, 3)
+    if margin >= 0:
+        theta_all = T.theta_in_padded(theta_all, margin, 96, 96)
     per_chunk, step = B.chunking(n_seeds, per_seed)
     jobs = []
     for i in range(0, n_seeds, per_chunk):
         i1 = min(n_seeds, i + per_chunk)
+        src = images[i:i1] if margin < 0 else T.pad_mirrored(images[i:i1], margin)
         for j in range(0, per_seed, step):
             j1 = min(per_seed, j + step)
-            theta = T.affine_thetas(boxes[i:i1].repeat_interleave(j1 - j, 0),
-                                    params[i:i1, j:j1].reshape(-1, 12), 96, 96)
+            theta = theta_all[i:i1, j:j1].reshape(-1, 2, 3)
             grid = T.affine_grid(theta, B.PATCH).view(i1 - i, (j1 - j) * B.PATCH, B.PATCH, 2)
-            jobs.append((images[i:i1].float(), grid))
+            jobs.append((src.float(), grid, mode))
     with torch_threads(1), ThreadPoolExecutor(workers) as pool:
         _, dt = timed(lambda: list(pool.map(lambda job: T.sample(*job), jobs)))
     return n_seeds * per_seed / dt

@@ -39,3 +39,10 @@ def test_ram_fits_checks_room_and_existence(tmp_path):
     assert bench.ram_fits(str(tmp_path), 1)
     assert not bench.ram_fits(str(tmp_path), 1 << 62)
     assert not bench.ram_fits(str(tmp_path / "missing"), 1)
+
+
+def test_grid_sample_limit_runs_the_builds_sampling_path():
+    """The limit times the calls the build makes (mirrored sources, border padding)."""
+    images = torch.randint(0, 256, (3, 3, 96, 96), generator=torch.Generator().manual_seed(4),
+                           dtype=torch.uint8)
+    assert bench.grid_sample_limit(images, 2, 3, 1) > 0

@@ -562,3 +562,41 @@ def test_standard_settings_name_things_the_library_has():
     TrainConfig(batch_size=s["batch_size"], learning_rate=s["learning_rate"], weight_decay=s["weight_decay"],
                 momentum=s["momentum"], epoch_step=s["epoch_step"], max_epoch=s["epochs"]).validate()
     assert 0 < s["val_per_seed"] < s["per_seed"] and s["C"] > 0
+
+
+@pytest.mark.parametrize("scale,mirrored", [((0.7, 1.4), True), ((0.3, 0.4), True), ((0.1, 0.12), False)],
+                         ids=["report", "zoomed-out", "beyond-the-margin"])
+def test_mirrored_padding_samples_as_reflection_padding(scale, mirrored):
+    """Images padded with mirrored pixels, sampled with border padding = grid_sample's
+    reflection padding (to float32 rounding); too far out, render falls back to the latter."""
+    images = smooth_images(3)
+    g = torch.Generator().manual_seed(21)
+    boxes = B.seed_windows(images, g)
+    params = T.sample_params(3 * 20, T.preset("report", scale=scale), g)
+    theta = T.affine_thetas(boxes.repeat_interleave(20, 0), params, 96, 96)
+    margin = B.mirror_margin(theta, 16, 96, 96)
+    assert margin == -1 if not mirrored else (margin > 0 and margin % 48 == 0)
+    expected = T.sample(images.float(), T.affine_grid(theta, 16).view(3, 20 * 16, 16, 2), "reflection")
+    if mirrored:
+        assert T.reach(theta, 16, 96, 96) <= margin
+        padded = T.pad_mirrored(images, margin).float()
+        grid = T.affine_grid(T.theta_in_padded(theta, margin, 96, 96), 16)
+        assert grid.abs().max() < 1                          # never reaches the padded edge
+        got = T.sample(padded, grid.view(3, 20 * 16, 16, 2), "border")
+        assert (got - expected).abs().max() < 1e-3
+    rendered = B.render(images, boxes, params.view(3, 20, -1), 16, color=False)
+    want = expected.view(3, 3, 20, 16, 16).transpose(1, 2).round()
+    assert (rendered.float() - want).abs().max() <= 1
+
+
+def test_mirror_indices_repeat_the_edge_pixel_and_reach_is_zero_inside():
+    assert T.mirror_indices(-3, 2, 4).tolist() == [2, 1, 0, 0, 1, 2]
+    assert T.mirror_indices(2, 9, 4).tolist() == [2, 3, 3, 2, 1, 0, 0, 1]
+    images = torch.arange(2 * 3 * 5 * 4, dtype=torch.uint8).view(2, 3, 5, 4)
+    for margin in (1, 4, 9):                                 # copies up to a side, then a gather
+        rows, cols = T.mirror_indices(-margin, 4 + margin, 5), T.mirror_indices(-margin, 3 + margin, 4)
+        assert torch.equal(T.pad_mirrored(images, margin), images[:, :, rows][:, :, :, cols])
+    centre = T.affine_thetas(torch.tensor([[32.0, 32.0, 32.0]]), torch.tensor([T.IDENTITY]), 96, 96)
+    assert T.reach(centre, 32, 96, 96) == 0
+    edge = T.affine_thetas(torch.tensor([[0.0, 0.0, 32.0]]), torch.tensor([T.IDENTITY]), 96, 96)
+    assert 1 <= T.reach(edge, 32, 96, 96) <= 2             # samples at pixel 0, one spared

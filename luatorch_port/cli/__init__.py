@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -15,8 +16,36 @@ USER_ERRORS = (A2Error, T7FormatError, T7WriteError, FileNotFoundError, IsADirec
                NotADirectoryError, PermissionError)
 
 
+# command name -> (module of this package, attribute): imported when the command is used
+# (``a2 surrogate build`` does not import the k-means, t-SNE or training modules)
+COMMANDS = {
+    "t7": ("t7", "group"),
+    "data": ("data", "group"),
+    "backprop": ("backprop", "group"),
+    "train": ("train", "train_cmd"),
+    "predict": ("train", "predict_cmd"),
+    "score": ("train", "score_cmd"),
+    "visualize": ("visualize", "group"),
+    "tsne": ("tsne", "tsne_cmd"),
+    "report": ("report", "report_cmd"),
+    "pseudolabel": ("pseudolabel", "group"),
+    "surrogate": ("surrogate", "group"),
+    "kmeans": ("kmeans", "group"),
+}
+
+
 class A2Group(click.Group):
-    """The top-level group: turns library errors into one-line click errors."""
+    """The top-level group: turns library errors into one-line click errors, and imports a
+    command's module when the command is looked up (:data:`COMMANDS`)."""
+
+    def list_commands(self, ctx):
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in COMMANDS:
+            module, attr = COMMANDS[name]
+            self.add_command(getattr(importlib.import_module(f".{module}", __name__), attr), name)
+        return self.commands.get(name)
 
     def invoke(self, ctx):
         try:
@@ -60,69 +89,6 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_con
 def cli():
     """Port of a Lua Torch7 solution to NYU DS-GA 1008 (2016) Assignment 2: STL-10
     semi-supervised image recognition. Commands follow the report's sections."""
-
-
-# command name -> (module of this package, attribute). Each module is imported the first time
-# its command is looked up, so `a2 tsne` does not import training, k-means or the surrogate
-# code; `a2 --help` imports them all (it lists every command's help line).
-COMMANDS = {
-    "t7": ("t7", "group"),
-    "data": ("data", "group"),
-    "backprop": ("backprop", "group"),
-    "train": ("train", "train_cmd"),
-    "predict": ("train", "predict_cmd"),
-    "score": ("train", "score_cmd"),
-    "visualize": ("visualize", "group"),
-    "tsne": ("tsne", "tsne_cmd"),
-    "report": ("report", "report_cmd"),
-    "pseudolabel": ("pseudolabel", "group"),
-    "surrogate": ("surrogate", "group"),
-    "kmeans": ("kmeans", "group"),
-}
-
-
-class _LazyCommands(dict):
-    """``cli.commands``: a command's module is imported when the command is looked up by name;
-    listing the commands (``--help``, iteration) imports them all."""
-
-    def __missing__(self, name):
-        import importlib
-
-        if name not in COMMANDS:
-            raise KeyError(name)
-        module, attr = COMMANDS[name]
-        self[name] = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-        return self[name]
-
-    def get(self, name, default=None):
-        return self[name] if name in self or name in COMMANDS else default
-
-    def _load_all(self):
-        for name in COMMANDS:
-            self[name]
-
-    def __iter__(self):
-        self._load_all()
-        return super().__iter__()
-
-    def __len__(self):
-        self._load_all()
-        return super().__len__()
-
-    def keys(self):
-        self._load_all()
-        return super().keys()
-
-    def values(self):
-        self._load_all()
-        return super().values()
-
-    def items(self):
-        self._load_all()
-        return super().items()
-
-
-cli.commands = _LazyCommands(cli.commands)
 
 
 def main(argv=None):

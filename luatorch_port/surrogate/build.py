@@ -28,6 +28,11 @@ Rendering (:func:`render`) works in chunks of ``CHUNK_PATCHES`` patches: one
 ``grid_sample`` per chunk, the fused colour jitter in place on its output, rounding to
 uint8 through int32; :func:`render_reference` is the same computation written out plainly
 in float64 (the oracle: uint8 results agree to 1 grey level, 3e-5 of values differ).
+Reflection padding is done by padding the source images with mirrored pixels
+(:func:`mirror_margin`) and sampling them with border padding, which is cheaper than
+``grid_sample``'s own reflection; the colour jitter takes its logarithms with numpy on the
+CPU (faster than torch's). Both round differently in the last bit, so files differ from
+those of earlier versions of this port in a few values per 100,000, by one grey level.
 
 Deviations: the paper does not say how strongly it favoured high-gradient regions; the
 candidate scheme above is this port's choice. Patches are resampled bilinearly without
@@ -65,6 +70,8 @@ GRADIENT_POWER = 2     # candidate weight = (mean squared gradient) ** 2 (this p
 SEEDS_PER_GROUP = 8    # seed images per worker task
 CHUNK_PATCHES = 200    # patches per grid_sample call and jitter pass: 0.8 MB planes stay in cache
 _ENERGY_BLOCK = 16     # source images per block of the gradient-energy maps
+_MAX_MIRROR = 2         # widest mirrored margin, in image sides (beyond: grid_sample's reflection)
+_ROUND_MAGIC = 12582912.0  # 1.5 * 2**23: x + it rounds x in [0, 2**22) to an integer in its low bits
 
 
 @dataclass
@@ -168,12 +175,14 @@ def chunking(b: int, k: int, chunk: Optional[int] = None):
 def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patch: int = PATCH,
            color: bool = True, out: Optional[torch.Tensor] = None,
            buffers: Optional[RenderBuffers] = None, theta: Optional[torch.Tensor] = None,
-           constants: Optional[T.JitterConstants] = None, stage=None) -> torch.Tensor:
+           constants: Optional[T.JitterConstants] = None, stage=None,
+           margin: Optional[int] = None) -> torch.Tensor:
     """Transformed uint8 patches of a group of source images.
 
     Works in chunks of about ``CHUNK_PATCHES`` patches: one ``grid_sample`` per chunk (the
     grids of one image's transformations stacked into one tall grid), the colour jitter in
-    place on its output, then uint8 (through int32: a direct float-to-uint8 cast is slower).
+    place on its output, then uint8 (through int32: a direct float-to-uint8 cast is slower;
+    geometry alone rounds by adding ``_ROUND_MAGIC`` and casting the float's bits).
 
     Parameters
     ----------
@@ -187,6 +196,8 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
         patches at once: per group, their many small ops cost more than the rendering)
     stage : optional callable, called with a stage's name ("grid terms", "compose grids",
         "grid_sample", "colour jitter", "uint8") as each one ends (the benchmark's timer)
+    margin : mirrored pixels to pad the sources by (default: :func:`mirror_margin` of
+        ``theta``; the build passes that of all its patches, so grouping changes no byte)
 
     Returns
     -------
@@ -208,10 +219,9 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
         buffers = RenderBuffers(per_chunk * step, patch, images.device, max(ch, 3))
     if theta is None:
         theta = T.affine_thetas(boxes.repeat_interleave(k, dim=0), params.reshape(b * k, -1), h, w)
+    src, theta, mode = _mirrored(images, theta.reshape(b * k, 2, 3), patch, margin)
     along_x, along_y = (x.view(b, k, 2, patch).transpose(1, 2).contiguous()  # (b, 2, k, P)
-                        for x in T.grid_terms(theta.reshape(b * k, 2, 3), patch, torch.float32,
-                                              images.device))
-    src = images.float()
+                        for x in T.grid_terms(theta, patch, torch.float32, images.device))
     if color:
         src.mul_(1.0 / 255.0)
         if constants is None:
@@ -227,19 +237,50 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
             planes = buffers.grid[:ni * nj * 2 * pixels].view(ni, 2, nj, patch, patch)
             grid = T.compose_grid(along_x[i:i1, :, j:j1], along_y[i:i1, :, j:j1], planes)
             mark("compose grids")
-            values = T.sample(src[i:i1], grid)
+            values = T.sample(src[i:i1], grid, padding_mode=mode)
             values = values.view(ni, ch, nj, pixels)   # grid_sample's layout: channel planes
             mark("grid_sample")
             if color:
                 buffers.jitter.apply(values, constants[i:i1, j:j1], bias=0.5)
+                mark("colour jitter")
+                ints = buffers.ints[:values.numel()].view(values.shape)
+                ints.copy_(values)             # truncates: rounds given the + 0.5
             else:
-                values.round_()
-            mark("colour jitter")
-            ints = buffers.ints[:values.numel()].view(values.shape)
-            ints.copy_(values)                 # truncates: exact, or rounds given the + 0.5
+                mark("colour jitter")
+                # values in [0, 255] + 1.5 * 2**23: float32 rounds them half to even into the
+                # low bits, which the int32 -> uint8 cast keeps (torch.round's values, one pass)
+                ints = values.add_(_ROUND_MAGIC).view(torch.int32)
             out[i:i1, j:j1].view(ni, nj, ch, pixels).copy_(ints.transpose(1, 2))
             mark("uint8")
     return out
+
+
+def mirror_margin(theta: torch.Tensor, patch: int, height: int, width: int) -> int:
+    """The margin :func:`render` pads source images by for ``theta``'s grids: their reach
+    (``transforms.reach``) rounded up to a whole number (at least one) of half image
+    sides, so that with the paper's ranges every patch gets the same margin whichever
+    patches it is rendered with; -1 (``grid_sample``'s own reflection padding, unpadded)
+    beyond ``_MAX_MIRROR`` image sides."""
+    unit = (max(height, width) + 1) // 2
+    margin = max(1, -(-T.reach(theta, patch, height, width) // unit)) * unit
+    return margin if margin <= _MAX_MIRROR * max(height, width) else -1
+
+
+def _mirrored(images, theta, patch, margin):
+    """``(float sources, theta in their coordinates, padding mode)`` for :func:`render`.
+
+    Sampling the images padded with mirrored pixels (``transforms.pad_mirrored``) with
+    border padding, the cheapest mode (it never clamps a sample there), gives
+    ``grid_sample``'s reflection padding up to the float32 rounding of the coordinates, at
+    a lower cost than that mode.
+    """
+    h, w = images.shape[-2:]
+    if margin is None:
+        margin = mirror_margin(theta, patch, h, w)
+    if margin < 0:
+        return images.float(), theta, T.PADDING
+    return (T.pad_mirrored(images, margin).float(), T.theta_in_padded(theta, margin, h, w),
+            "border")
 
 
 def render_reference(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor,
@@ -428,6 +469,7 @@ def _render_groups(images, seeds, boxes, params, patch, color, device, group, wo
     theta = T.affine_thetas(boxes.repeat_interleave(per_seed, dim=0),  # all at once: few ops
                             params.reshape(n_seeds * per_seed, -1), h, w)
     theta = theta.view(n_seeds, per_seed, 2, 3)
+    margin = mirror_margin(theta, patch, h, w)  # one for all groups: bytes independent of them
     constants = T.JitterConstants(params, 255.0, torch.float32, device) if color else None
 
     def work(start):
@@ -438,7 +480,7 @@ def _render_groups(images, seeds, boxes, params, patch, color, device, group, wo
             buffers = local.buffers = RenderBuffers(per_chunk * step, patch, device)
         src = images[seeds[start:stop]].to(device)
         return stop - start, render(src, boxes[start:stop], params[start:stop], patch, color,
-                                    buffers=buffers, theta=theta[start:stop],
+                                    buffers=buffers, theta=theta[start:stop], margin=margin,
                                     constants=None if constants is None
                                     else constants[start:stop, :])
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -277,6 +278,58 @@ def warp(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patch:
     return out.view(b, c, k, patch, patch).transpose(1, 2)
 
 
+def reach(theta: torch.Tensor, patch: int, height: int, width: int) -> int:
+    """How many pixels beyond the image's edges the bilinear samples of ``theta``'s grids
+    ((..., 2, 3) ``affine_grid`` matrices) reach, at most, with one pixel to spare for the
+    float32 rounding of the grid (0: all inside)."""
+    theta = theta.reshape(-1, 2, 3).double()
+    if len(theta) == 0:
+        return 0
+    edge = 1.0 - 1.0 / patch                      # the grid's corner points are at +-edge
+    half = edge * theta[:, :, :2].abs().sum(-1)   # (n, 2): reach around the centre
+    size = torch.tensor([width, height], dtype=torch.float64)
+    lo = (((theta[:, :, 2] - half) + 1.0) * size - 1.0) / 2.0   # pixels (align_corners=False)
+    hi = (((theta[:, :, 2] + half) + 1.0) * size - 1.0) / 2.0
+    out = torch.maximum(-torch.floor(lo), torch.floor(hi) + 2.0 - size).amax()
+    return max(0, int(out) + 1)
+
+
+def mirror_indices(lo: int, hi: int, size: int) -> torch.Tensor:
+    """Indices ``lo..hi`` (inclusive) mirrored into ``0..size-1`` the way
+    ``padding_mode="reflection"`` mirrors with ``align_corners=False``: about the outer
+    pixel edges, so the edge pixel repeats (``-1 -> 0``, ``size -> size - 1``)."""
+    j = torch.arange(lo, hi + 1).remainder(2 * size)
+    return torch.where(j >= size, 2 * size - 1 - j, j)
+
+
+def pad_mirrored(images: torch.Tensor, margin: int) -> torch.Tensor:
+    """``images`` (b, C, H, W) with ``margin`` pixels on every side mirrored in as
+    ``padding_mode="reflection"`` mirrors (:func:`mirror_indices`): (b, C, H + 2m, W + 2m)."""
+    h, w = images.shape[-2:]
+    if margin <= min(h, w):  # one mirror image each side: copies, cheaper than a gather
+        m = margin
+        wide = torch.cat([images[..., :m].flip(-1), images, images[..., w - m:].flip(-1)], dim=-1)
+        return torch.cat([wide[..., :m, :].flip(-2), wide, wide[..., h - m:, :].flip(-2)], dim=-2)
+    rows = mirror_indices(-margin, h - 1 + margin, h).to(images.device)
+    cols = mirror_indices(-margin, w - 1 + margin, w).to(images.device)
+    return images.index_select(2, rows).index_select(3, cols)
+
+
+def theta_in_padded(theta: torch.Tensor, margin: int, height: int, width: int) -> torch.Tensor:
+    """``theta`` (..., 2, 3) re-expressed in the normalised coordinates of the image padded
+    by ``margin`` pixels on every side (:func:`pad_mirrored`): the same source points,
+    float64.
+
+    A pixel coordinate ``x = ((u + 1) W - 1) / 2`` is ``x + m`` in the padded image of
+    width ``W' = W + 2 m``, so ``u' = (2 (x + m) + 1) / W' - 1 = u W / W'``: the centre
+    stays the centre.
+    """
+    theta = theta.double().clone()
+    for axis, size in enumerate((width, height)):
+        theta[..., axis, :] *= size / (size + 2.0 * margin)
+    return theta
+
+
 def sample(images: torch.Tensor, grid: torch.Tensor, padding_mode: str = PADDING) -> torch.Tensor:
     """``grid_sample`` as this module uses it: bilinear, ``align_corners=False``."""
     return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding_mode,
@@ -379,6 +432,18 @@ _LOG2_HSV_EPS = math.log2(_HSV_EPS)
 _TINY = torch.finfo(torch.float32).tiny  # log of 0 (or of a subnormal) takes a slow path
 
 
+def _log2_into(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``log2(x)`` into ``out``; on the CPU through numpy, whose SIMD float32 ``log2`` is
+    several times faster than torch's and agrees to float32 rounding (``log2(0) = -inf``,
+    which the jitter turns into ``0 ** p = 0``). Elsewhere torch's, with ``x`` floored at
+    float32's smallest normal (``log`` of 0 takes a slow path there)."""
+    if x.device.type == "cpu" and x.dtype == out.dtype and not out.requires_grad:
+        with np.errstate(divide="ignore"):
+            np.log2(x.numpy(), out=out.numpy())
+        return out
+    return torch.clamp(x, min=_TINY, out=out).log2_()
+
+
 class ColorJitter:
     """:func:`color_jitter` in place on ``grid_sample``'s (b, 3, k, L) output, with work buffers.
 
@@ -396,11 +461,11 @@ class ColorJitter:
       instead of three, and the HSV triple is never formed.
     * ``V^p = exp2(p log2 V)``, ``S^p`` likewise with ``log2 S = log2 c - log2 V``; the
       S and V chains run as one op each on two adjacent planes. ``exp2`` is faster than
-      ``exp`` and ``log2`` than ``log`` on the CPU; a tensor exponent
-      takes a slow scalar path in ``pow``.
-      ``S`` uses ``max(V, 1e-8)`` as in :func:`rgb_to_hsv`; ``V`` and ``c`` are floored
-      at float32's smallest normal (``log`` of 0 takes a slow path), so ``0 ** p`` comes out
-      below 1e-9 for ``p >= 0.25`` instead of 0.
+      ``exp`` on the CPU, and numpy's ``log2`` than torch's (:func:`_log2_into`); a tensor
+      exponent takes a slow scalar path in ``pow``.
+      ``S`` uses ``max(V, 1e-8)`` as in :func:`rgb_to_hsv`; ``0 ** p`` is 0 on the CPU
+      (``log2 0 = -inf``); elsewhere ``V`` and ``c`` are floored at float32's smallest
+      normal, so it comes out below 1e-9 for ``p >= 0.25``.
     * The hue takes the max channel as masks in float and selects with ``lerp`` by 0 or 1
       (exact; ``eq`` into a float tensor is vectorised, ``where`` with a bool mask is not).
 
@@ -441,8 +506,8 @@ class ColorJitter:
         logs = planes[6:8]                      # (log2 V, log2 S), then (scale V', scale S')
         lv, ls = logs
         r, g, bl = rgb.unbind(1)
-        torch.amax(rgb, dim=1, out=v)
-        torch.amin(rgb, dim=1, out=c)
+        torch.maximum(torch.maximum(r, g, out=v), bl, out=v)  # cheaper than amax over dim 1
+        torch.minimum(torch.minimum(r, g, out=c), bl, out=c)
         torch.sub(v, c, out=c)                           # chroma
         torch.eq(v, r, out=is_r)
         torch.eq(v, g, out=is_g)
@@ -451,7 +516,7 @@ class ColorJitter:
         h.lerp_(torch.sub(bl, r, out=t).add_(c, alpha=2.0), is_g)  # lerp by 0 or 1: exact
         h.lerp_(torch.sub(g, bl, out=t), is_r)          # R wins ties, as in rgb_to_hsv
         h.div_(torch.clamp(c, min=_HSV_EPS, out=t))      # hue in sixths, in [-1, 5]
-        torch.clamp(planes[0:2], min=_TINY, out=logs).log2_()  # log2 V, log2 c (adjacent)
+        _log2_into(planes[0:2], logs)                    # log2 V, log2 c (adjacent)
         ls.sub_(torch.clamp(lv, min=_LOG2_HSV_EPS, out=t))      # log2 S, S = c / max(V, 1e-8)
         scale = constants.scale
         logs.mul_(constants.power).exp2_().mul_(constants.mul).add_(constants.add) \
