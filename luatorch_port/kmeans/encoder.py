@@ -27,6 +27,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ..util.errors import A2Error
+from .fused import kernels
 from .patches import image_patches
 from ..util.threads import single_threaded_openmp
 from .whitening import CONTRAST_VAR_REG
@@ -169,6 +170,12 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
     OpenBLAS GEMMs) and single-threaded torch elementwise ops (vectorised kernels, faster
     than numpy's ``maximum``/``subtract``), on reused buffers that stay in the L3 cache; no BLAS or
     OpenMP thread pool is left spinning between the GEMMs and the elementwise steps."""
+    if precision == "bf16" and encoder == "triangle":
+        fused = kernels()
+        if fused is not None:
+            work = _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused)
+            _run_chunks(work, bounds, progress)
+            return
     k, d = centroids.shape
     c = centroids.float().numpy()
     cat = np.empty((d + 2, k), np.float32)       # [x, 1, ‖x‖²] · [−2c, ‖c‖², 1]ᵀ = ‖x − c‖²
@@ -252,6 +259,54 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
         torch.sum(bottom[:, hc:], 1, out=res[:, 3])
         return hi - lo
 
+    _run_chunks(work, bounds, progress)
+
+
+def _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused):
+    """The bf16 triangle encoder as one C pass, one bf16 GEMM and one C pass per chunk.
+
+    The ZCA matrix P is folded into the right operand, ``[−2·P·Cᵀ | P]`` (d × (k + d)), so
+    the GEMM of the contrast-normalised patches gives both the cross term of the distance
+    (up to the per-centroid constant ``−2·bias·c``, added to ‖c‖²) and the whitened patch
+    (up to ``bias``) from which the C epilogue takes ‖x‖² in fp32.
+    """
+    patches_fn, pool_fn = fused
+    k, d = centroids.shape
+    c = centroids.double()
+    pm = torch.eye(d, dtype=torch.float64) if p is None else p.double()
+    bias = torch.zeros(d, dtype=torch.float64) if p is None else -(mean.double() @ pm)
+    right = torch.cat([-2.0 * pm @ c.t(), pm], dim=1).to(torch.bfloat16)   # (d, k + d)
+    cc = ((c * c).sum(1) - 2.0 * (c @ bias)).float().numpy()
+    bias32 = bias.float().numpy()
+    out_np = out.numpy()
+    local = threading.local()
+
+    def work(lo, hi):
+        if not hasattr(local, "y"):
+            local.x = torch.empty(rows, d, dtype=torch.bfloat16)
+            local.y = torch.empty(rows, k + d, dtype=torch.bfloat16)
+            local.scratch = np.empty(max(k, d), np.float32)
+        imgs = np.ascontiguousarray(images[lo:hi].to(torch.float32).numpy())
+        b, ch, hgt, wid = imgs.shape
+        pr, pc = (hgt - rf) // stride + 1, (wid - rf) // stride + 1
+        if ch * rf * rf != d:
+            raise A2Error(f"patches have {ch * rf * rf} values (C·rf·rf) but the centroids have {d}")
+        m = b * pr * pc
+        x, y = local.x[:m], local.y[:m]
+        patches_fn(imgs.ctypes.data, b, ch, hgt, wid, rf, stride, CONTRAST_VAR_REG,
+                   x.data_ptr(), local.scratch.ctypes.data)
+        torch.matmul(x, right, out=y)                       # fp32 accumulation, bf16 out
+        pool_fn(y.data_ptr(), bias32.ctypes.data, cc.ctypes.data, b, pr, pc,
+                quadrant_half(pr), quadrant_half(pc), k, d, out_np[lo:hi].ctypes.data,
+                local.scratch.ctypes.data)
+        return hi - lo
+
+    return work
+
+
+def _run_chunks(work, bounds, progress):
+    """``work(lo, hi)`` for each chunk on torch.get_num_threads() worker threads, each with
+    single-threaded BLAS and OpenMP; ``progress`` told in chunk order."""
     workers = max(1, min(torch.get_num_threads(), len(bounds)))
     with threadpool_limits(1, user_api="blas"):
         if workers == 1:
