@@ -37,6 +37,8 @@ PRECISIONS = ("fp32", "bf16")  # the distance GEMM's input precision (bf16 accum
 DEFAULT_PRECISION = "fp32"
 CHUNK_ELEMENTS = 1536 * 1600   # distance entries per chunk and worker (9.8 MB: two workers' blocks
                                # stay in a 32 MB L3; 2 images at 32x32, k = 1600)
+GEMM_COLUMN_STEP = 16          # the bf16 path pads its GEMM's width to a multiple of this
+                               # (a ragged last column block slows oneDNN down)
 
 
 def quadrant_half(n: int) -> int:
@@ -275,7 +277,10 @@ def _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused):
     c = centroids.double()
     pm = torch.eye(d, dtype=torch.float64) if p is None else p.double()
     bias = torch.zeros(d, dtype=torch.float64) if p is None else -(mean.double() @ pm)
-    right = torch.cat([-2.0 * pm @ c.t(), pm], dim=1).to(torch.bfloat16)   # (d, k + d)
+    width = -(-(k + d) // GEMM_COLUMN_STEP) * GEMM_COLUMN_STEP
+    right = torch.zeros(d, width, dtype=torch.bfloat16)                # [−2·P·Cᵀ | P | 0]
+    right[:, :k] = -2.0 * pm @ c.t()
+    right[:, k:k + d] = pm
     cc = ((c * c).sum(1) - 2.0 * (c @ bias)).float().numpy()
     bias32 = bias.float().numpy()
     out_np = out.numpy()
@@ -284,7 +289,7 @@ def _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused):
     def work(lo, hi):
         if not hasattr(local, "y"):
             local.x = torch.empty(rows, d, dtype=torch.bfloat16)
-            local.y = torch.empty(rows, k + d, dtype=torch.bfloat16)
+            local.y = torch.empty(rows, width, dtype=torch.bfloat16)
             local.scratch = np.empty(max(k, d), np.float32)
         imgs = np.ascontiguousarray(images[lo:hi].to(torch.float32).numpy())
         b, ch, hgt, wid = imgs.shape
@@ -296,7 +301,7 @@ def _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused):
         patches_fn(imgs.ctypes.data, b, ch, hgt, wid, rf, stride, CONTRAST_VAR_REG,
                    x.data_ptr(), local.scratch.ctypes.data)
         torch.matmul(x, right, out=y)                       # fp32 accumulation, bf16 out
-        pool_fn(y.data_ptr(), bias32.ctypes.data, cc.ctypes.data, b, pr, pc,
+        pool_fn(y.data_ptr(), width, bias32.ctypes.data, cc.ctypes.data, b, pr, pc,
                 quadrant_half(pr), quadrant_half(pc), k, d, out_np[lo:hi].ctypes.data,
                 local.scratch.ctypes.data)
         return hi - lo

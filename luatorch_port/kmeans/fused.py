@@ -83,6 +83,6 @@ def kernels():
         return None
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     patches.argtypes = [p, i64, i64, i64, i64, i64, i64, ctypes.c_float, p, p]
-    pool.argtypes = [p, p, p, i64, i64, i64, i64, i64, i64, i64, p, p]
+    pool.argtypes = [p, i64, p, p, i64, i64, i64, i64, i64, i64, i64, p, p]
     patches.restype = pool.restype = None
     return patches, pool

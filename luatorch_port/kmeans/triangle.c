@@ -63,10 +63,11 @@ void contrast_patches_bf16(const float *img, int64_t n, int64_t ch, int64_t h, i
             }
 }
 
-/* y: (n * pr * pc, k + d) bf16 bits, [x.B | x.P] per row; bias: (d); cc: (k), |c|^2 - 2 bias.c;
+/* y: (n * pr * pc, ld) bf16 bits, [x.B | x.P | padding] per row (ld >= k + d); bias: (d);
+ * cc: (k), |c|^2 - 2 bias.c;
  * out: (n, 4, k), overwritten, quadrants [top-left, bottom-left, top-right, bottom-right]
  * split at hr, hc; z: k floats scratch. */
-void triangle_pool_bf16(const uint16_t *y, const float *bias, const float *cc,
+void triangle_pool_bf16(const uint16_t *y, int64_t ld, const float *bias, const float *cc,
                         int64_t n, int64_t pr, int64_t pc, int64_t hr, int64_t hc,
                         int64_t k, int64_t d, float *out, float *z)
 {
@@ -76,7 +77,7 @@ void triangle_pool_bf16(const uint16_t *y, const float *bias, const float *cc,
         memset(img, 0, (size_t)(4 * k) * sizeof(float));
         for (int64_t i = 0; i < pr; i++)
             for (int64_t j = 0; j < pc; j++) {
-                const uint16_t *row = y + ((b * pr + i) * pc + j) * (k + d);
+                const uint16_t *row = y + ((b * pr + i) * pc + j) * ld;
                 float *acc = img + ((j >= hc) * 2 + (i >= hr)) * k;
                 float x2 = 0.0f;
                 for (int64_t t = 0; t < d; t++) {
