@@ -172,10 +172,11 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
     OpenBLAS GEMMs) and single-threaded torch elementwise ops (vectorised kernels, faster
     than numpy's ``maximum``/``subtract``), on reused buffers that stay in the L3 cache; no BLAS or
     OpenMP thread pool is left spinning between the GEMMs and the elementwise steps."""
-    if precision == "bf16" and encoder == "triangle":
+    if precision == "bf16":
         fused = kernels()
         if fused is not None:
-            work = _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused)
+            work = _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused,
+                                 encoder)
             _run_chunks(work, bounds, progress)
             return
     k, d = centroids.shape
@@ -264,15 +265,15 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
     _run_chunks(work, bounds, progress)
 
 
-def _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused):
-    """The bf16 triangle encoder as one C pass, one bf16 GEMM and one C pass per chunk.
+def _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused, encoder):
+    """The bf16 encoder as one C pass, one bf16 GEMM and one C pass per chunk.
 
     The ZCA matrix P is folded into the right operand, ``[−2·P·Cᵀ | P]`` (d × (k + d)), so
     the GEMM of the contrast-normalised patches gives both the cross term of the distance
     (up to the per-centroid constant ``−2·bias·c``, added to ‖c‖²) and the whitened patch
     (up to ``bias``) from which the C epilogue takes ‖x‖² in fp32.
     """
-    patches_fn, pool_fn = fused
+    patches_fn, pool_fn, hard_fn = fused
     k, d = centroids.shape
     c = centroids.double()
     pm = torch.eye(d, dtype=torch.float64) if p is None else p.double()
@@ -301,6 +302,10 @@ def _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused):
         patches_fn(imgs.ctypes.data, b, ch, hgt, wid, rf, stride, CONTRAST_VAR_REG,
                    x.data_ptr(), local.scratch.ctypes.data)
         torch.matmul(x, right, out=y)                       # fp32 accumulation, bf16 out
+        if encoder == "hard":
+            hard_fn(y.data_ptr(), width, cc.ctypes.data, b, pr, pc, quadrant_half(pr),
+                    quadrant_half(pc), k, out_np[lo:hi].ctypes.data)
+            return hi - lo
         pool_fn(y.data_ptr(), width, bias32.ctypes.data, cc.ctypes.data, b, pr, pc,
                 quadrant_half(pr), quadrant_half(pc), k, d, out_np[lo:hi].ctypes.data,
                 local.scratch.ctypes.data)

@@ -65,7 +65,8 @@ def _build(compiler: str) -> Path | None:
 
 @functools.lru_cache(maxsize=None)
 def kernels():
-    """``(contrast_patches_bf16, triangle_pool_bf16)``, the C functions of ``triangle.c``, or
+    """``(contrast_patches_bf16, triangle_pool_bf16, hard_pool_bf16)``, the C functions of
+    ``triangle.c``, or
     None when no C compiler builds them (or ``$A2_NO_FUSED`` is set). Called with raw
     pointers; ctypes releases the GIL during each call."""
     if os.environ.get("A2_NO_FUSED"):
@@ -78,11 +79,12 @@ def kernels():
         return None
     try:
         lib = ctypes.CDLL(str(path))
-        patches, pool = lib.contrast_patches_bf16, lib.triangle_pool_bf16
+        patches, pool, hard = lib.contrast_patches_bf16, lib.triangle_pool_bf16, lib.hard_pool_bf16
     except (OSError, AttributeError):
         return None
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     patches.argtypes = [p, i64, i64, i64, i64, i64, i64, ctypes.c_float, p, p]
     pool.argtypes = [p, i64, p, p, i64, i64, i64, i64, i64, i64, i64, p, p]
-    patches.restype = pool.restype = None
-    return patches, pool
+    hard.argtypes = [p, i64, p, i64, i64, i64, i64, i64, i64, p]
+    patches.restype = pool.restype = hard.restype = None
+    return patches, pool, hard

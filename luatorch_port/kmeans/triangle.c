@@ -99,3 +99,30 @@ void triangle_pool_bf16(const uint16_t *y, int64_t ld, const float *bias, const 
             }
     }
 }
+
+/* The "hard" encoding (Coates et al. 2011): a one-hot of the nearest centroid, summed per
+ * quadrant. The nearest minimises cc + x.B (|x|^2 is the same for the whole row); ties go to
+ * the first, as torch's argmin. Arguments as triangle_pool_bf16's. */
+void hard_pool_bf16(const uint16_t *y, int64_t ld, const float *cc,
+                    int64_t n, int64_t pr, int64_t pc, int64_t hr, int64_t hc,
+                    int64_t k, float *out)
+{
+    for (int64_t b = 0; b < n; b++) {
+        float *img = out + b * 4 * k;
+        memset(img, 0, (size_t)(4 * k) * sizeof(float));
+        for (int64_t i = 0; i < pr; i++)
+            for (int64_t j = 0; j < pc; j++) {
+                const uint16_t *row = y + ((b * pr + i) * pc + j) * ld;
+                int64_t best = 0;
+                float low = cc[0] + bf16_to_float(row[0]);
+                for (int64_t t = 1; t < k; t++) {
+                    const float v = cc[t] + bf16_to_float(row[t]);
+                    if (v < low) {
+                        low = v;
+                        best = t;
+                    }
+                }
+                img[((j >= hc) * 2 + (i >= hr)) * k + best] += 1.0f;
+            }
+    }
+}
