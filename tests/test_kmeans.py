@@ -3,6 +3,8 @@ extract_features.m as oracles, plus properties (identity covariance, monotone ob
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -245,7 +247,8 @@ def test_encode_matches_extract_features_transcription(encoder, whiten, size, ch
     contrast_normalize(sample, out=sample)
     m, p = fit_zca(sample) if whiten else (None, None)
     cents = torch.randn(k, 3 * rf * rf, generator=g)
-    got = encode(images, cents, rf, m, p, encoder=encoder, chunk_rows=chunk_rows, stride=stride)
+    got = encode(images, cents, rf, m, p, encoder=encoder, chunk_rows=chunk_rows, stride=stride,
+                 precision="fp32")
     expect = np_extract_features(images.double().numpy(), cents.double().numpy(), rf,
                                  None if m is None else m.double().numpy(),
                                  None if p is None else p.double().numpy(), encoder, stride)
@@ -258,10 +261,10 @@ def test_encode_worker_threads_give_the_one_thread_result():
     images = torch.randint(0, 256, (5, 3, 9, 9), generator=g).float()
     cents, m = torch.randn(7, 48, generator=g), torch.randn(48, generator=g)
     p = torch.randn(48, 48, generator=g) * 0.1
-    for encoder in ("triangle", "hard"):
-        one = encode(images, cents, 4, m, p, encoder=encoder, chunk_rows=36)
+    for encoder, precision in itertools.product(("triangle", "hard"), ("fp32", "bf16")):
+        one = encode(images, cents, 4, m, p, encoder=encoder, chunk_rows=36, precision=precision)
         torch.set_num_threads(2)
-        two = encode(images, cents, 4, m, p, encoder=encoder, chunk_rows=36)
+        two = encode(images, cents, 4, m, p, encoder=encoder, chunk_rows=36, precision=precision)
         assert torch.get_num_threads() == 2   # the workers' one-thread OpenMP limit stays theirs
         torch.set_num_threads(1)
         assert torch.equal(one, two)
@@ -289,7 +292,7 @@ def test_encode_rounding_negative_distances_give_zero_not_nan():
     cat = np.concatenate([-2 * cents.T, (cents.astype(np.float64) ** 2).sum(1)[None].astype(np.float32),
                           np.ones((1, len(cents)), np.float32)])
     assert ((xa @ cat) < 0).any()     # the case is exercised
-    got = encode(images, torch.from_numpy(cents), rf, m, p)
+    got = encode(images, torch.from_numpy(cents), rf, m, p, precision="fp32")
     assert torch.isfinite(got).all()
     expect = np_extract_features(images.double().numpy(), cents.astype(np.float64), rf,
                                  m.double().numpy(), p.double().numpy())
@@ -354,11 +357,11 @@ def test_torch_encoder_path_matches_cpu_path(encoder):
     imgs = torch.rand(4, 3, 10, 10, generator=g) * 255
     cents, m = torch.randn(7, 48, generator=g), torch.randn(48, generator=g)
     p = torch.randn(48, 48, generator=g) * 0.1
-    expect = encode(imgs, cents, 4, m, p, encoder=encoder)
-    got = _Encoder(cents, m, p, 4, encoder, 4 * 49).encode(imgs)
+    expect = encode(imgs, cents, 4, m, p, encoder=encoder, precision="fp32")
+    got = _Encoder(cents, m, p, 4, encoder, 4 * 49, "fp32").encode(imgs)
     assert torch.allclose(got, expect, rtol=1e-4, atol=1e-4)
-    expect = encode(imgs, cents, 4, m, p, encoder=encoder, stride=3)
-    got = _Encoder(cents, m, p, 4, encoder, 4 * 9, stride=3).encode(imgs)
+    expect = encode(imgs, cents, 4, m, p, encoder=encoder, stride=3, precision="fp32")
+    got = _Encoder(cents, m, p, 4, encoder, 4 * 9, precision="fp32", stride=3).encode(imgs)
     assert torch.allclose(got, expect, rtol=1e-4, atol=1e-4)
 
 
@@ -372,7 +375,8 @@ def test_cuda_matches_cpu():
     assert gpu.inertia == pytest.approx(cpu.inertia, rel=1e-4)
     imgs = torch.rand(3, 3, 12, 12, generator=_gen()) * 255
     cents = torch.randn(9, 27, generator=_gen())
-    assert torch.allclose(encode(imgs, cents.cuda(), 3), encode(imgs, cents, 3), rtol=1e-3, atol=1e-3)
+    assert torch.allclose(encode(imgs, cents.cuda(), 3, precision="fp32"),
+                          encode(imgs, cents, 3, precision="fp32"), rtol=1e-3, atol=1e-3)
 
 
 def test_worker_threads_run_torch_on_one_openmp_thread():
@@ -406,7 +410,7 @@ def test_bf16_encoding_is_close_to_fp32(encoder):
     cents = torch.randn(64, 108, generator=g)
     p = torch.eye(108) + 0.05 * torch.randn(108, 108, generator=g)
     m = torch.randn(108, generator=g) * 0.1
-    a = encode(images, cents, 6, m, p, encoder=encoder)
+    a = encode(images, cents, 6, m, p, encoder=encoder, precision="fp32")
     b = encode(images, cents, 6, m, p, encoder=encoder, precision="bf16")
     if encoder == "triangle":
         assert float((a - b).norm() / a.norm()) < 1e-3
