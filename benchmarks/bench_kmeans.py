@@ -3,9 +3,10 @@
 1. k-means: 400,000 x 108 whitened patches, k = 1600, 10 iterations from the same start,
    ours (run_kmeans) against sklearn.cluster.KMeans(algorithm="lloyd"), and the distance
    GEMMs alone (the GEMM-bound limit).
-2. triangle encoding of 32x32 images with 1600 centroids: ours in fp32 (the baseline) and
-   with the bf16 distance GEMM (``--precision bf16``), against a numpy im2col transcription
-   of extract_features.m; the rate of the distance GEMM as a fraction of the bf16 GEMM peak.
+2. triangle encoding of 32x32 images with 1600 centroids: ours in fp32 (the baseline), in
+   bf16 (the default: C passes around one bf16 GEMM) and bf16 without the C passes, against
+   a numpy im2col transcription of extract_features.m; the bf16 rate against the distance
+   GEMM alone at the bf16 GEMM peak (the limit). Accuracy: encode_accuracy.py.
 3. L2-SVM on 4,000 x 6,400 features (10 classes): one fit at C = 100 against the whole C
    grid of ``--C auto`` (select_C: one standardisation, warm starts) on the same features;
    with ``--sklearn`` also LinearSVC (minutes).

@@ -12,9 +12,12 @@ k-means, a one-hot of the nearest centroid) is offered for the ablation. ``strid
 takes patches on a grid (the report's 22×22 patches at stride 24: 4×4 per 96×96 image,
 quadrants of 2×2 patches). Images are
 encoded in chunks of several images (worker threads on CPU) instead of one at a time.
-With ``precision="bf16"`` the cross term ``x·c`` of the distance is one bfloat16 GEMM
-(fp32 accumulation, rounded to bfloat16 on output) and the norms ``‖x‖²``, ``‖c‖²`` are
-added in fp32; docs/kmeans.md gives the measured accuracy change.
+``precision="bf16"`` (the default) computes the cross term ``x·c`` of the distance and the
+whitened patch in one bfloat16 GEMM (fp32 accumulation, rounded to bfloat16 on output; the
+ZCA matrix folded into the centroids) and the rest in fp32: on CPU as two C passes
+(``fused.py``, ``triangle.c``) around the GEMM, or as torch passes without a C compiler.
+``precision="fp32"`` is Coates' arithmetic in float32. docs/kmeans.md gives the measured
+accuracy change.
 """
 
 from __future__ import annotations
@@ -129,7 +132,7 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
     encoder : ``"triangle"`` (default) or ``"hard"``.
     chunk_rows : patches per distance GEMM (default: ``CHUNK_ELEMENTS / k``); at least one
         image per chunk.
-    precision : ``"fp32"`` (default) or ``"bf16"``: the distance GEMM's inputs.
+    precision : ``"bf16"`` (default) or ``"fp32"``: the distance GEMM's precision.
     stride : step between patches (Coates: 1; the report: 24, a 4×4 grid of 22×22 patches).
     progress : optional callable ``progress(n_images_done)``.
     """

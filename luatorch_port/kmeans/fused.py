@@ -48,6 +48,7 @@ def _build(compiler: str) -> Path | None:
     lib = cache_dir() / f"triangle-{key}.so"
     if lib.exists():
         return lib
+    tmp = None
     try:
         lib.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=lib.parent)
@@ -55,11 +56,14 @@ def _build(compiler: str) -> Path | None:
         done = subprocess.run([compiler, *CFLAGS, "-o", tmp, str(SOURCE), "-lm"],
                               capture_output=True, timeout=120)
         if done.returncode != 0:
-            os.unlink(tmp)
             return None
         os.replace(tmp, lib)
+        tmp = None
     except (OSError, subprocess.SubprocessError):
         return None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
     return lib
 
 
