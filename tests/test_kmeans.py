@@ -495,6 +495,10 @@ def test_fused_kernels_build_once_into_the_cache_and_need_a_compiler(tmp_path, m
         monkeypatch.setenv("A2_CACHE_DIR", str(tmp_path / "empty"))
         fused.kernels.cache_clear()
         assert fused.kernels() is None
+        monkeypatch.setenv("CC", "false")                 # a compiler that fails
+        fused.kernels.cache_clear()
+        assert fused.kernels() is None
+        assert list((tmp_path / "empty").iterdir()) == []     # nothing half-written
         monkeypatch.delenv("CC")
         monkeypatch.setenv("A2_NO_FUSED", "1")
         fused.kernels.cache_clear()
