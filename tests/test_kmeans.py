@@ -471,6 +471,8 @@ def test_bf16_without_the_c_passes_falls_back_to_torch(monkeypatch):
     cents = torch.randn(32, 108, generator=g)
     a = encode(images, cents, 6, precision="fp32")
     fused = encode(images, cents, 6, precision="bf16")
+    strided = images.contiguous(memory_format=torch.channels_last).to(torch.uint8)
+    assert torch.equal(encode(strided, cents, 6, precision="bf16"), fused)
     monkeypatch.setattr(encoder_module, "kernels", lambda: None)
     plain = encode(images, cents, 6, precision="bf16")
     assert not torch.equal(fused, plain)
