@@ -226,7 +226,10 @@ def bench_encode(scale, res, peaks):
     err = float(np.abs(out["fp32"][:n_np].numpy() - ref).max() / np.abs(ref).max())
     err16 = float((out["bf16"] - out["fp32"]).norm() / out["fp32"].norm())
     dist_gflop = 2 * per_image * d * k / 1e9          # the distance GEMM per image
-    limit = peaks["bf16"] / dist_gflop                 # img/s if encoding were that GEMM alone
+    # the peak again after the rounds (the load may have changed): the higher one, so the
+    # fraction is not flattered by a peak measured in a busier moment
+    peak16 = max(peaks["bf16"], gemm_peak(torch.bfloat16))
+    limit = peak16 / dist_gflop                        # img/s if encoding were that GEMM alone
     frac = rate["bf16"] / limit
     ratio = rate["bf16"] / rate["fp32"]
     print(f"triangle encoding, 32x32 images, k={k}: ours {n} images, numpy {n_np}; best of {ROUNDS} "
@@ -236,7 +239,7 @@ def bench_encode(scale, res, peaks):
         print(f"  {r:10s} {rate[r]:7.1f} images/s ({1e3 * best[r][1]:5.2f} ms CPU/image)")
     print(f"  bf16 / fp32 {ratio:.2f}x (target >= {TARGET_ENCODE_RATIO}x); the whole bf16 encoding "
           f"at the rate of {dist_gflop * rate['bf16']:.0f} GFLOP/s of distance GEMM = {100 * frac:.0f} % "
-          f"of the bf16 peak {peaks['bf16']:.0f} GFLOP/s (target >= {100 * TARGET_ENCODE_PEAK:.0f} %); "
+          f"of the bf16 peak {peak16:.0f} GFLOP/s (target >= {100 * TARGET_ENCODE_PEAK:.0f} %); "
           f"fp32 vs numpy max relative difference {err:.2e}, bf16 vs fp32 {err16:.2e} (relative "
           f"Frobenius); C passes {'built' if fused else 'unavailable (no C compiler)'}")
     res.figure("encode.fp32_rate", rate["fp32"], "img/s", baseline=rate["numpy"],
@@ -246,11 +249,12 @@ def bench_encode(scale, res, peaks):
                     "fp32 2048^3 peak of this run")
     res.figure("encode.bf16_rate", rate["bf16"], "img/s", baseline=rate["fp32"], ratio=ratio,
                target=TARGET_ENCODE_RATIO, limit=limit, fraction_of_limit=frac,
-               target_fraction=TARGET_ENCODE_PEAK,
+               target_fraction=TARGET_ENCODE_PEAK, bf16_peak=peak16,
                met=bool(ratio >= TARGET_ENCODE_RATIO and frac >= TARGET_ENCODE_PEAK),
                bf16_relative_error=err16, fused=fused,
                note="baseline: fp32 encoding, same run; limit: the distance GEMM alone "
-                    "(2 x 729 x 108 x 1600 FLOP per image) at the bf16 2048^3 peak of this run")
+                    "(2 x 729 x 108 x 1600 FLOP per image) at the bf16 2048^3 peak of this run "
+                    "(the higher of before and after the rounds)")
     if fused:
         res.figure("encode.bf16_torch_rate", rate["bf16_torch"], "img/s", baseline=rate["fp32"],
                    ratio=rate["bf16_torch"] / rate["fp32"],
