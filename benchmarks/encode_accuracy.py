@@ -45,16 +45,17 @@ def main(argv=None):
             out = run_eval(args.centroids, splits["train"], splits["test"], val=splits["val"],
                            precision=precision, svm_out=Path(tmp) / f"{precision}.svm.t7")
             ev = out["evaluation"]
-            acc[precision] = {"train": 100 * ev.train_accuracy, "val": 100 * ev.val_accuracy,
-                              "test": 100 * ev.test_accuracy, "C": ev.C}
+            acc[precision] = {"train": round(100 * ev.train_accuracy, 2), "C": ev.C,
+                              "val": round(100 * ev.val_accuracy, 2),
+                              "test": round(100 * ev.test_accuracy, 2)}
             res.figure(f"encode_accuracy.{precision}.test", acc[precision]["test"], "%",
                        val=acc[precision]["val"], train=acc[precision]["train"], C=ev.C,
                        seconds=round(time.perf_counter() - t, 1), sizes=out["sizes"])
             print(f"{precision}: C = {ev.C:g}, train {acc[precision]['train']:.2f} %, val "
                   f"{acc[precision]['val']:.2f} %, test {acc[precision]['test']:.2f} %", flush=True)
-    change = acc["bf16"]["test"] - acc["fp32"]["test"]
+    change = round(acc["bf16"]["test"] - acc["fp32"]["test"], 2)
     res.figure("encode_accuracy.bf16_minus_fp32.test", change, "points",
-               val=acc["bf16"]["val"] - acc["fp32"]["val"], limit=-ACCURACY_BUDGET,
+               val=round(acc["bf16"]["val"] - acc["fp32"]["val"], 2), limit=-ACCURACY_BUDGET,
                met=bool(change >= -ACCURACY_BUDGET),
                note="test accuracy, bf16 encoding minus fp32, same dictionary and SVM settings")
     print(f"bf16 - fp32: test {change:+.2f} points (budget -{ACCURACY_BUDGET})")
