@@ -3,6 +3,8 @@ extract_features.m as oracles, plus properties (identity covariance, monotone ob
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -245,7 +247,8 @@ def test_encode_matches_extract_features_transcription(encoder, whiten, size, ch
     contrast_normalize(sample, out=sample)
     m, p = fit_zca(sample) if whiten else (None, None)
     cents = torch.randn(k, 3 * rf * rf, generator=g)
-    got = encode(images, cents, rf, m, p, encoder=encoder, chunk_rows=chunk_rows, stride=stride)
+    got = encode(images, cents, rf, m, p, encoder=encoder, chunk_rows=chunk_rows, stride=stride,
+                 precision="fp32")
     expect = np_extract_features(images.double().numpy(), cents.double().numpy(), rf,
                                  None if m is None else m.double().numpy(),
                                  None if p is None else p.double().numpy(), encoder, stride)
@@ -258,10 +261,10 @@ def test_encode_worker_threads_give_the_one_thread_result():
     images = torch.randint(0, 256, (5, 3, 9, 9), generator=g).float()
     cents, m = torch.randn(7, 48, generator=g), torch.randn(48, generator=g)
     p = torch.randn(48, 48, generator=g) * 0.1
-    for encoder in ("triangle", "hard"):
-        one = encode(images, cents, 4, m, p, encoder=encoder, chunk_rows=36)
+    for encoder, precision in itertools.product(("triangle", "hard"), ("fp32", "bf16")):
+        one = encode(images, cents, 4, m, p, encoder=encoder, chunk_rows=36, precision=precision)
         torch.set_num_threads(2)
-        two = encode(images, cents, 4, m, p, encoder=encoder, chunk_rows=36)
+        two = encode(images, cents, 4, m, p, encoder=encoder, chunk_rows=36, precision=precision)
         assert torch.get_num_threads() == 2   # the workers' one-thread OpenMP limit stays theirs
         torch.set_num_threads(1)
         assert torch.equal(one, two)
@@ -289,7 +292,7 @@ def test_encode_rounding_negative_distances_give_zero_not_nan():
     cat = np.concatenate([-2 * cents.T, (cents.astype(np.float64) ** 2).sum(1)[None].astype(np.float32),
                           np.ones((1, len(cents)), np.float32)])
     assert ((xa @ cat) < 0).any()     # the case is exercised
-    got = encode(images, torch.from_numpy(cents), rf, m, p)
+    got = encode(images, torch.from_numpy(cents), rf, m, p, precision="fp32")
     assert torch.isfinite(got).all()
     expect = np_extract_features(images.double().numpy(), cents.astype(np.float64), rf,
                                  m.double().numpy(), p.double().numpy())
@@ -354,11 +357,11 @@ def test_torch_encoder_path_matches_cpu_path(encoder):
     imgs = torch.rand(4, 3, 10, 10, generator=g) * 255
     cents, m = torch.randn(7, 48, generator=g), torch.randn(48, generator=g)
     p = torch.randn(48, 48, generator=g) * 0.1
-    expect = encode(imgs, cents, 4, m, p, encoder=encoder)
-    got = _Encoder(cents, m, p, 4, encoder, 4 * 49).encode(imgs)
+    expect = encode(imgs, cents, 4, m, p, encoder=encoder, precision="fp32")
+    got = _Encoder(cents, m, p, 4, encoder, 4 * 49, "fp32").encode(imgs)
     assert torch.allclose(got, expect, rtol=1e-4, atol=1e-4)
-    expect = encode(imgs, cents, 4, m, p, encoder=encoder, stride=3)
-    got = _Encoder(cents, m, p, 4, encoder, 4 * 9, stride=3).encode(imgs)
+    expect = encode(imgs, cents, 4, m, p, encoder=encoder, stride=3, precision="fp32")
+    got = _Encoder(cents, m, p, 4, encoder, 4 * 9, precision="fp32", stride=3).encode(imgs)
     assert torch.allclose(got, expect, rtol=1e-4, atol=1e-4)
 
 
@@ -372,7 +375,8 @@ def test_cuda_matches_cpu():
     assert gpu.inertia == pytest.approx(cpu.inertia, rel=1e-4)
     imgs = torch.rand(3, 3, 12, 12, generator=_gen()) * 255
     cents = torch.randn(9, 27, generator=_gen())
-    assert torch.allclose(encode(imgs, cents.cuda(), 3), encode(imgs, cents, 3), rtol=1e-3, atol=1e-3)
+    assert torch.allclose(encode(imgs, cents.cuda(), 3, precision="fp32"),
+                          encode(imgs, cents, 3, precision="fp32"), rtol=1e-3, atol=1e-3)
 
 
 def test_worker_threads_run_torch_on_one_openmp_thread():
@@ -398,20 +402,111 @@ def test_worker_threads_run_torch_on_one_openmp_thread():
 
 @pytest.mark.parametrize("encoder", ["triangle", "hard"])
 def test_bf16_encoding_is_close_to_fp32(encoder):
-    """bf16 cross term, fp32 norms: triangle features within 0.1 % of fp32's; the hard
-    encoding still counts every patch once (near-ties may pick another centroid)."""
+    """bf16 GEMM inputs and (with the C passes) outputs, fp32 epilogue: triangle features
+    within 0.1 % of fp32's; the hard encoding still counts every patch once (near-ties may
+    pick another centroid)."""
     g = torch.Generator().manual_seed(5)
     images = torch.randint(0, 256, (6, 3, 16, 16), generator=g).float()
     cents = torch.randn(64, 108, generator=g)
     p = torch.eye(108) + 0.05 * torch.randn(108, 108, generator=g)
     m = torch.randn(108, generator=g) * 0.1
-    a = encode(images, cents, 6, m, p, encoder=encoder)
+    a = encode(images, cents, 6, m, p, encoder=encoder, precision="fp32")
     b = encode(images, cents, 6, m, p, encoder=encoder, precision="bf16")
     if encoder == "triangle":
         assert float((a - b).norm() / a.norm()) < 1e-3
     else:
         assert torch.equal(a.sum(1), b.sum(1)) and float((a != b).float().mean()) < 0.05
     assert not torch.equal(a, b)          # the bf16 path did run
+
+
+def _kernels_or_skip():
+    from luatorch_port.kmeans.fused import kernels
+    fused = kernels()
+    if fused is None:
+        pytest.skip("no C compiler builds the bf16 encoder's C passes here")
+    return fused
+
+
+@pytest.mark.parametrize("size, rf, stride", [(12, 6, 1), (9, 4, 1), (14, 4, 3), (10, 10, 1)])
+def test_fused_contrast_patches_are_the_torch_patches_in_bf16(size, rf, stride):
+    from luatorch_port.kmeans.patches import image_patches
+    patches_fn = _kernels_or_skip()[0]
+    images = torch.randint(0, 256, (3, 3, size, size), generator=_gen(31)).float()
+    expect = image_patches(images.double(), rf, stride).reshape(-1, 3 * rf * rf)
+    expect = contrast_normalize(expect.clone())
+    got = torch.empty(expect.shape, dtype=torch.bfloat16)
+    scratch = np.empty(3 * rf * rf, np.float32)
+    patches_fn(images.numpy().ctypes.data, 3, 3, size, size, rf, stride, CONTRAST_VAR_REG,
+               got.data_ptr(), scratch.ctypes.data)
+    # float32 sums against float64: at most one bf16 step apart (2^-8 relative)
+    assert torch.allclose(got.double(), expect, rtol=2 ** -8, atol=1e-6)
+    assert float((got.double() - expect.bfloat16().double()).abs().gt(0).float().mean()) < 0.02
+
+
+@pytest.mark.parametrize("whiten, size, chunk_rows, stride", [
+    (True, 12, 4096, 1), (False, 11, 40, 1), (True, 14, 4096, 3), (True, 9, 16, 2)])
+def test_fused_bf16_triangle_matches_extract_features_transcription(whiten, size, chunk_rows, stride):
+    _kernels_or_skip()
+    g = _gen(32)
+    images = torch.randint(0, 256, (4, 3, size, size), generator=g).float()
+    rf, k = 4, 24
+    sample = random_patches(images, 600, rf, generator=g)
+    contrast_normalize(sample, out=sample)
+    m, p = fit_zca(sample) if whiten else (None, None)
+    cents = sample[torch.randperm(600, generator=g)[:k]].clone()
+    got = encode(images, cents, rf, m, p, chunk_rows=chunk_rows, stride=stride, precision="bf16")
+    expect = torch.from_numpy(np_extract_features(
+        images.double().numpy(), cents.double().numpy(), rf,
+        None if m is None else m.double().numpy(), None if p is None else p.double().numpy(),
+        "triangle", stride)).float()
+    assert got.shape == expect.shape
+    assert float((got - expect).norm() / expect.norm()) < 1e-2     # k = 1600 on photographs: ~1e-3
+
+
+def test_bf16_without_the_c_passes_falls_back_to_torch(monkeypatch):
+    import luatorch_port.kmeans.encoder as encoder_module
+    _kernels_or_skip()
+    g = _gen(33)
+    images = torch.randint(0, 256, (3, 3, 12, 12), generator=g).float()
+    cents = torch.randn(32, 108, generator=g)
+    a = encode(images, cents, 6, precision="fp32")
+    fused = encode(images, cents, 6, precision="bf16")
+    strided = images.contiguous(memory_format=torch.channels_last).to(torch.uint8)
+    assert torch.equal(encode(strided, cents, 6, precision="bf16"), fused)
+    monkeypatch.setattr(encoder_module, "kernels", lambda: None)
+    plain = encode(images, cents, 6, precision="bf16")
+    assert not torch.equal(fused, plain)
+    for b in (fused, plain):
+        assert float((a - b).norm() / a.norm()) < 2e-3
+
+
+def test_fused_kernels_build_once_into_the_cache_and_need_a_compiler(tmp_path, monkeypatch):
+    from luatorch_port.kmeans import fused
+    _kernels_or_skip()
+    monkeypatch.setenv("A2_CACHE_DIR", str(tmp_path))
+    fused.kernels.cache_clear()
+    try:
+        assert fused.kernels() is not None
+        built = list(tmp_path.glob("triangle-*.so"))
+        assert len(built) == 1
+        stamp = built[0].stat().st_mtime_ns
+        fused.kernels.cache_clear()
+        assert fused.kernels() is not None
+        assert built[0].stat().st_mtime_ns == stamp          # reused, not rebuilt
+        monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+        monkeypatch.setenv("A2_CACHE_DIR", str(tmp_path / "empty"))
+        fused.kernels.cache_clear()
+        assert fused.kernels() is None
+        monkeypatch.setenv("CC", "false")                 # a compiler that fails
+        fused.kernels.cache_clear()
+        assert fused.kernels() is None
+        assert list((tmp_path / "empty").iterdir()) == []     # nothing half-written
+        monkeypatch.delenv("CC")
+        monkeypatch.setenv("A2_NO_FUSED", "1")
+        fused.kernels.cache_clear()
+        assert fused.kernels() is None
+    finally:
+        fused.kernels.cache_clear()
 
 
 def test_encode_rejects_unknown_precision():

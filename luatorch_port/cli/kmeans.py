@@ -112,7 +112,8 @@ def fit(preset, extra, data_alias, out, k, rf, stride, patches, sampling, iterat
               help="With --C auto: refit the chosen C on train + val for the final predictions.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION,
               show_default=True,
-              help="Encoder distance GEMM inputs (bf16 accumulates in fp32; see docs/kmeans.md).")
+              help="Encoder distance GEMM: bf16 inputs and output with fp32 accumulation and "
+                   "an fp32 epilogue, or fp32 throughout (Coates' arithmetic; see docs/kmeans.md).")
 @click.option("--encoder", type=click.Choice(["saved", "triangle", "hard"]), default="saved",
               show_default=True, help="Activation: the one stored in --centroids, or override it.")
 @click.option("--predictions", type=click.Path(dir_okay=False), default=None,

@@ -133,7 +133,7 @@ class CoatesKMeans:
                   precision: str = DEFAULT_PRECISION, progress=None) -> torch.Tensor:
         """Features of uint8 (N, C, H, W) images: float32 (N, 4k); progress(n) per chunk.
 
-        precision : the distance GEMM's inputs, ``"fp32"`` or ``"bf16"`` (see ``encoder``).
+        precision : the distance GEMM's, ``"bf16"`` (default) or ``"fp32"`` (see ``encoder``).
         """
         self._check_fitted()
         if images.dim() != 4 or images.shape[1] != self.channels_:

@@ -12,9 +12,12 @@ k-means, a one-hot of the nearest centroid) is offered for the ablation. ``strid
 takes patches on a grid (the report's 22×22 patches at stride 24: 4×4 per 96×96 image,
 quadrants of 2×2 patches). Images are
 encoded in chunks of several images (worker threads on CPU) instead of one at a time.
-With ``precision="bf16"`` the cross term ``x·c`` of the distance is one bfloat16 GEMM
-(fp32 accumulation, rounded to bfloat16 on output) and the norms ``‖x‖²``, ``‖c‖²`` are
-added in fp32; docs/kmeans.md gives the measured accuracy change.
+``precision="bf16"`` (the default) computes the cross term ``x·c`` of the distance and the
+whitened patch in one bfloat16 GEMM (fp32 accumulation, rounded to bfloat16 on output; the
+ZCA matrix folded into the centroids) and the rest in fp32: on CPU as two C passes
+(``fused.py``, ``triangle.c``) around the GEMM, or as torch passes without a C compiler.
+``precision="fp32"`` is Coates' arithmetic in float32. docs/kmeans.md gives the measured
+accuracy change.
 """
 
 from __future__ import annotations
@@ -27,15 +30,18 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ..util.errors import A2Error
+from .fused import kernels
 from .patches import image_patches
 from ..util.threads import single_threaded_openmp
 from .whitening import CONTRAST_VAR_REG
 
 ENCODERS = ("triangle", "hard")
 PRECISIONS = ("fp32", "bf16")  # the distance GEMM's input precision (bf16 accumulates in fp32)
-DEFAULT_PRECISION = "fp32"
+DEFAULT_PRECISION = "bf16"           # the encoder's default; docs/kmeans.md has the accuracy check
 CHUNK_ELEMENTS = 1536 * 1600   # distance entries per chunk and worker (9.8 MB: two workers' blocks
                                # stay in a 32 MB L3; 2 images at 32x32, k = 1600)
+GEMM_COLUMN_STEP = 16          # the bf16 path pads its GEMM's width to a multiple of this
+                               # (a ragged last column block slows oneDNN down)
 
 
 def quadrant_half(n: int) -> int:
@@ -126,7 +132,7 @@ def encode(images: torch.Tensor, centroids: torch.Tensor, rf: int, mean: torch.T
     encoder : ``"triangle"`` (default) or ``"hard"``.
     chunk_rows : patches per distance GEMM (default: ``CHUNK_ELEMENTS / k``); at least one
         image per chunk.
-    precision : ``"fp32"`` (default) or ``"bf16"``: the distance GEMM's inputs.
+    precision : ``"bf16"`` (default) or ``"fp32"``: the distance GEMM's precision.
     stride : step between patches (Coates: 1; the report: 24, a 4×4 grid of 22×22 patches).
     progress : optional callable ``progress(n_images_done)``.
     """
@@ -169,6 +175,13 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
     OpenBLAS GEMMs) and single-threaded torch elementwise ops (vectorised kernels, faster
     than numpy's ``maximum``/``subtract``), on reused buffers that stay in the L3 cache; no BLAS or
     OpenMP thread pool is left spinning between the GEMMs and the elementwise steps."""
+    if precision == "bf16":
+        fused = kernels()
+        if fused is not None:
+            work = _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused,
+                                 encoder)
+            _run_chunks(work, bounds, progress)
+            return
     k, d = centroids.shape
     c = centroids.float().numpy()
     cat = np.empty((d + 2, k), np.float32)       # [x, 1, ‖x‖²] · [−2c, ‖c‖², 1]ᵀ = ‖x − c‖²
@@ -252,6 +265,61 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
         torch.sum(bottom[:, hc:], 1, out=res[:, 3])
         return hi - lo
 
+    _run_chunks(work, bounds, progress)
+
+
+def _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused, encoder):
+    """The bf16 encoder as one C pass, one bf16 GEMM and one C pass per chunk.
+
+    The ZCA matrix P is folded into the right operand, ``[−2·P·Cᵀ | P]`` (d × (k + d)), so
+    the GEMM of the contrast-normalised patches gives both the cross term of the distance
+    (up to the per-centroid constant ``−2·bias·c``, added to ‖c‖²) and the whitened patch
+    (up to ``bias``) from which the C epilogue takes ‖x‖² in fp32.
+    """
+    patches_fn, pool_fn, hard_fn = fused
+    k, d = centroids.shape
+    c = centroids.double()
+    pm = torch.eye(d, dtype=torch.float64) if p is None else p.double()
+    bias = torch.zeros(d, dtype=torch.float64) if p is None else -(mean.double() @ pm)
+    width = -(-(k + d) // GEMM_COLUMN_STEP) * GEMM_COLUMN_STEP
+    right = torch.zeros(d, width, dtype=torch.bfloat16)                # [−2·P·Cᵀ | P | 0]
+    right[:, :k] = -2.0 * pm @ c.t()
+    right[:, k:k + d] = pm
+    cc = ((c * c).sum(1) - 2.0 * (c @ bias)).float().numpy()
+    bias32 = bias.float().numpy()
+    out_np = out.numpy()
+    local = threading.local()
+
+    def work(lo, hi):
+        if not hasattr(local, "y"):
+            local.x = torch.empty(rows, d, dtype=torch.bfloat16)
+            local.y = torch.empty(rows, width, dtype=torch.bfloat16)
+            local.scratch = np.empty(max(k, d), np.float32)
+        imgs = np.ascontiguousarray(images[lo:hi].to(torch.float32).numpy())
+        b, ch, hgt, wid = imgs.shape
+        pr, pc = (hgt - rf) // stride + 1, (wid - rf) // stride + 1
+        if ch * rf * rf != d:
+            raise A2Error(f"patches have {ch * rf * rf} values (C·rf·rf) but the centroids have {d}")
+        m = b * pr * pc
+        x, y = local.x[:m], local.y[:m]
+        patches_fn(imgs.ctypes.data, b, ch, hgt, wid, rf, stride, CONTRAST_VAR_REG,
+                   x.data_ptr(), local.scratch.ctypes.data)
+        torch.matmul(x, right, out=y)                       # fp32 accumulation, bf16 out
+        if encoder == "hard":
+            hard_fn(y.data_ptr(), width, cc.ctypes.data, b, pr, pc, quadrant_half(pr),
+                    quadrant_half(pc), k, out_np[lo:hi].ctypes.data)
+            return hi - lo
+        pool_fn(y.data_ptr(), width, bias32.ctypes.data, cc.ctypes.data, b, pr, pc,
+                quadrant_half(pr), quadrant_half(pc), k, d, out_np[lo:hi].ctypes.data,
+                local.scratch.ctypes.data)
+        return hi - lo
+
+    return work
+
+
+def _run_chunks(work, bounds, progress):
+    """``work(lo, hi)`` for each chunk on torch.get_num_threads() worker threads, each with
+    single-threaded BLAS and OpenMP; ``progress`` told in chunk order."""
     workers = max(1, min(torch.get_num_threads(), len(bounds)))
     with threadpool_limits(1, user_api="blas"):
         if workers == 1:

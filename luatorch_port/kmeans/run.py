@@ -65,7 +65,7 @@ def evaluate(model, train_images: torch.Tensor, train_labels: torch.Tensor,
         falls back to Coates' fixed C = 100 (``c_source`` is then ``"fixed"``).
     refit : with a C chosen on val, refit that C on train + val for the final classifier
         (warm-started from the train-only fit); ignored for a fixed C.
-    precision : the encoder's distance GEMM, ``"fp32"`` or ``"bf16"``.
+    precision : the encoder's distance GEMM, ``"bf16"`` (default) or ``"fp32"``.
     on_images(n) is called as images are encoded (train, val, then test); on_fit(point)
     after each C of the grid.
     """
