@@ -60,6 +60,13 @@ def fit_zca(patches: torch.Tensor, eps: float = ZCA_EPS) -> tuple[torch.Tensor, 
     return mean.float(), p.float()
 
 
-def apply_zca(patches: torch.Tensor, mean: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """``(patches − mean) @ P`` (float32 (n, d))."""
-    return (patches - mean) @ p
+def apply_zca(patches: torch.Tensor, mean: torch.Tensor, p: torch.Tensor,
+              out: torch.Tensor | None = None) -> torch.Tensor:
+    """``(patches − mean) @ P`` (float32 (n, d)); ``out`` may be ``patches`` itself (in place,
+    a chunk of rows at a time)."""
+    if out is None:
+        return (patches - mean) @ p
+    for lo in range(0, patches.shape[0], FIT_CHUNK):
+        block = patches[lo:lo + FIT_CHUNK] - mean
+        torch.matmul(block, p, out=out[lo:lo + FIT_CHUNK])
+    return out
