@@ -34,8 +34,7 @@ INIT_SCALE = 0.1        # run_kmeans.m: centroids = randn(k, d) * 0.1
 COATES_BATCH = 1000     # run_kmeans.m: BATCH_SIZE = 1000 (the assignment chunk)
 DEFAULT_CHUNK = 512     # rows per GEMM block: a 512 x 1600 score block (3.3 MB) per worker stays in
                         # the L3 for the argmax (speed only)
-BF16_CHUNK = 256        # rows per bf16 GEMM block: its 256 x 1600 bf16 scores (0.8 MB) stay in a
-                        # core's L2 for the two int16 argmax passes (speed only)
+BF16_CHUNK = 512
 TASK_ROWS = 8192        # rows per task handed to a worker (one index_add and partial sum each)
 PRECISIONS = ("fp32", "bf16")
 # bf16 assignment: the error of a bf16 score x·c − ½‖c‖² (inputs rounded to 8 significant
