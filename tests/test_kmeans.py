@@ -587,3 +587,11 @@ def test_bf16_assignment_gives_fp32_labels():
     assert r16.inertia == pytest.approx(r32.inertia, rel=1e-4)
     with pytest.raises(A2Error, match="precision must be one of"):
         _Assigner(x, 512, "fp16")
+
+
+def test_apply_zca_in_place_matches_the_copy():
+    p = contrast_normalize(_patches(3000, 27, seed=5))
+    m, w = fit_zca(p)
+    want = apply_zca(p, m, w)
+    got = apply_zca(p, m, w, out=p)
+    assert got is p and torch.allclose(got, want, atol=1e-5)

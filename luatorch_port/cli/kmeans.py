@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..kmeans.coates import PRESETS, SAMPLINGS
+from ..kmeans.coates import FIT_PRECISION, PRESETS, SAMPLINGS
+from ..kmeans.lloyd import PRECISIONS as FIT_PRECISIONS
 from ..kmeans.encoder import DEFAULT_PRECISION, PRECISIONS
 from ..kmeans.run import MAX_IMAGE_SIZE
 from ..kmeans.svm import C_GRID, COATES_C
@@ -58,11 +59,15 @@ def _preset_help(text, key):
               help="k-means start: randn*0.1 (Coates) or k random patches.")
 @click.option("--limit", type=click.IntRange(1), default=None,
               help=_preset_help("Use N images of --extra drawn at random (seeded).", "limit"))
+@click.option("--precision", type=click.Choice(FIT_PRECISIONS), default=FIT_PRECISION,
+              show_default=True,
+              help="k-means assignment scores: bf16 GEMM (fp32 accumulation; exact fp32 "
+                   "rescoring of near ties) or fp32 throughout (see docs/kmeans.md).")
 @seed_option()
 @device_option()
 @quiet_option()
 def fit(preset, extra, data_alias, out, k, rf, stride, patches, sampling, iterations, image_size,
-        whiten, init, limit, seed, device, quiet):
+        whiten, init, limit, precision, seed, device, quiet):
     """Learn a k-means dictionary from patches of unlabelled images."""
     from ..kmeans import run_fit
     from ..util.errors import A2Error
@@ -76,15 +81,18 @@ def fit(preset, extra, data_alias, out, k, rf, stride, patches, sampling, iterat
     c0 = time.process_time()
     res = run_fit(extra, out, preset=preset, k=k, rf=rf, stride=stride, n_patches=patches,
                   iterations=iterations, image_size=image_size, sampling=sampling, limit=limit,
-                  whiten=whiten, init=init, generator=gen, device=dev, progress=meter(quiet))
+                  whiten=whiten, init=init, precision=precision, generator=gen, device=dev,
+                  progress=meter(quiet))
     model, out, settings = res["model"], Path(out), res["settings"]
     write_record(record_path(out, folder=False), "kmeans fit",
                  {"extra": extra, "out": out, "preset": preset, **settings, **model.config()},
                  seed=seed, device=dev,
                  results={"images": res["images"], "objective": model.objective_,
                           "final_inertia": model.inertia_, "reseeded": model.reseeded_,
-                          "seconds": res["seconds"], "cpu_seconds": time.process_time() - c0,
-                          "load_seconds": res["load_seconds"]})
+                          "rescored": model.rescored_, "seconds": res["seconds"],
+                          "cpu_seconds": time.process_time() - c0,
+                          "load_seconds": res["load_seconds"],
+                          "stage_seconds": res["stage_seconds"]})
     last = f", objective {model.objective_[-1]:.6g}" if model.objective_ else ""
     click.echo(f"wrote {out}: {model.k} centroids of {model.channels_}x{model.rf}x{model.rf} "
                f"({preset} preset, stride {model.stride}) from {model.n_patches_used_} patches of "

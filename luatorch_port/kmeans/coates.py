@@ -19,13 +19,14 @@ clusters re-seeded) and ``encoder`` (chunked encoding).
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 
 from .. import t7
 from ..util.errors import A2Error
 from .encoder import DEFAULT_PRECISION, ENCODERS, encode
-from .lloyd import run_kmeans
+from .lloyd import PRECISIONS, run_kmeans
 from .patches import COATES_STL_SIZE, grid_patches, random_patches, resize_images
 from .whitening import apply_zca, contrast_normalize, fit_zca
 
@@ -34,6 +35,7 @@ COATES_RF = 6            # kmeans_demo.m: rfSize = 6
 COATES_PATCHES = 400000  # kmeans_demo.m: numPatches = 400000
 COATES_ITERATIONS = 50   # kmeans_demo.m: run_kmeans(patches, numCentroids, 50)
 SAMPLINGS = ("random", "grid")
+FIT_PRECISION = "fp32"   # the k-means assignment's scores (see lloyd.run_kmeans and docs/kmeans.md)
 
 # The two settings `a2 kmeans fit --preset` names. "coates": kmeans_demo.m with Coates et al.'s
 # STL-10 downsampling; every image of the file, patch i from image i mod N at a random place.
@@ -63,24 +65,30 @@ class CoatesKMeans:
     init : k-means start, ``"randn"`` (Coates) or ``"patches"``. encoder : ``"triangle"``
         or ``"hard"``. stride : step between encoded patches (1, Coates). sampling : training
         patches at ``"random"`` places (Coates) or every patch of the stride ``"grid"``
-        (the report), of which ``n_patches`` are kept at random.
+        (the report), of which ``n_patches`` are kept at random. precision : the k-means
+        assignment's scores, ``"fp32"`` (default, :data:`FIT_PRECISION`) or ``"bf16"``
+        (see :func:`~luatorch_port.kmeans.lloyd.run_kmeans`).
 
     Attributes after :meth:`fit` (or :meth:`load`): ``centroids_`` (k, d), ``zca_mean_``
     (d,) and ``zca_matrix_`` (d, d) or None, ``objective_`` (list of float),
-    ``channels_``.
+    ``channels_``; after :meth:`fit` also ``inertia_``, ``reseeded_``, ``rescored_`` and
+    ``seconds_`` (wall seconds of each stage: ``patches``, ``normalize``, ``whiten``,
+    ``iterations``, ``final``).
     """
 
     def __init__(self, k: int = COATES_K, rf: int = COATES_RF, n_patches: int = COATES_PATCHES,
                  iterations: int = COATES_ITERATIONS, image_size: int | None = COATES_STL_SIZE,
                  whiten: bool = True, init: str = "randn", encoder: str = "triangle",
-                 stride: int = 1, sampling: str = "random"):
+                 stride: int = 1, sampling: str = "random", precision: str = FIT_PRECISION):
+        if precision not in PRECISIONS:
+            raise A2Error(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if encoder not in ENCODERS:
             raise A2Error(f"encoder must be one of {ENCODERS}, got {encoder!r}")
         if sampling not in SAMPLINGS:
             raise A2Error(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
         if stride < 1:
             raise A2Error(f"stride={stride} should be >= 1")
-        self.stride, self.sampling = stride, sampling
+        self.stride, self.sampling, self.precision = stride, sampling, precision
         self.k, self.rf, self.n_patches, self.iterations = k, rf, n_patches, iterations
         self.image_size, self.whiten, self.init, self.encoder = image_size, whiten, init, encoder
 
@@ -88,7 +96,7 @@ class CoatesKMeans:
         return {"k": self.k, "rf": self.rf, "n_patches": self.n_patches,
                 "iterations": self.iterations, "image_size": self.image_size,
                 "whiten": self.whiten, "init": self.init, "encoder": self.encoder,
-                "stride": self.stride, "sampling": self.sampling}
+                "stride": self.stride, "sampling": self.sampling, "precision": self.precision}
 
     def fit(self, images: torch.Tensor, *, generator: torch.Generator | None = None,
             device: torch.device | str = "cpu", on_images=None, on_iteration=None) -> "CoatesKMeans":
@@ -101,6 +109,7 @@ class CoatesKMeans:
             raise A2Error(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
         if self.n_patches < self.k:
             raise A2Error(f"n_patches={self.n_patches} should be >= k={self.k}")
+        seconds, t = {}, time.perf_counter()
         if self.sampling == "grid":
             patches = grid_patches(images, self.rf, self.stride, self.image_size, self.n_patches,
                                    generator=generator, progress=on_images)
@@ -110,18 +119,23 @@ class CoatesKMeans:
             patches = random_patches(images, self.n_patches, self.rf, self.image_size,
                                      generator=generator, progress=on_images)
         self.n_patches_used_ = patches.shape[0]
+        seconds["patches"], t = time.perf_counter() - t, time.perf_counter()
         contrast_normalize(patches, out=patches)
+        seconds["normalize"], t = time.perf_counter() - t, time.perf_counter()
         if self.whiten:
             self.zca_mean_, self.zca_matrix_ = fit_zca(patches)
-            patches = apply_zca(patches, self.zca_mean_, self.zca_matrix_)
+            patches = apply_zca(patches, self.zca_mean_, self.zca_matrix_, out=patches)
         else:
             self.zca_mean_ = self.zca_matrix_ = None
+        seconds["whiten"] = time.perf_counter() - t
         result = run_kmeans(patches.to(device), self.k, self.iterations, init=self.init,
-                            generator=generator, callback=on_iteration)
+                            generator=generator, precision=self.precision, callback=on_iteration)
         self.centroids_ = result.centroids.cpu()
         self.objective_ = list(result.objective)
         self.inertia_ = result.inertia
         self.reseeded_ = list(result.reseeded)
+        self.rescored_ = list(result.rescored)
+        self.seconds_ = {**seconds, **result.seconds}
         self.channels_ = images.shape[1]
         return self
 

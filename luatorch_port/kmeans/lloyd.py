@@ -19,6 +19,7 @@ plays no part in the objective of the assignment it was empty in.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ INIT_SCALE = 0.1        # run_kmeans.m: centroids = randn(k, d) * 0.1
 COATES_BATCH = 1000     # run_kmeans.m: BATCH_SIZE = 1000 (the assignment chunk)
 DEFAULT_CHUNK = 512     # rows per GEMM block: a 512 x 1600 score block (3.3 MB) per worker stays in
                         # the L3 for the argmax (speed only)
+BF16_CHUNK = 512
 TASK_ROWS = 8192        # rows per task handed to a worker (one index_add and partial sum each)
 PRECISIONS = ("fp32", "bf16")
 # bf16 assignment: the error of a bf16 score x·c − ½‖c‖² (inputs rounded to 8 significant
@@ -53,6 +55,9 @@ class KMeansResult:
     inertia : float, the inertia of the final centroids (one more assignment pass).
     counts : int64 (k,) tensor, patches per centroid in that final assignment.
     reseeded : list of int, empty clusters re-seeded in each iteration.
+    seconds : dict, wall seconds of the ``iterations`` and of the ``final`` assignment pass.
+    rescored : list of int, rows rescored in fp32 by each bf16 assignment (iterations, then
+        the final pass); empty in fp32.
     """
 
     centroids: torch.Tensor
@@ -60,6 +65,8 @@ class KMeansResult:
     inertia: float = float("nan")
     counts: torch.Tensor | None = None
     reseeded: list = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+    rescored: list = field(default_factory=list)
 
 
 def initial_centroids(patches: torch.Tensor, k: int, init: str = "randn",
@@ -91,6 +98,7 @@ class _Assigner:
         if precision not in PRECISIONS:
             raise A2Error(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.precision = precision
+        self.bf16 = precision == "bf16" and patches.device.type == "cpu"
         self.rescored = 0           # rows rescored in fp32 by the last bf16 pass
         n, d = patches.shape
         self.n, self.d = n, d
@@ -102,6 +110,10 @@ class _Assigner:
             torch.from_numpy(np.einsum("ij,ij->i", patches.numpy(), patches.numpy(),
                                        dtype=np.float64))
         self.chunk = max(1, min(chunk, n))
+        self.safety = BF16_SAFETY
+        if self.bf16:
+            self.xb = self.xa.to(torch.bfloat16)
+            self.xnorm = np.sqrt(self.x2.numpy() + 1.0).astype(np.float32)     # ‖[x, 1]‖
         self.labels = torch.empty(n, dtype=torch.int64, device=self.device)
         self.best = torch.empty(n, dtype=torch.float32, device=self.device)
         self._buf = None
@@ -141,38 +153,47 @@ class _Assigner:
         ``self.chunk`` rows whose score matrix stays in cache for the argmax, then adds its rows
         into its own partial sums and inertia. The main thread folds the partials in task
         order, so the result does not depend on which worker ran which task.
+
+        In bf16 no per-row fp32 score exists, so the inertia comes from the cluster sums:
+        ``Σ‖x‖² − 2·Σ_j [S_j, n_j]·[c_j, −½‖c_j‖²]`` (float64), the same sum regrouped.
         """
         k = cat.shape[1]
         xa, labels, best, x2 = self.xa.numpy(), self.labels.numpy(), self.best.numpy(), self.x2.numpy()
-        bf16 = self.precision == "bf16"
+        bf16 = self.bf16
+        chunk = min(self.chunk, BF16_CHUNK) if bf16 else self.chunk
         if bf16:
             cat_b = torch.from_numpy(cat).to(torch.bfloat16)
-            ca_norm = np.sqrt(np.einsum("ij,ij->j", cat, cat)).astype(np.float32)
-            xnorm = np.sqrt(x2 + 1.0).astype(np.float32)     # ‖[x, 1]‖
-            rescored = [0] * len(range(0, self.n, max(self.chunk, TASK_ROWS)))
-        step = max(self.chunk, TASK_ROWS)
+            ca = np.ascontiguousarray(cat.T)
+            ca_norm = np.sqrt(np.einsum("ij,ij->i", ca, ca)).astype(np.float32)
+            if sums is None:
+                sums = torch.empty(k, self.d + 1, dtype=torch.float32)
+        step = max(chunk, TASK_ROWS)
         tasks = [(lo, min(lo + step, self.n)) for lo in range(0, self.n, step)]
+        rescored = [0] * len(tasks)
         workers = max(1, min(torch.get_num_threads(), len(tasks)))
         local = threading.local()
-        rows = np.arange(self.chunk)
+        rows = np.arange(chunk)
 
         def work(task):
             lo, hi = task
             buf = getattr(local, "buf", None)
             if buf is None:
-                buf = local.buf = np.empty((self.chunk, k), np.float32)
-            for s in range(lo, hi, self.chunk):
-                e = min(s + self.chunk, hi)
+                buf = local.buf = (torch.empty(chunk, k, dtype=torch.bfloat16) if bf16
+                                   else np.empty((chunk, k), np.float32))
+            for s in range(lo, hi, chunk):
+                e = min(s + chunk, hi)
                 if bf16:
-                    rescored[lo // step] += self._block_bf16(xa, cat, cat_b, ca_norm, xnorm, s, e,
+                    rescored[lo // step] += self._block_bf16(xa, ca, cat, cat_b, ca_norm, s, e,
                                                              buf[: e - s], rows[: e - s])
                     continue
                 b = buf[: e - s]
                 np.matmul(xa[s:e], cat, out=b)
                 np.argmax(b, axis=1, out=labels[s:e])
                 best[s:e] = b[rows[: e - s], labels[s:e]]
-            dist = x2[lo:hi] - 2.0 * best[lo:hi]          # float64
-            inertia = float(np.maximum(dist, 0.0, out=dist).sum())
+            inertia = 0.0
+            if not bf16:
+                dist = x2[lo:hi] - 2.0 * best[lo:hi]          # float64
+                inertia = float(np.maximum(dist, 0.0, out=dist).sum())
             if sums is None:
                 return inertia, None
             part = np.zeros(tuple(sums.shape), np.float32)  # torch.zeros would start OpenMP threads
@@ -198,28 +219,72 @@ class _Assigner:
             finally:
                 if pool is not None:
                     pool.shutdown()
+        self.rescored = sum(rescored)
         if bf16:
-            self.rescored = sum(rescored)
+            total = max(float(x2.sum()) - 2.0 * float(np.einsum("ij,ij->", acc, ca, dtype=np.float64)), 0.0)
         return total
 
-    def _block_bf16(self, xa, cat, cat_b, ca_norm, xnorm, s, e, buf, rows) -> int:
-        """Rows s..e: bf16 scores, top two, an fp32 rescoring of the rows whose top two are
-        within the error bound, and the chosen scores in fp32. Returns the rows rescored.
-        (numpy's argmax twice on an fp32 copy: torch's topk/max cost as much as the GEMM.)"""
-        labels, best = self.labels.numpy(), self.best.numpy()
-        torch.from_numpy(buf).copy_(torch.matmul(torch.from_numpy(xa[s:e]).to(torch.bfloat16), cat_b))
-        lab = labels[s:e]
-        np.argmax(buf, axis=1, out=lab)
-        v1 = buf[rows, lab]
-        buf[rows, lab] = -np.inf
-        i2 = np.argmax(buf, axis=1)
-        v2 = buf[rows, i2]
-        bound = BF16_UNIT * (xnorm[s:e] * (ca_norm[lab] + ca_norm[i2]) + np.abs(v1) + np.abs(v2))
-        close = np.flatnonzero(v1 - v2 <= BF16_SAFETY * bound)
+    def _block_bf16(self, xa, ca, cat, cat_b, ca_norm, s, e, scores, rows) -> int:
+        """Labels of rows s..e from bf16 scores read as int16 keys; with a safety factor, the
+        rows whose top two are within it times the error bound get the best exact fp32 score
+        among their candidates. Returns the rows rescored.
+
+        A positive bf16 number's bits, read as an int16, order like the number, and every
+        negative one reads as a negative int16, so numpy's vectorised int16 argmax finds the
+        largest positive score without converting the block to fp32 (torch's max over bf16
+        costs as much as the GEMM). A row whose best key is not positive (every score <= 0)
+        is rescored in full; a second key that is not positive bounds the second score by 0.
+        """
+        torch.matmul(self.xb[s:e], cat_b, out=scores)
+        keys = scores.view(torch.int16).numpy()
+        lab = self.labels.numpy()[s:e]
+        np.argmax(keys, axis=1, out=lab)
+        k1 = keys[rows, lab]
+        if self.safety is None:
+            close = np.flatnonzero(k1 <= 0)
+            if close.size:
+                lab[close] = np.argmax(xa[s + close] @ cat, axis=1)
+            return int(close.size)
+        keys[rows, lab] = np.int16(-32768)
+        i2 = np.argmax(keys, axis=1)
+        k2 = keys[rows, i2]
+        keys[rows, lab] = k1
+        v1, v2 = _bf16_value(k1), _bf16_value(np.maximum(k2, 0))
+        # how far below the best bf16 score the runner-up may score and still be the nearest:
+        # the sum of the two scores' error bounds, times the safety factor
+        slack = self.safety * BF16_UNIT * (self.xnorm[s:e] * (ca_norm[lab] + ca_norm[i2])
+                                           + 2.0 * np.abs(v1))
+        close = np.flatnonzero((v1 - v2 <= slack) | (k1 <= 0))
         if close.size:
-            lab[close] = np.argmax(xa[s + close] @ cat, axis=1)
-        best[s:e] = np.einsum("ij,ji->i", xa[s:e], cat[:, lab])
+            self._rescore(xa, ca, cat, keys, s, close, v1[close] - slack[close], lab)
         return int(close.size)
+
+    @staticmethod
+    def _rescore(xa, ca, cat, keys, s, close, floor, lab):
+        """``lab[close]``: the best exact fp32 score among the centroids whose bf16 score is at
+        least ``floor`` (every centroid where ``floor`` is not positive), the lowest index
+        among equals (as argmax)."""
+        full = floor <= 0
+        if full.any():
+            rows = close[full]
+            lab[rows] = np.argmax(xa[s + rows] @ cat, axis=1)
+            close, floor = close[~full], floor[~full]
+            if not close.size:
+                return
+        # a positive float's bits truncated to bf16: a key at or below the floor
+        fkey = (floor.astype(np.float32).view(np.int32) >> 16).astype(np.int16)
+        r, j = np.nonzero(keys[close] >= fkey[:, None])
+        exact = np.einsum("ij,ij->i", xa[s + close[r]], ca[j])
+        starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+        top = np.maximum.reduceat(exact, starts)
+        first = np.flatnonzero(exact == np.repeat(top, np.diff(np.r_[starts, r.size])))
+        rows, at = np.unique(r[first], return_index=True)
+        lab[close[rows]] = j[first[at]]
+
+
+def _bf16_value(keys: np.ndarray) -> np.ndarray:
+    """float32 values of bf16 numbers given as their int16 bits."""
+    return (keys.astype(np.int32) << 16).view(np.float32)
 
 
 def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
@@ -262,8 +327,11 @@ def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
     assigner = _Assigner(x, batch_size, precision)
     result = KMeansResult(centroids=centroids)
     sums = torch.empty(k, d + 1, dtype=torch.float32, device=x.device)
+    t = time.perf_counter()
     for it in range(iterations):
         objective = assigner.assign(centroids, sums)
+        if assigner.bf16:
+            result.rescored.append(assigner.rescored)
         counts = sums[:, d]
         empty = (counts == 0).nonzero().flatten()
         centroids = sums[:, :d] / counts.clamp(min=1).unsqueeze(1)
@@ -275,7 +343,12 @@ def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
         if callback is not None:
             callback(it, objective)
     result.centroids = centroids
+    result.seconds["iterations"] = time.perf_counter() - t
+    t = time.perf_counter()
     result.inertia = assigner.assign(centroids)
+    if assigner.bf16:
+        result.rescored.append(assigner.rescored)
+    result.seconds["final"] = time.perf_counter() - t
     result.counts = torch.bincount(assigner.labels, minlength=k)
     return result
 

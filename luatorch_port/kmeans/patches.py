@@ -76,19 +76,15 @@ def random_patches(images: torch.Tensor, n_patches: int, rf: int, image_size: in
     cols = torch.randint(0, size_w - rf + 1, (n_patches,), generator=generator)
     owner = torch.arange(n_patches) % n_img
     out = torch.empty(n_patches, c * rf * rf, dtype=torch.float32)
-    offs = torch.arange(rf)
-    chans = torch.arange(c).view(1, c, 1, 1)
     for lo in range(0, n_img, RESIZE_CHUNK):
         hi = min(lo + RESIZE_CHUNK, n_img)
         chunk = images[lo:hi]
         chunk = resize_images(chunk, image_size) if image_size is not None else chunk.float()
-        chunk = chunk.cpu()
         ids = torch.nonzero((owner >= lo) & (owner < hi)).flatten()
         if ids.numel():
-            rr = (rows[ids].view(-1, 1, 1, 1) + offs.view(1, 1, rf, 1))
-            cc = (cols[ids].view(-1, 1, 1, 1) + offs.view(1, 1, 1, rf))
-            img = (owner[ids] - lo).view(-1, 1, 1, 1)
-            out[ids] = chunk[img, chans, rr, cc].reshape(ids.numel(), -1)
+            # (N, C, P, P, rf, rf) view of every window; indexing dims 0, 2, 3 gives (n, C, rf, rf)
+            windows = chunk.cpu().unfold(2, rf, 1).unfold(3, rf, 1)
+            out[ids] = windows[owner[ids] - lo, :, rows[ids], cols[ids]].reshape(ids.numel(), -1)
         if progress is not None:
             progress(hi - lo)
     return out

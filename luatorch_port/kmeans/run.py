@@ -20,7 +20,7 @@ from ..data import load_split
 from ..data.kaggle import write_predictions
 from ..util.errors import A2Error
 from ..util.progress import Counter, Progress, or_silent
-from .coates import PRESETS, CoatesKMeans
+from .coates import FIT_PRECISION, PRESETS, CoatesKMeans
 from .encoder import DEFAULT_PRECISION
 from .svm import C_GRID, Classifier, accuracy, fit_svm
 
@@ -106,7 +106,8 @@ def run_fit(extra, out, *, preset: str = "coates", k: int | None = None, rf: int
             stride: int | None = None, n_patches: int | None = None,
             iterations: int | None = None, image_size: int | None = None,
             sampling: str | None = None, limit: int | None = None, whiten: bool = True,
-            init: str = "randn", generator: torch.Generator | None = None, device="cpu",
+            init: str = "randn", precision: str = FIT_PRECISION,
+            generator: torch.Generator | None = None, device="cpu",
             progress: Progress | None = None) -> dict:
     """What ``a2 kmeans fit`` does: read ``extra`` (any course-layout file), fit, write ``out``.
 
@@ -114,12 +115,13 @@ def run_fit(extra, out, *, preset: str = "coates", k: int | None = None, rf: int
         ``"report"``); every other setting left None takes the preset's value.
     limit : use that many images of ``extra``, drawn at random with ``generator`` (the
         whole file is read first), not the first ones.
+    precision : the k-means assignment's scores, ``"bf16"`` or ``"fp32"`` (:class:`CoatesKMeans`).
     progress : the one progress callback (:class:`~luatorch_port.util.progress.Progress`),
         for the images patches are drawn from and for the k-means iterations.
 
     Returns a dict: ``model`` (the fitted :class:`CoatesKMeans`), ``settings`` (the preset
-    with the overrides applied), ``images`` (how many were used), ``seconds`` and
-    ``load_seconds``.
+    with the overrides applied), ``images`` (how many were used), ``seconds``,
+    ``load_seconds`` and ``stage_seconds`` (``load``, the fit's stages, ``write``).
     """
     if preset not in PRESETS:
         raise A2Error(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -138,15 +140,17 @@ def run_fit(extra, out, *, preset: str = "coates", k: int | None = None, rf: int
     model = CoatesKMeans(k=settings["k"], rf=settings["rf"], n_patches=settings["n_patches"],
                          iterations=settings["iterations"], image_size=settings["image_size"],
                          whiten=whiten, init=init, stride=settings["stride"],
-                         sampling=settings["sampling"])
+                         sampling=settings["sampling"], precision=precision)
     report = or_silent(progress)
     model.fit(images, generator=generator, device=device,
               on_images=Counter(progress, len(images), "patches", unit="img"),
               on_iteration=lambda i, objective: report(i + 1, settings["iterations"], stage="k-means",
                                                        objective=objective))
+    t = time.perf_counter()
     model.save(out)
+    stages = {"load": t_load, **model.seconds_, "write": time.perf_counter() - t}
     return {"model": model, "settings": settings, "images": len(images), "load_seconds": t_load,
-            "seconds": time.perf_counter() - t0}
+            "stage_seconds": stages, "seconds": time.perf_counter() - t0}
 
 
 def run_eval(centroids, train, test, *, val=None, C: float | str = "auto", grid=C_GRID,
