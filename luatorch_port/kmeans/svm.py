@@ -632,7 +632,8 @@ class SVMFit:
 
 def fit_svm(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | None = None,
             val_y: torch.Tensor | None = None, *, C: float | str = "auto", grid=C_GRID,
-            refit: bool = True, n_classes: int | None = None, on_fit=None) -> SVMFit:
+            refit: bool = True, n_classes: int | None = None, on_fit=None,
+            solver: str = "auto") -> SVMFit:
     """The L2-SVM of every feature pipeline (k-means, surrogate, self-training), C resolved once.
 
     C : a positive float (Coates: 100), trained on the training split alone; or ``"auto"``:
@@ -640,6 +641,7 @@ def fit_svm(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | 
         Coates' fixed C = 100 (``c_source`` then says ``"fixed"``).
     refit : with a C chosen on val, refit it on train + val for the final classifier
         (warm-started from the train-only fit); ignored for a fixed C.
+    solver : :class:`L2SVM`'s (``"auto"``: in the rows' span when rows <= features).
     """
     import time
 
@@ -654,16 +656,17 @@ def fit_svm(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | 
         auto = False
     seconds, t = {}, time.perf_counter()
     if auto:
-        C, curve, clf = select_C(train_x, train_y, val_x, val_y, grid, n_classes=n_classes, on_fit=on_fit)
+        C, curve, clf = select_C(train_x, train_y, val_x, val_y, grid, n_classes=n_classes,
+                                 on_fit=on_fit, solver=solver)
         val_acc = next(p["val_accuracy"] for p in curve if p["C"] == C)
         seconds["grid"] = time.perf_counter() - t
         if refit:
             t = time.perf_counter()
             clf = fit_classifier(torch.cat([train_x, val_x]), torch.cat([train_y, val_y]), C=C,
-                                 n_classes=n_classes, init=clf.svm)
+                                 n_classes=n_classes, init=clf.svm, solver=solver)
             seconds["refit"] = time.perf_counter() - t
         return SVMFit(clf, float(C), "val", curve, val_acc, bool(refit), seconds)
-    clf = fit_classifier(train_x, train_y, C=C, n_classes=n_classes)
+    clf = fit_classifier(train_x, train_y, C=C, n_classes=n_classes, solver=solver)
     val_acc = accuracy(clf.predict(val_x), val_y) if has_val else None
     seconds["svm"] = time.perf_counter() - t
     return SVMFit(clf, float(C), "fixed", [], val_acc, False, seconds)
