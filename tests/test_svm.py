@@ -284,3 +284,119 @@ def test_select_c_bad_grid(grid, message):
     x, y = _data(60, 5, 3)
     with pytest.raises(A2Error, match=message):
         select_C(x[:40], y[:40], x[40:], y[40:], grid=grid)
+
+
+# --- the row-span solver (rows <= features) ----------------------------------------------
+
+def _wide_data(seed=0):
+    """Fewer rows than features, noisy: the regime of 4,000 images x 6,400 k-means features."""
+    x, y = _data(240, 300, 4, seed=seed, noise=3.0)
+    return x[:150], y[:150], x[150:], y[150:]
+
+
+def _primal_objective(svm, xs, y, c):
+    from luatorch_port.kmeans.svm import _l2svm_objective_np
+    yy = one_vs_all_targets(y, int(y.max()) + 1).double().numpy()
+    theta = torch.cat([svm.coef_, svm.intercept_[None]]).double().numpy()
+    return _l2svm_objective_np(theta, xs.numpy(), yy, c)[0]
+
+
+@pytest.mark.parametrize("m, d, expect", [(4000, 6400, True), (6401, 6400, True),
+                                          (6402, 6400, False), (20_000, 30_000, False),
+                                          (300, 20, False)])
+def test_auto_solver_rule(m, d, expect):
+    from luatorch_port.kmeans.svm import use_span
+    assert use_span(m, d) is expect
+
+
+@pytest.mark.parametrize("c", [0.1, 3.0, 100.0])
+def test_span_solver_reaches_the_features_optimum(c):
+    # the same problem in M variables per class: the same optimum (objective of the primal
+    # weights on the original features) and the same predictions, train and held out
+    xtr, ytr, xte, _ = _wide_data()
+    st = Standardizer().fit(xtr)
+    xs, xts = st.transform(xtr), st.transform(xte)
+    span = L2SVM(C=c, tol=1e-8, solver="span").fit(xs, ytr)
+    feat = L2SVM(C=c, tol=1e-8, solver="features").fit(xs, ytr)
+    assert (span.solver_, feat.solver_) == ("span", "features")
+    assert L2SVM(C=c).fit(xs, ytr).solver_ == "span"          # auto: 150 rows <= 300 features
+    f_span, f_feat = _primal_objective(span, xs, ytr, c), _primal_objective(feat, xs, ytr, c)
+    assert f_span == pytest.approx(f_feat, rel=1e-5)
+    assert torch.equal(span.predict(xs), feat.predict(xs))
+    assert torch.equal(span.predict(xts), feat.predict(xts))
+
+
+def test_span_solver_matches_sklearn_linearsvc():
+    from sklearn.svm import LinearSVC
+    xtr, ytr, _, _ = _wide_data(2)
+    xs = Standardizer().fit_transform(xtr)
+    ours = L2SVM(C=10.0, tol=1e-8, solver="span").fit(xs, ytr)
+    sk = LinearSVC(C=10.0 / 150, loss="squared_hinge", dual=True, tol=1e-8, max_iter=100_000,
+                   intercept_scaling=1.0).fit(xs.numpy(), ytr.numpy())
+    w = torch.cat([ours.coef_, ours.intercept_[None]])
+    ws = torch.from_numpy(np.vstack([sk.coef_.T, sk.intercept_[None]])).float()
+    assert float((w - ws).norm() / ws.norm()) < 1e-3
+    assert torch.equal(ours.predict(xs), torch.from_numpy(sk.predict(xs.numpy())))
+
+
+def test_row_span_maps_are_an_isometry():
+    from luatorch_port.kmeans.svm import RowSpan
+    xtr, _, _, _ = _wide_data(3)
+    xs = Standardizer().fit_transform(xtr)
+    span = RowSpan(xs)
+    xa = torch.cat([xs, torch.ones(xs.shape[0], 1)], 1).double()
+    gram = xa @ xa.t()
+    assert torch.allclose(span.factor @ span.factor.t(), gram, rtol=1e-4, atol=1e-2)
+    a = torch.randn(xs.shape[0], 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    theta = xa.t() @ a                                       # a point of the span
+    coords = span.coords(theta[:-1].float(), theta[-1].float())
+    # same scores, same norm, and back again
+    assert torch.allclose(span.factor @ coords, xa @ theta, rtol=1e-4, atol=1e-2)
+    assert torch.allclose(coords.norm(dim=0), theta.norm(dim=0), rtol=1e-4)
+    w, b = span.weights(coords)
+    assert torch.allclose(torch.cat([w, b[None]]).double(), theta, rtol=1e-3, atol=1e-3)
+
+
+def test_fused_objective_on_the_triangular_factor_matches_reference():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from luatorch_port.kmeans.svm import ROW_CHUNK, _FusedObjective, _l2svm_objective_np
+    m = 2 * ROW_CHUNK + 11
+    g = torch.Generator().manual_seed(5)
+    low = torch.tril(torch.randn(m, m, generator=g)).numpy()
+    yy = one_vs_all_targets(torch.randint(0, 3, (m,), generator=g), 3)
+    theta = np.random.default_rng(6).standard_normal((m, 3)) * 0.05
+    with ThreadPoolExecutor(2) as pool:
+        v, grad = _FusedObjective(low, yy.numpy(), 4.0, 2, lower_triangular=True, bias=False)(theta, pool)
+    # the reference with a bias row held at zero, its gradient row dropped
+    v_ref, g_ref = _l2svm_objective_np(np.vstack([theta, np.zeros((1, 3))]), low,
+                                       yy.double().numpy(), 4.0)
+    assert v == pytest.approx(v_ref, rel=1e-6)
+    np.testing.assert_allclose(grad, g_ref[:m], rtol=1e-4, atol=1e-4)
+
+
+def test_dependent_rows_fall_back_to_the_features():
+    xtr, ytr, _, _ = _wide_data(4)
+    x = torch.cat([xtr, xtr[:5]])                 # repeated images: the Gram is singular
+    y = torch.cat([ytr, ytr[:5]])
+    xs = Standardizer().fit_transform(x)
+    assert L2SVM(C=1.0).fit(xs, y).solver_ == "features"
+    with pytest.raises(A2Error, match="singular"):
+        L2SVM(C=1.0, solver="span").fit(xs, y)
+    with pytest.raises(A2Error, match="solver should be one of"):
+        L2SVM(solver="newton")
+
+
+def test_select_c_in_the_span_equals_cold_fits_on_the_features():
+    from luatorch_port.kmeans.svm import select_C
+    xtr, ytr, xval, yval = _wide_data(5)
+    best, curve, clf = select_C(xtr, ytr, xval, yval, grid=(0.3, 3.0, 30.0), tol=1e-8)
+    assert clf.svm.solver_ == "span"
+    xs = Standardizer().fit(xtr).transform(xtr)
+    for p in curve:
+        cold = L2SVM(C=p["C"], tol=1e-8, solver="features").fit(xs, ytr)
+        assert p["objective"] == pytest.approx(_primal_objective(cold, xs, ytr, p["C"]), rel=1e-5)
+    _, curve_f, clf_f = select_C(xtr, ytr, xval, yval, grid=(0.3, 3.0, 30.0), tol=1e-8,
+                                 solver="features")
+    assert [p["val_accuracy"] for p in curve] == [p["val_accuracy"] for p in curve_f]
+    assert torch.equal(clf.predict(xval), clf_f.predict(xval))

@@ -152,9 +152,12 @@ class _FusedObjective:
     ``threadpool_limits(1, "blas")``.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, c: float, workers: int):
+    def __init__(self, x: np.ndarray, y: np.ndarray, c: float, workers: int,
+                 lower_triangular: bool = False, bias: bool = True):
         self.x, self.y, self.c = x, y.astype(np.float32), c
         self.m, self.d = x.shape
+        self.lower = lower_triangular   # x[i, j] = 0 for j > i: a block needs columns < hi
+        self.bias = bias                # False: theta is (d, K), no bias row (it is in x)
         self.k = y.shape[1]
         self.bounds = [(lo, min(lo + ROW_CHUNK, self.m)) for lo in range(0, self.m, ROW_CHUNK)]
         self.workers = max(1, min(workers, len(self.bounds)))
@@ -167,8 +170,9 @@ class _FusedObjective:
 
     def _block(self, i, weight, bias):
         lo, hi = self.bounds[i]
-        xb, yb, mb = self.x[lo:hi], self.y[lo:hi], self.margin[lo:hi]
-        np.matmul(xb, weight, out=mb)
+        cols = hi if self.lower else self.d
+        xb, yb, mb = self.x[lo:hi, :cols], self.y[lo:hi], self.margin[lo:hi]
+        np.matmul(xb, weight[:cols], out=mb)
         mb += bias
         mb *= yb
         np.subtract(1.0, mb, out=mb)
@@ -178,13 +182,14 @@ class _FusedObjective:
         mb *= yb
         mb *= np.float32(-2.0 * self.c / self.m)
         self.part_bias[i] = mb.sum(0, dtype=np.float64)
-        np.matmul(xb.T, mb, out=self.part_grad[i])
+        np.matmul(xb.T, mb, out=self.part_grad[i, :cols])
+        self.part_grad[i, cols:] = 0.0
 
     def __call__(self, theta: np.ndarray, pool=None):
         self.evaluations += 1
         d = self.d
         weight = np.ascontiguousarray(theta[:d], dtype=np.float32)
-        bias = theta[d].astype(np.float32)
+        bias = theta[d].astype(np.float32) if self.bias else np.zeros(self.k, np.float32)
         blocks = range(len(self.bounds))
         if pool is None or self.workers == 1:
             for i in blocks:
@@ -193,9 +198,58 @@ class _FusedObjective:
             list(pool.map(lambda i: self._block(i, weight, bias), blocks))
         grad = theta.copy()
         grad[:d] += self.part_grad.sum(0)
-        grad[d] += self.part_bias.sum(0)
+        if self.bias:
+            grad[d] += self.part_bias.sum(0)
         value = 0.5 * _dot(theta, theta) + self.c / self.m * float(self.part_loss.sum())
         return value, grad
+
+
+SPAN_MAX_ROWS = 12_000       # the row-span solver's Gram: M² float64 (1.15 GB at this size)
+
+
+class RowSpan:
+    """The training rows' span: the Cholesky factor ``L`` of the Gram ``X̃X̃ᵀ = XXᵀ + 1 = LLᵀ``
+    of the features with Coates' column of ones, ``X̃ = [X, 1]``.
+
+    The optimum ``θ = [w; b]`` lies in the span of the rows of X̃, and for every θ there
+    ``X̃θ = L·(Qᵀθ)`` and ``‖θ‖ = ‖Qᵀθ‖`` with ``Q = X̃ᵀL⁻ᵀ`` (d+1, M) orthonormal: the
+    L2-SVM on X̃ (M, d+1) is the same problem as on the features L (M, M) without a bias,
+    in M variables per class instead of d+1, and L-BFGS takes the same iterates in either
+    (it is invariant under the orthogonal change of variables, from a start in the span).
+    When M <= d an evaluation on the triangular L costs ``2M²K`` flops instead of ``4MdK``,
+    and the Gram, one large GEMM at the machine's GEMM rate, is computed once for every C
+    of a grid. The Gram is a float32 GEMM; its factorisation and the triangular solves that
+    map θ between the two spaces are float64. (Standardised features sum to zero over the
+    rows, so ``XXᵀ`` alone is singular; the column of ones makes the Gram definite.)
+
+    Parameters
+    ----------
+    x : float32 (M, d) standardised features, M <= d + 1 (kept, for :meth:`weights`).
+
+    Raises :class:`A2Error` when the Gram is not positive definite (rows of X̃ linearly
+    dependent, e.g. repeated images); :class:`L2SVM` then solves on the features instead.
+    """
+
+    def __init__(self, x: torch.Tensor):
+        self.x = x.float().contiguous()
+        gram = _matmul(self.x, self.x.t()).double().add_(1.0)
+        factor, info = torch.linalg.cholesky_ex(gram)
+        if int(info) != 0:
+            raise A2Error(f"the Gram of the {x.shape[0]} rows is singular (rows linearly dependent)")
+        self.factor = factor                       # float64 (M, M), lower triangular
+        self.l = factor.float().contiguous()       # the features of the reduced problem
+
+    def coords(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """θ = (weight (d, K), bias (K,)) -> span coordinates ``L⁻¹X̃θ`` (M, K) float64 (exact
+        for θ in the span; otherwise the span point with the same scores)."""
+        scores = _matmul(self.x, weight.float().to(self.x.device).contiguous()).double()
+        scores += bias.double().to(scores.device)
+        return torch.linalg.solve_triangular(self.factor, scores, upper=False)
+
+    def weights(self, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Span coordinates (M, K) -> θ = ``X̃ᵀL⁻ᵀc``: weight (d, K) and bias (K,) float32."""
+        a = torch.linalg.solve_triangular(self.factor.t(), coords.double(), upper=True)
+        return _matmul(self.x.t(), a.float().contiguous()), a.sum(0).float()
 
 
 def l2svm_loss_flat(theta, x, y, c):
@@ -283,11 +337,38 @@ def lbfgs(fun, x0: np.ndarray, *, max_iter: int = MAX_ITER, history: int = LBFGS
     return x, FitInfo(objective=f, evaluations=evals, iterations=it)
 
 
+SOLVERS = ("auto", "span", "features")
+
+
+def use_span(m: int, d: int) -> bool:
+    """The ``"auto"`` rule: solve in the row span when the rows do not outnumber the features
+    (an evaluation then costs ``2M²K`` flops on L, no more than ``4MdK`` on X, and the Gram
+    is shared by a whole C grid) and the M × M Gram stays small (``SPAN_MAX_ROWS``)."""
+    return m <= d + 1 and m <= SPAN_MAX_ROWS
+
+
+def row_span(x: torch.Tensor, solver: str = "auto") -> RowSpan | None:
+    """The :class:`RowSpan` of standardised features x for ``solver`` (see :class:`L2SVM`),
+    or None to solve on the features (``"features"``, or ``"auto"`` where :func:`use_span`
+    says no or the rows are linearly dependent)."""
+    if solver == "features" or (solver == "auto" and not use_span(*x.shape)):
+        return None
+    try:
+        return RowSpan(x)
+    except A2Error:
+        if solver == "span":
+            raise
+        return None
+
+
 class L2SVM:
     """One-vs-all L2-SVM, Coates' objective, fit by full-batch L-BFGS.
 
     On CPU the objective is :class:`_FusedObjective` (numpy, worker threads); on other
-    devices :func:`l2svm_objective` in torch. The L-BFGS algebra is numpy float64.
+    devices :func:`l2svm_objective` in torch. The L-BFGS algebra is numpy float64. With
+    no more rows than features (:func:`use_span`) L-BFGS runs in the rows' span
+    (:class:`RowSpan`: the same iterates, on the M × M Cholesky factor of the Gram instead
+    of the M × d features); otherwise on the features.
 
     Parameters
     ----------
@@ -299,26 +380,32 @@ class L2SVM:
         stopped visibly short of LinearSVC's optimum, test accuracy included).
     history : int, L-BFGS corrections (default 20; minFunc uses 100, which costs more per
         step and took as many evaluations).
+    solver : ``"auto"`` (default, :func:`use_span`), ``"span"`` or ``"features"``.
 
     Attributes after :meth:`fit`: ``coef_`` (d, K), ``intercept_`` (K,), ``classes_`` (K,),
-    ``info_`` (:class:`FitInfo`).
+    ``info_`` (:class:`FitInfo`), ``solver_`` (the one used).
     """
 
     def __init__(self, C: float = COATES_C, max_iter: int = MAX_ITER, tol: float = DEFAULT_TOL,
-                 history: int = LBFGS_HISTORY):
+                 history: int = LBFGS_HISTORY, solver: str = "auto"):
         if C <= 0:
             raise A2Error(f"C={C} should be > 0")
+        if solver not in SOLVERS:
+            raise A2Error(f"solver should be one of {', '.join(SOLVERS)}, got {solver!r}")
         self.C = C
         self.max_iter = max_iter
         self.tol = tol
         self.history = history
+        self.solver = solver
 
     def fit(self, features: torch.Tensor, labels: torch.Tensor, n_classes: int | None = None, *,
-            init: "L2SVM | None" = None) -> "L2SVM":
+            init: "L2SVM | None" = None, span: RowSpan | None = None) -> "L2SVM":
         """features: float (M, d); labels: int (M,) in 0..K−1. Returns self.
 
         init : a fitted L2SVM of the same shape to start L-BFGS from (a warm start, e.g.
         the neighbouring C of a grid); None starts from zero, as ``train_svm.m``.
+        span : the :class:`RowSpan` of these features, to share one Gram between fits
+        (:func:`select_C`); given, the fit runs in the span whatever ``solver`` says.
         """
         if features.dim() != 2:
             raise A2Error(f"features should be (M, d), got {tuple(features.shape)}")
@@ -334,33 +421,55 @@ class L2SVM:
             raise A2Error(f"label {int(labels.max())} >= n_classes={k}")
         x = features.float().contiguous()
         y = one_vs_all_targets(labels, k)
-        d = x.shape[1]
-        options = dict(max_iter=self.max_iter, history=self.history, tol_rel=self.tol,
-                       tol_grad=GRAD_TOL)
-        theta0 = np.zeros((d + 1, k))
-        if init is not None:
-            if tuple(init.coef_.shape) != (d, k):
-                raise A2Error(f"warm start is a {tuple(init.coef_.shape)} SVM, expected ({d}, {k})")
-            theta0[:d] = init.coef_.double().cpu().numpy()
-            theta0[d] = init.intercept_.double().cpu().numpy()
-        if x.device.type == "cpu":
-            objective = _FusedObjective(x.numpy(), y.numpy(), self.C, torch.get_num_threads())
-            with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(objective.workers) as pool:
-                theta, info = lbfgs(lambda t: objective(t, pool), theta0, **options)
+        m, d = x.shape
+        if init is not None and tuple(init.coef_.shape) != (d, k):
+            raise A2Error(f"warm start is a {tuple(init.coef_.shape)} SVM, expected ({d}, {k})")
+        if span is not None and tuple(span.x.shape) != (m, d):
+            raise A2Error(f"the row span is of {tuple(span.x.shape)} features, expected ({m}, {d})")
+        if span is None:
+            span = row_span(x, self.solver)
+        self.solver_ = "span" if span is not None else "features"
+        if span is not None:
+            theta0 = np.zeros((m, k))
+            if init is not None:
+                theta0[:] = span.coords(init.coef_, init.intercept_).cpu().numpy()
+            theta, info = self._lbfgs(span.l, y, theta0, span=True)
+            weight, bias = span.weights(torch.from_numpy(theta).to(x.device))
         else:
-            def fun(theta):
-                t = torch.from_numpy(theta).to(x.device, torch.float32)
-                with torch.no_grad():
-                    v, gw, gb = l2svm_objective(t[:d], t[d], x, y, self.C)
-                return float(v), torch.cat([gw, gb.view(1, k)]).double().cpu().numpy()
-
-            theta, info = lbfgs(fun, theta0, **options)
-        theta = torch.from_numpy(theta).to(x.device, torch.float32)
-        self.coef_ = theta[:d].clone()
-        self.intercept_ = theta[d].clone()
+            theta0 = np.zeros((d + 1, k))
+            if init is not None:
+                theta0[:d] = init.coef_.double().cpu().numpy()
+                theta0[d] = init.intercept_.double().cpu().numpy()
+            theta, info = self._lbfgs(x, y, theta0)
+            theta = torch.from_numpy(theta).to(x.device, torch.float32)
+            weight, bias = theta[:d], theta[d]
+        self.coef_ = weight.to(x.device).clone()
+        self.intercept_ = bias.to(x.device).clone()
         self.classes_ = torch.arange(k)
         self.info_ = info
         return self
+
+    def _lbfgs(self, x, y, theta0, span=False):
+        """L-BFGS on the features x (M, d') from theta0: (d'+1, K) with the bias as the last
+        row, or with ``span`` (x the triangular factor of :class:`RowSpan`) (d', K), no bias."""
+        d, k = x.shape[1], y.shape[1]
+        options = dict(max_iter=self.max_iter, history=self.history, tol_rel=self.tol,
+                       tol_grad=GRAD_TOL)
+        if x.device.type == "cpu":
+            objective = _FusedObjective(x.numpy(), y.numpy(), self.C, torch.get_num_threads(),
+                                        lower_triangular=span, bias=not span)
+            with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(objective.workers) as pool:
+                return lbfgs(lambda t: objective(t, pool), theta0, **options)
+
+        def fun(theta):
+            t = torch.from_numpy(theta).to(x.device, torch.float32)
+            b = t[d] if not span else torch.zeros(k, device=x.device)
+            with torch.no_grad():
+                v, gw, gb = l2svm_objective(t[:d], b, x, y, self.C)
+            g = gw if span else torch.cat([gw, gb.view(1, k)])
+            return float(v), g.double().cpu().numpy()
+
+        return lbfgs(fun, theta0, **options)
 
     def decision_function(self, features: torch.Tensor) -> torch.Tensor:
         """One score per class, float32 (M, K): ``x·w_k + b_k``."""
@@ -449,9 +558,10 @@ def select_C(train_features: torch.Tensor, train_labels: torch.Tensor,
              **svm_options) -> tuple[float, list[dict], Classifier]:
     """Choose the SVM's C by accuracy on a validation split.
 
-    The features are standardised once (on the training split) and the SVM is fit for each
-    C of ``grid`` in increasing order, each fit warm-started from the solution of the C
-    before it (a neighbour's optimum is close, so L-BFGS needs few steps). The C with the
+    The features are standardised once (on the training split), their :class:`RowSpan` is
+    factorised once where the solver uses it, and the SVM is fit for each C of ``grid`` in
+    increasing order, each fit warm-started from the solution of the C before it (a
+    neighbour's optimum is close, so L-BFGS needs few steps). The C with the
     highest validation accuracy wins; ties go to the larger C (the one nearer Coates'
     setting, with the least regularisation among equals).
 
@@ -462,7 +572,7 @@ def select_C(train_features: torch.Tensor, train_labels: torch.Tensor,
     grid : positive floats (default :data:`C_GRID`).
     n_classes : K (default: max label + 1).
     on_fit : optional ``on_fit(point)`` called with each curve point as it is done.
-    svm_options : passed to :class:`L2SVM` (``tol``, ``max_iter``, ``history``).
+    svm_options : passed to :class:`L2SVM` (``tol``, ``max_iter``, ``history``, ``solver``).
 
     Returns
     -------
@@ -483,10 +593,14 @@ def select_C(train_features: torch.Tensor, train_labels: torch.Tensor,
         n_classes = int(max(int(train_labels.max()), int(val_labels.max()))) + 1
     st = Standardizer().fit(train_features)
     xtr, xval = st.transform(train_features), st.transform(val_features)
+    if svm_options.get("solver", "auto") not in SOLVERS:
+        raise A2Error(f"solver should be one of {', '.join(SOLVERS)}, got {svm_options['solver']!r}")
+    span = row_span(xtr, svm_options.get("solver", "auto"))
     curve, svms, prev = [], {}, None
     for c in grid:
         t = time.perf_counter()
-        svm = L2SVM(C=c, **svm_options).fit(xtr, train_labels, n_classes=n_classes, init=prev)
+        svm = L2SVM(C=c, **svm_options).fit(xtr, train_labels, n_classes=n_classes, init=prev,
+                                            span=span)
         point = {"C": c, "train_accuracy": accuracy(svm.predict(xtr), train_labels),
                  "val_accuracy": accuracy(svm.predict(xval), val_labels),
                  "objective": svm.info_.objective, "evaluations": svm.info_.evaluations,
@@ -518,7 +632,8 @@ class SVMFit:
 
 def fit_svm(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | None = None,
             val_y: torch.Tensor | None = None, *, C: float | str = "auto", grid=C_GRID,
-            refit: bool = True, n_classes: int | None = None, on_fit=None) -> SVMFit:
+            refit: bool = True, n_classes: int | None = None, on_fit=None,
+            solver: str = "auto") -> SVMFit:
     """The L2-SVM of every feature pipeline (k-means, surrogate, self-training), C resolved once.
 
     C : a positive float (Coates: 100), trained on the training split alone; or ``"auto"``:
@@ -526,6 +641,7 @@ def fit_svm(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | 
         Coates' fixed C = 100 (``c_source`` then says ``"fixed"``).
     refit : with a C chosen on val, refit it on train + val for the final classifier
         (warm-started from the train-only fit); ignored for a fixed C.
+    solver : :class:`L2SVM`'s (``"auto"``: in the rows' span when rows <= features).
     """
     import time
 
@@ -540,16 +656,17 @@ def fit_svm(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | 
         auto = False
     seconds, t = {}, time.perf_counter()
     if auto:
-        C, curve, clf = select_C(train_x, train_y, val_x, val_y, grid, n_classes=n_classes, on_fit=on_fit)
+        C, curve, clf = select_C(train_x, train_y, val_x, val_y, grid, n_classes=n_classes,
+                                 on_fit=on_fit, solver=solver)
         val_acc = next(p["val_accuracy"] for p in curve if p["C"] == C)
         seconds["grid"] = time.perf_counter() - t
         if refit:
             t = time.perf_counter()
             clf = fit_classifier(torch.cat([train_x, val_x]), torch.cat([train_y, val_y]), C=C,
-                                 n_classes=n_classes, init=clf.svm)
+                                 n_classes=n_classes, init=clf.svm, solver=solver)
             seconds["refit"] = time.perf_counter() - t
         return SVMFit(clf, float(C), "val", curve, val_acc, bool(refit), seconds)
-    clf = fit_classifier(train_x, train_y, C=C, n_classes=n_classes)
+    clf = fit_classifier(train_x, train_y, C=C, n_classes=n_classes, solver=solver)
     val_acc = accuracy(clf.predict(val_x), val_y) if has_val else None
     seconds["svm"] = time.perf_counter() - t
     return SVMFit(clf, float(C), "fixed", [], val_acc, False, seconds)
