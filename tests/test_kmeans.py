@@ -4,8 +4,11 @@ extract_features.m as oracles, plus properties (identity covariance, monotone ob
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -425,6 +428,19 @@ def _kernels_or_skip():
     if fused is None:
         pytest.skip("no C compiler builds the bf16 encoder's C passes here")
     return fused
+
+
+def test_loading_the_fused_kernels_keeps_subnormals():
+    """The compiled library must not switch the process to flush-to-zero (as a library linked
+    with -ffast-math does through crtfastmath.o): a fresh process loads it, then divides."""
+    code = ("import numpy as np, torch; from luatorch_port.kmeans.fused import kernels; "
+            "print(kernels() is not None, float((np.float32(1e-38) / np.float32(1e3))), "
+            "float(torch.tensor(1e-38) / 1e3))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    built, by_numpy, by_torch = done.stdout.split()
+    if built != "True":
+        pytest.skip("no C compiler builds the bf16 encoder's C passes here")
+    assert float(by_numpy) > 0 and float(by_torch) > 0
 
 
 @pytest.mark.parametrize("size, rf, stride", [(12, 6, 1), (9, 4, 1), (14, 4, 3), (10, 10, 1)])

@@ -21,7 +21,12 @@ import tempfile
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("triangle.c")
-CFLAGS = ("-O3", "-march=native", "-ffast-math", "-fPIC", "-shared")
+# The few parts of -ffast-math that let the row sums and sqrt vectorise. Not -ffast-math itself:
+# linking with it pulls in crtfastmath.o, whose constructor sets flush-to-zero and
+# denormals-are-zero for the whole process when the library is loaded (torch and numpy would
+# then flush every subnormal to 0).
+CFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fno-signed-zeros",
+          "-fassociative-math", "-fPIC", "-shared")
 
 
 def cache_dir() -> Path:

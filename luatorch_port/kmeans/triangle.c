@@ -8,7 +8,8 @@
  *   xx = |x.P + bias|^2, z = sqrt(max(xx + cc + x.B, 0)), the triangle f = max(mean(z) - z, 0)
  *   and adds f into the patch's quadrant: the GEMM block is read once, instead of once per
  *   torch pass (add, sqrt, mean, subtract, clamp, sum).
- * Compiled with -O3 -ffast-math so that the row sums vectorise.
+ * Compiled with -O3 -fassociative-math (and the flags it needs) so that the row sums
+ * vectorise; not -ffast-math, which would set flush-to-zero for the whole process (fused.py).
  */
 #include <stdint.h>
 #include <string.h>
