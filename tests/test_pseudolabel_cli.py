@@ -239,6 +239,24 @@ def test_kmeans_svm_table_scores_like_the_last_round(kmeans_run, sample_dir, cen
     assert rows[-1][5] == pytest.approx(100 * float((pred == val.labels).float().mean()), abs=1e-3)
 
 
+def test_kmeans_refit_on_train_val_and_pseudo_labels_by_default(sample_dir, centroids, tmp_path):
+    from luatorch_port.kmeans import Classifier
+    runs = {}
+    for flag in ("--refit", "--no-refit"):
+        out = tmp_path / flag
+        result = CliRunner().invoke(cli, [
+            "pseudolabel", "train", "--learner", "kmeans", "--centroids", str(centroids),
+            "--train", str(sample_dir / "train.t7b"), "--val", str(sample_dir / "val.t7b"),
+            "--extra", str(sample_dir / "extra.t7b"), "--rounds", "1", "--per-class", "3",
+            "--out", str(out), "--quiet"] + ([flag] if flag == "--no-refit" else []))
+        assert result.exit_code == 0, result.output
+        record = json.loads((out / "run.json").read_text())
+        assert record["config"]["refit"] is (flag == "--refit") and record["results"]["refit"] is (flag == "--refit")
+        runs[flag] = Classifier.from_state_dict(t7.load(out / "svm.t7"))
+    # the refit classifier's standardiser saw train + val + the pseudo-labels, not train alone
+    assert not torch.allclose(runs["--refit"].standardizer.mean_, runs["--no-refit"].standardizer.mean_)
+
+
 def test_kmeans_without_centroids_file_is_an_error(sample_dir, tmp_path):
     result = CliRunner().invoke(cli, [
         "pseudolabel", "train", "--features", "kmeans", "--centroids", str(tmp_path / "none.t7"),

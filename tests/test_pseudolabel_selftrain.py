@@ -87,6 +87,39 @@ def test_refit_uses_the_pseudo_labelled_rows():
     assert torch.equal(calls[1][:9], ty) and torch.equal(calls[2][:15], calls[1])
 
 
+@pytest.mark.parametrize("refit", [True, False])
+def test_final_refit_adds_val_to_train_and_pseudo_labels(data, refit):
+    calls = []
+
+    class Recorder(L2SVM):
+        def fit(self, features, labels, n_classes=None):
+            calls.append((features.clone(), labels.clone()))
+            return super().fit(features, labels, n_classes)
+
+    (tx, ty), (ux, uy), (vx, vy) = data
+    result = self_train(tx, ty, ux, SelfTrainConfig(rounds=2, per_class=5, refit=refit),
+                        n_classes=3, val=(vx, vy), svm_factory=Recorder)
+    rounds_rows = [12, 27, 42]
+    if not refit:
+        assert [len(y) for _, y in calls[-3:]] == rounds_rows and result.refit is False
+        return
+    # select_C's grid fits come first (train only); then the rounds; then the refit
+    calls = calls[-4:]
+    assert [len(y) for _, y in calls] == rounds_rows + [42 + 150] and result.refit is True
+    x, y = calls[-1]
+    assert torch.equal(y, torch.cat([ty, vy, result.added_labels]))
+    raw = torch.cat([tx, vx, ux[result.added_indices]])
+    assert torch.allclose(x, result.standardizer.transform(raw))   # standardised on all of them
+    assert torch.allclose(result.standardizer.mean_, raw.mean(0))
+
+
+def test_no_refit_without_val_or_with_a_given_C(data):
+    (tx, ty), (ux, _), (vx, vy) = data
+    assert self_train(tx, ty, ux, SelfTrainConfig(rounds=1, per_class=5), n_classes=3).refit is False
+    assert self_train(tx, ty, ux, SelfTrainConfig(rounds=1, per_class=5, C=10.0), n_classes=3,
+                      val=(vx, vy)).refit is False
+
+
 @pytest.mark.parametrize("kw, message", [({"rounds": -1}, "rounds"), ({"per_class": 0}, "per_class"),
                                          ({"add_fraction": 0}, "add_fraction"), ({"C": 0}, "C=0")])
 def test_bad_config(kw, message):

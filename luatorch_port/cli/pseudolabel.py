@@ -80,6 +80,9 @@ def group():
 @click.option("--C", "svm_c", type=CValue(), default=SelfTrainConfig.C, show_default=True,
               help="[kmeans] The L2-SVM's C: 'auto' chooses it on --val (grid 0.1..100) before "
                    "round 0 and keeps it; a number fixes it (100 = Coates' train_svm.m).")
+@click.option("--refit/--no-refit", default=SelfTrainConfig.refit, show_default=True,
+              help="[kmeans] With a val split, refit the final SVM on train + val + the "
+                   "pseudo-labels (as a2 kmeans eval --refit); --no-refit keeps the last round's.")
 @split_option("test", "[kmeans] Also predict this split with the final SVM (see --predictions).",
               default=None)
 @click.option("--predictions", "predictions_path", type=click.Path(dir_okay=False), default=None,
@@ -93,7 +96,7 @@ def train_cmd(learner, train_path, val_path, no_val, extra_path, extra_labels_pa
               unlabelled_per_batch, monitor_size, max_epoch, batch_size, save_every,
               learning_rate, learning_rate_decay, weight_decay, momentum, epoch_step,
               channels_last, flip, resume, centroids_path, rounds, per_class, add_fraction,
-              balanced, svm_c, test_path, predictions_path, seed, device, quiet):
+              balanced, svm_c, refit, test_path, predictions_path, seed, device, quiet):
     """Semi-supervised training with pseudo-labels on the unlabelled images.
 
     --learner cnn (part 2.3): Lee (2013) -- every batch mixes labelled and unlabelled
@@ -115,7 +118,8 @@ def train_cmd(learner, train_path, val_path, no_val, extra_path, extra_labels_pa
         from ..pseudolabel.run import run_selftrain
 
         config = SelfTrainConfig(rounds=rounds, per_class=per_class, add_fraction=add_fraction,
-                                 threshold=threshold, balanced=balanced, C=svm_c)
+                                 threshold=threshold, balanced=balanced, C=svm_c,
+                                 refit=refit)
         dev = resolve_device(device)
         seed_everything(seed, quiet=quiet)
         echo = None if quiet else (lambda line: click.echo(line, err=True))
@@ -133,7 +137,7 @@ def train_cmd(learner, train_path, val_path, no_val, extra_path, extra_labels_pa
                       "test": test_path, "predictions": predictions_path},
                      seed=seed, device=dev,
                      results={"rounds": rounds_out, "C": result.C, "c_source": result.c_source,
-                              "c_curve": result.c_curve})
+                              "c_curve": result.c_curve, "refit": result.refit})
         if result.c_source == "val":
             click.echo(f"C = {result.C:g}, chosen on val from "
                        + ", ".join(f"{p['C']:g} ({100 * p['val_accuracy']:.2f}%)" for p in result.c_curve))

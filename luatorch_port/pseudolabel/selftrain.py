@@ -15,6 +15,12 @@ variant, which never relabels a row once added), the feature-space counterpart o
 Pseudo-Label: an L2-SVM cannot be trained with Lee's per-batch targets, but its one-vs-all
 decision values rank examples by confidence.
 
+With C chosen on the val split and ``refit`` (the default), the final SVM is fit once more,
+after the last round, on train + val + every pseudo-labelled row at the same C (standardised with their
+statistics), as ``a2 kmeans eval --refit`` refits on train + val: 2.4 and its reference,
+k-means alone, then learn from the same labelled images. The val accuracy of each round is
+measured before that refit (the refit has seen val).
+
 Deviations: none from the description above; the confidence of a row is its largest
 one-vs-all decision value (not a probability), so ``threshold`` is in decision-value units
 (0 = the winning class's SVM says "yes").
@@ -41,7 +47,8 @@ class SelfTrainConfig:
     """``rounds`` of adding ``per_class`` pseudo-labelled rows per class (default
     ``ceil(add_fraction * n_unlabelled / n_classes)``), class-balanced unless ``balanced``
     is False, each at least ``threshold`` (a decision value) when given; SVM ``C``, a
-    positive number or ``"auto"`` (chosen on val once, before round 0)."""
+    positive number or ``"auto"`` (chosen on val once, before round 0); ``refit``: with C
+    chosen on val, the final SVM is refit on train + val + the pseudo-labelled rows."""
 
     rounds: int = DEFAULT_ROUNDS
     per_class: Optional[int] = None
@@ -49,6 +56,7 @@ class SelfTrainConfig:
     threshold: Optional[float] = None
     balanced: bool = True
     C: float | str = "auto"
+    refit: bool = True
 
     def validate(self) -> "SelfTrainConfig":
         if self.rounds < 0:
@@ -98,6 +106,7 @@ class SelfTrainResult:
     C: float = COATES_C                  # the SVM's C in every round
     c_source: str = "fixed"              # "val": chosen on the val split; "fixed": given or Coates'
     c_curve: list = field(default_factory=list)  # select_C's val curve when chosen on val
+    refit: bool = False                  # svm/standardizer were refit on train + val + pseudo-labels
 
 
 def _accuracy(pred: torch.Tensor, true: Optional[torch.Tensor]) -> float:
@@ -184,8 +193,17 @@ def self_train(train_x: torch.Tensor, train_y: torch.Tensor, unlabelled_x: torch
             echo(_round_line(rec))
         if r > 0 and new_idx.numel() == 0:
             break  # nothing left that passes the rules: later rounds would repeat this one
+    refit = config.refit and c_source == "val"   # as fit_svm: a given C trains on train alone
+    if refit:
+        x = torch.cat([train_x, val[0], unlabelled_x.index_select(0, idx_all)])
+        y = torch.cat([train_y, val[1], lab_all])
+        std = Standardizer().fit(x)
+        svm = svm_factory(C=C).fit(std.transform(x), y, n_classes)
+        if echo is not None:
+            echo(f"refit: train + val + {idx_all.numel()} pseudo-labels ({x.shape[0]} rows), C={C:g}")
     return SelfTrainResult(svm=svm, standardizer=std, rounds=records, added_indices=idx_all,
-                           added_labels=lab_all, C=float(C), c_source=c_source, c_curve=curve)
+                           added_labels=lab_all, C=float(C), c_source=c_source, c_curve=curve,
+                           refit=refit)
 
 
 def _round_line(rec: RoundRecord) -> str:

@@ -476,11 +476,12 @@ def combo(ctx: Context) -> dict:
              + f"), val {r['val_accuracy']:.2f} %" for r in rounds]
     res = {"rounds": rounds, "train_acc": last["train_accuracy"], "val_acc": last["val_accuracy"],
            "seconds": seconds,
-           "C": result.C, "c_source": result.c_source,
+           "C": result.C, "c_source": result.c_source, "refit": result.refit,
            "settings": f"the kmeans section's features; {s['rounds']} rounds adding the most confident "
                        f"{s['add_fraction']:.0%} of extra per round, class-balanced; L2-SVM "
                        + (f"C={result.C:g} chosen on val before round 0 and kept" if result.c_source == "val"
-                          else f"fixed C={result.C:g}"),
+                          else f"fixed C={result.C:g}")
+                       + (", then refit on train + val + the pseudo-labels" if result.refit else ""),
            "notes": notes}
     res.update(_write_test_predictions(ctx, pred, out))
     return res
