@@ -34,15 +34,9 @@ OUT_DIR = Path(os.environ.get("BENCH_OUT", ROOT / "bench-out"))
 
 
 def _git_sha() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=10)
-        sha = out.stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
-        return sha + ("-dirty" if dirty.strip() else "") if sha else None
-    except (OSError, subprocess.SubprocessError):
-        return None
+    from luatorch_port.util.provenance import git_revision
+
+    return git_revision(ROOT)
 
 
 def _cpu() -> dict:

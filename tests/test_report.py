@@ -99,6 +99,9 @@ def test_tiny_report_end_to_end(tiny_report, data):
     assert states["kmeans"]["results"]["val_acc"] > 30
     record = json.loads((out / "run.json").read_text())
     assert record["command"] == "report" and record["results"]["sections"]["kmeans"] == "done"
+    # each section names the code it ran with (a resumed report can mix revisions)
+    from luatorch_port.util.provenance import git_revision
+    assert {st.get("git") for st in states.values()} == {git_revision()}
 
 
 @pytest.mark.slow

@@ -262,15 +262,15 @@ def render_report(states: dict, *, budget_name: str, settings: dict, data_dir, s
     w("## Timings\n")
     w("Wall-clock time of each section's last run, and the CPU time of this process in it (all threads; "
       "on a machine shared with other work the wall time grows, the CPU time much less).\n")
-    w("| section | status | wall time | CPU time | finished (UTC) |")
-    w("|---|---|---|---|---|")
+    w("| section | status | wall time | CPU time | finished (UTC) | code (git) |")
+    w("|---|---|---|---|---|---|")
     total = cpu = 0.0
     for name, st in states.items():
         total += st.get("seconds", 0.0)
         cpu += st.get("cpu_seconds", 0.0)
         w(f"| {name} | {st['status']} | {_sec(st.get('seconds'))} | {_sec(st.get('cpu_seconds'))} | "
-          f"{st.get('finished', '')} |")
-    w(f"| **total** | | {_sec(total)} | {_sec(cpu)} | |\n")
+          f"{st.get('finished', '')} | {(st.get('git') or '—')[:12]} |")
+    w(f"| **total** | | {_sec(total)} | {_sec(cpu)} | | |\n")
     w("## Settings\n")
     w(f"Budget **{budget_name}** (`a2 report --budget {budget_name}`):\n")
     for name, values in settings.items():

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..util.files import atomic_output
 from ..util.progress import or_silent
+from ..util.provenance import git_revision
 from .budget import BUDGETS, budget
 from .render import render_report
 from .sections import ALWAYS, DEPENDS, SECTIONS, Context, Unavailable
@@ -121,6 +122,7 @@ def run_report(data_dir, out_dir, *, budget_name: str = "quick", force: bool = F
         state["seconds"] = time.perf_counter() - t0
         state["cpu_seconds"] = time.process_time() - c0  # all threads; wall time on a busy machine misleads
         state["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        state["git"] = git_revision()   # the code each section ran with (a resumed report mixes them)
         _write_state(out_dir, name, state)
         states[name] = state
         echo(f"[{name}] {state['status']} in {state['seconds']:.1f} s"

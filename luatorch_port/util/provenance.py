@@ -1,4 +1,5 @@
-"""A small JSON record beside every command's outputs: config, seed, device, version, argv."""
+"""A small JSON record beside every command's outputs: config, seed, device, version, git
+revision (when run from a checkout), argv."""
 
 from __future__ import annotations
 
@@ -6,12 +7,31 @@ import datetime as _dt
 import json
 import os
 import platform
+import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
 from .. import __version__
 from .files import atomic_output
+
+CHECKOUT = Path(__file__).resolve().parents[2]   # the repository root when run from a checkout
+
+
+def git_revision(root=CHECKOUT) -> str | None:
+    """``git rev-parse HEAD`` of ``root``, with ``-dirty`` when tracked files differ; None
+    outside a git checkout (an installed package) or without git."""
+    if not (Path(root) / ".git").exists():
+        return None
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha + ("-dirty" if dirty.strip() else "") if sha else None
 
 
 def _jsonable(value):
@@ -51,6 +71,7 @@ def write_record(path, command: str, config: dict, *, seed=None, device=None, re
         "device": None if device is None else str(device),
         "results": _jsonable(results or {}),
         "version": __version__,
+        "git": git_revision(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "argv": list(sys.argv),
