@@ -157,6 +157,15 @@ class RenderBuffers:
         self.ints = torch.empty(n_patches * channels * patch * patch, dtype=torch.int32,
                                 device=device)
         self.jitter = T.ColorJitter(n_patches * patch * patch, torch.float32, device)
+        self._source = None
+
+    def source(self, like: torch.Tensor) -> torch.Tensor:
+        """``like`` as float32 in a buffer kept between calls (grown when too small): a
+        fresh group-sized tensor per call cost page faults."""
+        n = like.numel()
+        if self._source is None or self._source.numel() < n:
+            self._source = torch.empty(n, device=self.device)
+        return self._source[:n].view(like.shape).copy_(like)
 
     def fits(self, n_patches, patch, device, channels=3) -> bool:
         return (self.n_patches >= n_patches and self.patch == patch and self.device == device
@@ -219,7 +228,7 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
         buffers = RenderBuffers(per_chunk * step, patch, images.device, max(ch, 3))
     if theta is None:
         theta = T.affine_thetas(boxes.repeat_interleave(k, dim=0), params.reshape(b * k, -1), h, w)
-    src, theta, mode = _mirrored(images, theta.reshape(b * k, 2, 3), patch, margin)
+    src, theta, mode = _mirrored(images, theta.reshape(b * k, 2, 3), patch, margin, buffers)
     along_x, along_y = (x.view(b, k, 2, patch).transpose(1, 2).contiguous()  # (b, 2, k, P)
                         for x in T.grid_terms(theta, patch, torch.float32, images.device))
     if color:
@@ -266,7 +275,7 @@ def mirror_margin(theta: torch.Tensor, patch: int, height: int, width: int) -> i
     return margin if margin <= _MAX_MIRROR * max(height, width) else -1
 
 
-def _mirrored(images, theta, patch, margin):
+def _mirrored(images, theta, patch, margin, buffers):
     """``(float sources, theta in their coordinates, padding mode)`` for :func:`render`.
 
     Sampling the images padded with mirrored pixels (``transforms.pad_mirrored``) with
@@ -278,8 +287,8 @@ def _mirrored(images, theta, patch, margin):
     if margin is None:
         margin = mirror_margin(theta, patch, h, w)
     if margin < 0:
-        return images.float(), theta, T.PADDING
-    return (T.pad_mirrored(images, margin).float(), T.theta_in_padded(theta, margin, h, w),
+        return buffers.source(images), theta, T.PADDING
+    return (buffers.source(T.pad_mirrored(images, margin)), T.theta_in_padded(theta, margin, h, w),
             "border")
 
 
