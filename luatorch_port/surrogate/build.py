@@ -43,6 +43,7 @@ only: half to even), in float32.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -463,7 +464,8 @@ def _build(images, out_path, generator, n_seeds, per_seed, patch, window, gradie
 
 
 def _render_groups(images, seeds, boxes, params, patch, color, device, group, workers):
-    """Yield ``(n_seeds_done, uint8 block)`` in seed order.
+    """Yield ``(n_seeds_in_block, uint8 block)`` in seed order; a block is reused for a
+    later group once the caller asks for the next one (write it first).
 
     On the CPU, ``workers`` Python threads render whole groups concurrently (torch ops
     release the GIL); the caller has set one intra-op thread for the whole build, so no
@@ -481,30 +483,42 @@ def _render_groups(images, seeds, boxes, params, patch, color, device, group, wo
     margin = mirror_margin(theta, patch, h, w)  # one for all groups: bytes independent of them
     constants = T.JitterConstants(params, 255.0, torch.float32, device) if color else None
 
+    free = queue.SimpleQueue()  # output blocks written out, ready for another group
+
     def work(start):
         stop = min(start + group, n_seeds)
         buffers = getattr(local, "buffers", None)
         if buffers is None:
             per_chunk, step = chunking(group, per_seed)
             buffers = local.buffers = RenderBuffers(per_chunk * step, patch, device)
+        try:
+            block = free.get_nowait()
+        except queue.Empty:  # at most 2 * workers + 1 blocks live at once
+            block = torch.empty(group, per_seed, 3, patch, patch, dtype=torch.uint8, device=device)
         src = images[seeds[start:stop]].to(device)
-        return stop - start, render(src, boxes[start:stop], params[start:stop], patch, color,
-                                    buffers=buffers, theta=theta[start:stop], margin=margin,
-                                    constants=None if constants is None
-                                    else constants[start:stop, :])
+        render(src, boxes[start:stop], params[start:stop], patch, color, out=block[:stop - start],
+               buffers=buffers, theta=theta[start:stop], margin=margin,
+               constants=None if constants is None else constants[start:stop, :])
+        return stop - start, block
+
+    def done(result):
+        n, block = result
+        yield n, block[:n]    # the caller writes it before asking for the next one
+        free.put(block)
 
     starts = range(0, n_seeds, group)
     if device.type != "cpu" or workers <= 1 or len(starts) < 2:
-        yield from map(work, starts)
+        for start in starts:
+            yield from done(work(start))
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending = deque()
         for start in starts:
             pending.append(pool.submit(work, start))
             if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
+                yield from done(pending.popleft().result())
         while pending:
-            yield pending.popleft().result()
+            yield from done(pending.popleft().result())
 
 
 def load(path) -> SurrogateSet:
