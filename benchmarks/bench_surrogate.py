@@ -24,8 +24,9 @@ Also printed, all from the same run:
 * ``render_reference`` (``F.affine_grid``, ``grid_sample``, RGB->HSV->jitter->RGB in
   float64): the straightforward torch path, as a second baseline and as the oracle of the
   agreement line (uint8 differences of the fast path).
-* A per-stage split of the build on one thread (CPU time per patch): seed windows and
-  parameters, grids, ``grid_sample``, colour jitter, uint8 conversion, writing.
+* A per-stage split of the build on one thread (CPU time per patch), for each preset:
+  seed windows and parameters, grids, ``grid_sample``, colour jitter, uint8 conversion,
+  writing.
 * The limit of this design: its ``grid_sample`` calls alone, over all threads.
 * ``a2 surrogate build`` of 4000 x 100 patches in a child process, wall time from its start
   to its exit (``--wall-rounds``, median), reading an extra.t7b of ``--images`` images.
@@ -123,7 +124,7 @@ def timed(fn):
     return result, time.perf_counter() - t
 
 
-def stage_split(images, n_seeds, per_seed, path):
+def stage_split(images, n_seeds, per_seed, path, preset="exemplar"):
     """CPU seconds per stage of a one-thread build of ``n_seeds`` x ``per_seed`` patches.
 
     Does what :func:`build.build_surrogate` does, group by group, through :func:`build.render`
@@ -139,12 +140,14 @@ def stage_split(images, n_seeds, per_seed, path):
         t = clock()
         seeds = torch.randperm(len(images), generator=gen)[:n_seeds]
         boxes = B.seed_windows(images[seeds], gen)
-        params = T.sample_params(n_seeds * per_seed, T.PRESETS["exemplar"], gen).view(n_seeds, per_seed, -1)
+        ranges = T.PRESETS[preset]
+        params = T.sample_params(n_seeds * per_seed, ranges, gen).view(n_seeds, per_seed, -1)
         t = _lap(split, "seed windows + parameters", t, clock)
         theta_all = T.affine_thetas(boxes.repeat_interleave(per_seed, 0),
                                     params.reshape(n_seeds * per_seed, -1),
                                     *images.shape[2:]).view(n_seeds, per_seed, 2, 3)
-        constants_all = T.JitterConstants(params, 255.0)
+        margin = B.mirror_margin(theta_all, B.PATCH, *images.shape[2:])
+        constants_all = T.JitterConstants(params, 255.0) if ranges.color else None
         _lap(split, "thetas + jitter constants", t, clock)
         patch, group = B.PATCH, B.SEEDS_PER_GROUP
         per_chunk, step = B.chunking(group, per_seed)
@@ -158,8 +161,9 @@ def stage_split(images, n_seeds, per_seed, path):
             for g0 in range(0, n_seeds, group):
                 state["t"] = clock()
                 g1 = min(n_seeds, g0 + group)
-                out = B.render(images[seeds[g0:g1]], boxes[g0:g1], params[g0:g1], patch, buffers=buffers,
-                               theta=theta_all[g0:g1], constants=constants_all[g0:g1, :], stage=stage)
+                out = B.render(images[seeds[g0:g1]], boxes[g0:g1], params[g0:g1], patch, ranges.color,
+                               buffers=buffers, theta=theta_all[g0:g1], margin=margin, stage=stage,
+                               constants=None if constants_all is None else constants_all[g0:g1, :])
                 f.write(memoryview(out.numpy().reshape(-1)))
                 stage("write")
     return split
@@ -274,6 +278,8 @@ def main():
         rates["pil"] = statistics.median(r[2] for r in rounds)
         rates["exemplar_1thread"] = build("exemplar", 1, 1)
         split = stage_split(images, min(args.seeds, 160), args.per_seed, os.path.join(tmp, "split.bin"))
+        split_report = stage_split(images, min(args.seeds, 160), args.per_seed,
+                                   os.path.join(tmp, "split.bin"), preset="report")
         wall = None
         if args.wall_rounds:
             extra = os.path.join(tmp, "extra.t7b")
@@ -320,9 +326,11 @@ def main():
                    rounds=walls, note="a2 surrogate build --classes 4000 --per-seed 100 (report "
                                       "preset) in a fresh process, start-up and loading included")
     per = min(args.seeds, 160) * k
-    total = sum(split.values())
     res.figure("stage_split_1thread", {name: seconds / per * 1e6 for name, seconds in split.items()},
                "us CPU per patch (exemplar preset)")
+    res.figure("stage_split_1thread_report",
+               {name: seconds / per * 1e6 for name, seconds in split_report.items()},
+               "us CPU per patch (report preset)")
     res.figure("agreement_vs_reference", {"max_abs": int(agree.max()),
                                           "share_differing": float((agree > 0).double().mean()),
                                           "share_above_1": float((agree > 1).double().mean())},
@@ -341,9 +349,11 @@ def main():
         print(f"a2 surrogate build, {REPORT_PATCHES:,} patches, fresh process: {wall:.2f} s wall "
               f"(rounds {', '.join(f'{w:.2f}' for w in walls)}) against {TARGET_WALL_S} s: "
               f"{'met' if wall <= TARGET_WALL_S else 'NOT met'}")
-    print(f"stage split, one thread ({total / per * 1e6:.1f} us CPU per patch):")
-    for name, seconds in split.items():
-        print(f"  {name:28s} {seconds / per * 1e6:6.2f} us  {100 * seconds / total:5.1f} %")
+    for preset, stages in (("exemplar", split), ("report", split_report)):
+        total = sum(stages.values())
+        print(f"stage split, {preset} preset, one thread ({total / per * 1e6:.1f} us CPU per patch):")
+        for name, seconds in stages.items():
+            print(f"  {name:28s} {seconds / per * 1e6:6.2f} us  {100 * seconds / total:5.1f} %")
     print(f"fast path vs render_reference: max |difference| {agree.max().item()}, "
           f"{(agree > 0).double().mean().item():.2e} differ; geometry vs PIL: {diff:.3f} grey levels")
     res.write()

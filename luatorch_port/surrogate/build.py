@@ -43,6 +43,7 @@ only: half to even), in float32.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -157,6 +158,15 @@ class RenderBuffers:
         self.ints = torch.empty(n_patches * channels * patch * patch, dtype=torch.int32,
                                 device=device)
         self.jitter = T.ColorJitter(n_patches * patch * patch, torch.float32, device)
+        self._source = None
+
+    def source(self, like: torch.Tensor) -> torch.Tensor:
+        """``like`` as float32 in a buffer kept between calls (grown when too small): a
+        fresh group-sized tensor per call cost page faults."""
+        n = like.numel()
+        if self._source is None or self._source.numel() < n:
+            self._source = torch.empty(n, device=self.device)
+        return self._source[:n].view(like.shape).copy_(like)
 
     def fits(self, n_patches, patch, device, channels=3) -> bool:
         return (self.n_patches >= n_patches and self.patch == patch and self.device == device
@@ -219,7 +229,7 @@ def render(images: torch.Tensor, boxes: torch.Tensor, params: torch.Tensor, patc
         buffers = RenderBuffers(per_chunk * step, patch, images.device, max(ch, 3))
     if theta is None:
         theta = T.affine_thetas(boxes.repeat_interleave(k, dim=0), params.reshape(b * k, -1), h, w)
-    src, theta, mode = _mirrored(images, theta.reshape(b * k, 2, 3), patch, margin)
+    src, theta, mode = _mirrored(images, theta.reshape(b * k, 2, 3), patch, margin, buffers)
     along_x, along_y = (x.view(b, k, 2, patch).transpose(1, 2).contiguous()  # (b, 2, k, P)
                         for x in T.grid_terms(theta, patch, torch.float32, images.device))
     if color:
@@ -266,7 +276,7 @@ def mirror_margin(theta: torch.Tensor, patch: int, height: int, width: int) -> i
     return margin if margin <= _MAX_MIRROR * max(height, width) else -1
 
 
-def _mirrored(images, theta, patch, margin):
+def _mirrored(images, theta, patch, margin, buffers):
     """``(float sources, theta in their coordinates, padding mode)`` for :func:`render`.
 
     Sampling the images padded with mirrored pixels (``transforms.pad_mirrored``) with
@@ -278,8 +288,8 @@ def _mirrored(images, theta, patch, margin):
     if margin is None:
         margin = mirror_margin(theta, patch, h, w)
     if margin < 0:
-        return images.float(), theta, T.PADDING
-    return (T.pad_mirrored(images, margin).float(), T.theta_in_padded(theta, margin, h, w),
+        return buffers.source(images), theta, T.PADDING
+    return (buffers.source(T.pad_mirrored(images, margin)), T.theta_in_padded(theta, margin, h, w),
             "border")
 
 
@@ -454,7 +464,8 @@ def _build(images, out_path, generator, n_seeds, per_seed, patch, window, gradie
 
 
 def _render_groups(images, seeds, boxes, params, patch, color, device, group, workers):
-    """Yield ``(n_seeds_done, uint8 block)`` in seed order.
+    """Yield ``(n_seeds_in_block, uint8 block)`` in seed order; a block is reused for a
+    later group once the caller asks for the next one (write it first).
 
     On the CPU, ``workers`` Python threads render whole groups concurrently (torch ops
     release the GIL); the caller has set one intra-op thread for the whole build, so no
@@ -472,30 +483,42 @@ def _render_groups(images, seeds, boxes, params, patch, color, device, group, wo
     margin = mirror_margin(theta, patch, h, w)  # one for all groups: bytes independent of them
     constants = T.JitterConstants(params, 255.0, torch.float32, device) if color else None
 
+    free = queue.SimpleQueue()  # output blocks written out, ready for another group
+
     def work(start):
         stop = min(start + group, n_seeds)
         buffers = getattr(local, "buffers", None)
         if buffers is None:
             per_chunk, step = chunking(group, per_seed)
             buffers = local.buffers = RenderBuffers(per_chunk * step, patch, device)
+        try:
+            block = free.get_nowait()
+        except queue.Empty:  # at most 2 * workers + 1 blocks live at once
+            block = torch.empty(group, per_seed, 3, patch, patch, dtype=torch.uint8, device=device)
         src = images[seeds[start:stop]].to(device)
-        return stop - start, render(src, boxes[start:stop], params[start:stop], patch, color,
-                                    buffers=buffers, theta=theta[start:stop], margin=margin,
-                                    constants=None if constants is None
-                                    else constants[start:stop, :])
+        render(src, boxes[start:stop], params[start:stop], patch, color, out=block[:stop - start],
+               buffers=buffers, theta=theta[start:stop], margin=margin,
+               constants=None if constants is None else constants[start:stop, :])
+        return stop - start, block
+
+    def done(result):
+        n, block = result
+        yield n, block[:n]    # the caller writes it before asking for the next one
+        free.put(block)
 
     starts = range(0, n_seeds, group)
     if device.type != "cpu" or workers <= 1 or len(starts) < 2:
-        yield from map(work, starts)
+        for start in starts:
+            yield from done(work(start))
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending = deque()
         for start in starts:
             pending.append(pool.submit(work, start))
             if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
+                yield from done(pending.popleft().result())
         while pending:
-            yield pending.popleft().result()
+            yield from done(pending.popleft().result())
 
 
 def load(path) -> SurrogateSet:
