@@ -20,8 +20,11 @@ used: its first call imports TorchDynamo, seconds of start-up. The bias is kept 
 the weights instead of appending a column of ones to ``X`` (same objective, no copy of the
 feature matrix). On CPU each evaluation reads ``X`` once, in row blocks that compute the
 scores and ``Xᵀ·G`` together (:class:`_FusedObjective`), with float32 GEMMs and float64
-sums. Features are standardised by :class:`Standardizer` (``kmeans_demo.m``:
-``sqrt(var + 0.01)``).
+sums. When the rows do not outnumber the features (:func:`use_span`), L-BFGS runs in the
+span of the rows instead (:class:`RowSpan`: the Cholesky factor of the Gram ``XXᵀ + 1``
+stands in for the features; the same problem and iterates, cheaper evaluations, one Gram
+for a whole C grid). Features are standardised by :class:`Standardizer`
+(``kmeans_demo.m``: ``sqrt(var + 0.01)``).
 """
 
 from __future__ import annotations
