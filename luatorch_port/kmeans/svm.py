@@ -698,11 +698,14 @@ def fit_svm(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | 
         seconds["grid"] = time.perf_counter() - t
         if refit:
             t = time.perf_counter()
-            if span is not None:
+            if span is not None and (solver == "span" or use_span(xtr.shape[0] + xval.shape[0],
+                                                                  xtr.shape[1])):
                 try:
                     span = span.extend(xval)
                 except A2Error:      # a val row repeats a train row: factorise afresh or not at all
                     span = None
+            else:
+                span = None
             svm = L2SVM(C=C, solver=solver).fit(torch.cat([xtr, xval]), torch.cat([train_y, val_y]),
                                                 n_classes=n_classes, init=clf.svm, span=span)
             clf = Classifier(clf.standardizer, svm)
