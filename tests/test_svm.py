@@ -417,7 +417,7 @@ def test_refit_grows_the_grid_span_and_reaches_the_optimum():
     # the val rows) and lands on the optimum of that problem
     from luatorch_port.kmeans.svm import fit_svm
     xtr, ytr, xval, yval = _wide_data(7)
-    fit = fit_svm(xtr, ytr, xval, yval, C="auto", grid=(0.3, 3.0, 30.0))
+    fit = fit_svm(xtr, ytr, xval, yval, C="auto", grid=(0.3, 3.0, 30.0), solver="span")
     st = Standardizer().fit(xtr)
     assert torch.equal(fit.classifier.standardizer.mean_, st.mean_)
     assert fit.classifier.svm.solver_ == "span" and fit.refit
@@ -426,3 +426,21 @@ def test_refit_grows_the_grid_span_and_reaches_the_optimum():
     assert _primal_objective(fit.classifier.svm, x, y, fit.C) == pytest.approx(
         _primal_objective(cold, x, y, fit.C), rel=1e-4)
     assert torch.equal(fit.classifier.svm.predict(x), cold.predict(x))
+
+
+@pytest.mark.parametrize("evaluations, expect", [(10, False), (60, False), (150, True), (400, True)])
+def test_refit_in_span_rule(evaluations, expect):
+    # 4,000 + 1,000 rows, 6,400 features, 10 classes: the border pays after ~100 evaluations
+    from luatorch_port.kmeans.svm import refit_in_span
+    assert refit_in_span(4000, 1000, 6400, 10, evaluations) is expect
+    assert refit_in_span(6000, 1000, 6400, 10, evaluations) is False     # 7,000 rows > features
+
+
+def test_cheap_refit_runs_on_the_features():
+    from luatorch_port.kmeans.svm import fit_svm
+    xtr, ytr, xval, yval = _wide_data(8)
+    from luatorch_port.kmeans.svm import refit_in_span
+    fit = fit_svm(xtr, ytr, xval, yval, C="auto", grid=(0.1,))      # a few evaluations
+    assert fit.curve[0]["evaluations"] > 0
+    assert not refit_in_span(150, 90, 300, 4, fit.curve[0]["evaluations"])
+    assert fit.classifier.svm.solver_ == "features"

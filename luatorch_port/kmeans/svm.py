@@ -372,6 +372,19 @@ def use_span(m: int, d: int) -> bool:
     return m <= d + 1 and m <= SPAN_MAX_ROWS
 
 
+def refit_in_span(m: int, v: int, d: int, k: int, evaluations: int) -> bool:
+    """Whether the refit on m train + v val rows (d features, k classes) is cheaper in the
+    grid's span grown by the val rows than on the features, if it takes ``evaluations``
+    (the grid's count at the chosen C, also warm-started): the border (its Gram rows and the
+    triangular solve, ``2vmd + 2v²d + m²v`` flops) plus ``2(m+v)²k`` per evaluation against
+    ``4(m+v)(d+1)k``. Small Cs converge in a few evaluations, and then the features win."""
+    n = m + v
+    if not use_span(n, d):
+        return False
+    border = 2 * v * m * d + 2 * v * v * d + m * m * v
+    return border + evaluations * 2 * n * n * k < evaluations * 4 * n * (d + 1) * k
+
+
 def row_span(x: torch.Tensor, solver: str = "auto") -> RowSpan | None:
     """The :class:`RowSpan` of standardised features x for ``solver`` (see :class:`L2SVM`),
     or None to solve on the features (``"features"``, or ``"auto"`` where :func:`use_span`
@@ -674,8 +687,8 @@ def fit_svm(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | 
         Coates' fixed C = 100 (``c_source`` then says ``"fixed"``).
     refit : with a C chosen on val, refit it on train + val for the final classifier
         (warm-started from the train-only fit, on features standardised with the training
-        split's statistics, so the grid's Gram only grows by the val rows); ignored for a
-        fixed C.
+        split's statistics, so the grid's Gram can grow by the val rows: done where
+        :func:`refit_in_span` predicts it pays); ignored for a fixed C.
     solver : :class:`L2SVM`'s (``"auto"``: in the rows' span when rows <= features).
     """
     import time
@@ -698,16 +711,20 @@ def fit_svm(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | 
         seconds["grid"] = time.perf_counter() - t
         if refit:
             t = time.perf_counter()
-            if span is not None and (solver == "span" or use_span(xtr.shape[0] + xval.shape[0],
-                                                                  xtr.shape[1])):
+            evals = next(p["evaluations"] for p in curve if p["C"] == C)
+            if span is not None and (solver == "span" or refit_in_span(
+                    xtr.shape[0], xval.shape[0], xtr.shape[1], n_classes or clf.svm.coef_.shape[1],
+                    evals)):
                 try:
                     span = span.extend(xval)
                 except A2Error:      # a val row repeats a train row: factorise afresh or not at all
                     span = None
             else:
                 span = None
-            svm = L2SVM(C=C, solver=solver).fit(torch.cat([xtr, xval]), torch.cat([train_y, val_y]),
-                                                n_classes=n_classes, init=clf.svm, span=span)
+            refit_solver = "features" if span is None and solver == "auto" else solver
+            svm = L2SVM(C=C, solver=refit_solver).fit(torch.cat([xtr, xval]),
+                                                      torch.cat([train_y, val_y]),
+                                                      n_classes=n_classes, init=clf.svm, span=span)
             clf = Classifier(clf.standardizer, svm)
             seconds["refit"] = time.perf_counter() - t
         return SVMFit(clf, float(C), "val", curve, val_acc, bool(refit), seconds)
