@@ -659,6 +659,25 @@ def _select_C(train_features, train_labels, val_features, val_labels, grid, *, n
     return best, curve, Classifier(st, svms[best]), xtr, xval, span
 
 
+def _refit(svm: L2SVM, xtr, train_y, xval, val_y, span: RowSpan | None, evaluations: int,
+           n_classes, solver: str) -> L2SVM:
+    """``svm``'s C refit on standardised train + val rows, warm-started from ``svm``: in the
+    grid's ``span`` grown by the val rows where :func:`refit_in_span` says it pays (or the
+    solver is ``"span"``), else on the features."""
+    if span is not None and (solver == "span" or refit_in_span(
+            xtr.shape[0], xval.shape[0], xtr.shape[1], svm.coef_.shape[1], evaluations)):
+        try:
+            span = span.extend(xval)
+        except A2Error:      # a val row repeats a train row: factorise afresh or not at all
+            span = None
+    else:
+        span = None
+    refit_solver = "features" if span is None and solver == "auto" else solver
+    return L2SVM(C=svm.C, solver=refit_solver).fit(torch.cat([xtr, xval]),
+                                                   torch.cat([train_y, val_y]),
+                                                   n_classes=n_classes, init=svm, span=span)
+
+
 @dataclass
 class SVMFit:
     """Result of :func:`fit_svm`: the final ``classifier``; ``C`` it used; ``c_source``
@@ -712,19 +731,7 @@ def fit_svm(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | 
         if refit:
             t = time.perf_counter()
             evals = next(p["evaluations"] for p in curve if p["C"] == C)
-            if span is not None and (solver == "span" or refit_in_span(
-                    xtr.shape[0], xval.shape[0], xtr.shape[1], n_classes or clf.svm.coef_.shape[1],
-                    evals)):
-                try:
-                    span = span.extend(xval)
-                except A2Error:      # a val row repeats a train row: factorise afresh or not at all
-                    span = None
-            else:
-                span = None
-            refit_solver = "features" if span is None and solver == "auto" else solver
-            svm = L2SVM(C=C, solver=refit_solver).fit(torch.cat([xtr, xval]),
-                                                      torch.cat([train_y, val_y]),
-                                                      n_classes=n_classes, init=clf.svm, span=span)
+            svm = _refit(clf.svm, xtr, train_y, xval, val_y, span, evals, n_classes, solver)
             clf = Classifier(clf.standardizer, svm)
             seconds["refit"] = time.perf_counter() - t
         return SVMFit(clf, float(C), "val", curve, val_acc, bool(refit), seconds)
