@@ -7,8 +7,9 @@
    bf16 (the default: C passes around one bf16 GEMM) and bf16 without the C passes, against
    a numpy im2col transcription of extract_features.m; the bf16 rate against the distance
    GEMM alone at the bf16 GEMM peak (the limit). Accuracy: encode_accuracy.py.
-3. L2-SVM on 4,000 x 6,400 features (10 classes): one fit at C = 100 against the whole C
-   grid of ``--C auto`` (select_C: one standardisation, warm starts) on the same features;
+3. L2-SVM on 4,000 x 6,400 features (10 classes): one fit at C = 100 and the whole
+   ``--C auto`` stage (the C grid on val, then the refit on train + val), each with the
+   default solver (L-BFGS in the rows' span) and the previous one (L-BFGS on the features);
    with ``--sklearn`` also LinearSVC (minutes).
 
 The machine's fp32 and bf16 GEMM peaks (2048^3, torch, all threads) are measured in the
@@ -41,6 +42,7 @@ ROUNDS = 2              # k-means and encoding: alternating rounds, best of each
 TARGET_ENCODE_RATIO = 2.0        # bf16 encoding against fp32, same run
 TARGET_ENCODE_PEAK = 0.6         # the bf16 distance GEMM's rate as a fraction of the bf16 peak
 TARGET_GRID_RATIO = 3.0          # the whole C grid against one fit at C = 100
+TARGET_SVM_ONE_FIT = 4.0         # seconds, one fit at C = 100 on 4,000 x 6,400
 
 
 def gemm_peak(dtype):
@@ -270,42 +272,85 @@ def svm_features(n, d, k, seed):
     return torch.relu(lat @ proj + 0.5 * torch.randn(n, d, generator=g)) * 20, y
 
 
+def _svm_objective(svm, xs, y, c):
+    """Coates' objective of a fitted SVM on the features it was fit on (float64 sums)."""
+    from luatorch_port.kmeans.svm import _l2svm_objective_np, one_vs_all_targets
+    theta = torch.cat([svm.coef_, svm.intercept_[None]]).double().numpy()
+    return _l2svm_objective_np(theta, xs.numpy(),
+                               one_vs_all_targets(y, SVM_CLASSES).double().numpy(), c)[0]
+
+
 def bench_svm(scale, res, peaks, with_sklearn=False):
-    """One fit at C = 100 against the whole C grid (select_C) on the same features, with the
-    FLOP bound of the single fit's evaluations (two float32 GEMMs each, at the fp32 peak
-    measured in this run); with_sklearn: LinearSVC beside them (minutes)."""
-    from luatorch_port.kmeans.svm import select_C
+    """One fit at C = 100 and the whole ``--C auto`` stage (fit_svm: the C grid on val with
+    warm starts, then the refit on train + val), with the default solver (in the rows' span
+    when rows <= features) beside the L-BFGS on the features (``solver="features"``, the
+    previous default) on the same features in the same run. The limit of the one fit: its
+    flops (Gram, Cholesky, the evaluations' GEMMs, the weights) at the fp32 peak measured
+    in this run. with_sklearn: LinearSVC beside them (minutes)."""
+    from luatorch_port.kmeans.svm import fit_svm, use_span
     m, d = max(200, int(SVM_TRAIN * scale)), max(64, int(SVM_DIM * scale))
-    xtr, ytr = svm_features(m, d, SVM_CLASSES, 0)
-    xva, yva = svm_features(max(100, m // 4), d, SVM_CLASSES, 2)
-    xte, yte = svm_features(int(SVM_TEST * max(scale, 0.25)), d, SVM_CLASSES, 1)
+    k = SVM_CLASSES
+    xtr, ytr = svm_features(m, d, k, 0)
+    xva, yva = svm_features(max(100, m // 4), d, k, 2)
+    xte, yte = svm_features(int(SVM_TEST * max(scale, 0.25)), d, k, 1)
     st = Standardizer().fit(xtr)
     xs, xts = st.transform(xtr), st.transform(xte)
-    t, c = time.perf_counter(), time.process_time()
-    svm = L2SVM(C=SVM_C).fit(xs, ytr)
-    t_one, c_one = time.perf_counter() - t, time.process_time() - c
-    acc_one = float((svm.predict(xts) == yte).float().mean())
-    t, c = time.perf_counter(), time.process_time()
-    best, curve, clf = select_C(xtr, ytr, xva, yva)
-    t_grid, c_grid = time.perf_counter() - t, time.process_time() - c
-    acc_grid = float((clf.predict(xte) == yte).float().mean())
-    flop_eval = 4 * m * (d + 1) * SVM_CLASSES / 1e9
-    n_ev = svm.info_.evaluations
-    bound = n_ev * flop_eval / peaks["fp32"]
-    print(f"L2-SVM {m} x {d}, {SVM_CLASSES} classes")
-    print(f"  one fit, C={SVM_C:g}  {t_one:7.2f} s ({c_one:6.2f} s CPU), {n_ev} evaluations, test "
-          f"accuracy {100 * acc_one:.2f} %; FLOP bound at the fp32 peak ({peaks['fp32']:.0f} GFLOP/s): "
-          f"{bound:.2f} s ({100 * bound / t_one:.0f} %)")
-    print(f"  C grid ({len(curve)} C, warm starts) {t_grid:7.2f} s ({c_grid:6.2f} s CPU), "
-          f"{sum(p['evaluations'] for p in curve)} evaluations, chose C={best:g}, test accuracy "
-          f"{100 * acc_grid:.2f} %; grid / one fit = {t_grid / t_one:.2f} (target <= {TARGET_GRID_RATIO})")
-    res.figure("svm.one_fit_seconds", t_one, "s", limit=bound, fraction_of_limit=bound / t_one,
-               evaluations=n_ev, test_accuracy=acc_one,
-               note="limit: the evaluations' GEMMs at the fp32 2048^3 peak of this run")
-    res.figure("svm.grid_seconds", t_grid, "s", baseline=t_one, ratio=t_grid / t_one,
-               target=TARGET_GRID_RATIO, evaluations=sum(p["evaluations"] for p in curve),
-               chosen_C=best, test_accuracy=acc_grid,
-               note="baseline: one fit at C = 100 on the same features, same run; ratio = grid / one")
+    one, stage = {}, {}
+    for solver in ("auto", "features"):
+        t, c = time.perf_counter(), time.process_time()
+        svm = L2SVM(C=SVM_C, solver=solver).fit(xs, ytr)
+        one[solver] = {"s": time.perf_counter() - t, "cpu": time.process_time() - c, "svm": svm,
+                       "acc": float((svm.predict(xts) == yte).float().mean()),
+                       "objective": _svm_objective(svm, xs, ytr, SVM_C)}
+    for solver in ("auto", "features"):
+        t, c = time.perf_counter(), time.process_time()
+        fit = fit_svm(xtr, ytr, xva, yva, C="auto", solver=solver)
+        stage[solver] = {"s": time.perf_counter() - t, "cpu": time.process_time() - c, "fit": fit,
+                         "acc": float((fit.classifier.predict(xte) == yte).float().mean())}
+    new, old = one["auto"], one["features"]
+    n_ev = new["svm"].info_.evaluations
+    span = new["svm"].solver_ == "span"
+    flops = (2 * m * m * d + m ** 3 / 3 + n_ev * 2 * m * m * k + 2 * m * d * k if span
+             else n_ev * 4 * m * (d + 1) * k)
+    bound = flops / 1e9 / peaks["fp32"]
+    rel_obj = abs(new["objective"] - old["objective"]) / old["objective"]
+    g_new, g_old = stage["auto"]["fit"], stage["features"]["fit"]
+    grid_new, grid_old = g_new.seconds["grid"], g_old.seconds["grid"]
+    print(f"L2-SVM {m} x {d}, {k} classes (auto solver: {new['svm'].solver_}; use_span {use_span(m, d)})")
+    for name, r in (("default", new), ("features (old)", old)):
+        print(f"  one fit, C={SVM_C:g}, {name:15s} {r['s']:7.2f} s ({r['cpu']:6.2f} s CPU), "
+              f"{r['svm'].info_.evaluations} evaluations, objective {r['objective']:.8g}, test "
+              f"accuracy {100 * r['acc']:.2f} %")
+    print(f"  one fit: {old['s'] / new['s']:.2f}x the old solver; its flops at the fp32 peak "
+          f"({peaks['fp32']:.0f} GFLOP/s): {bound:.2f} s ({100 * bound / new['s']:.0f} %); objectives "
+          f"differ by {rel_obj:.1e} (relative)")
+    for name, solver in (("default", "auto"), ("features (old)", "features")):
+        f = stage[solver]["fit"]
+        print(f"  --C auto, {name:15s} grid {f.seconds['grid']:6.2f} s + refit {f.seconds['refit']:6.2f} s "
+              f"({stage[solver]['cpu']:6.2f} s CPU), {sum(p['evaluations'] for p in f.curve)} grid "
+              f"evaluations, chose C={f.C:g}, test accuracy {100 * stage[solver]['acc']:.2f} %")
+    print(f"  grid / one fit = {grid_new / new['s']:.2f} (target <= {TARGET_GRID_RATIO}); grid + refit "
+          f"{stage['features']['s'] / stage['auto']['s']:.2f}x faster than the old solver's")
+    res.figure("svm.one_fit_seconds", new["s"], "s", baseline=old["s"], ratio=old["s"] / new["s"],
+               limit=bound, fraction_of_limit=bound / new["s"], target=TARGET_SVM_ONE_FIT,
+               met=new["s"] <= TARGET_SVM_ONE_FIT, solver=new["svm"].solver_, evaluations=n_ev,
+               test_accuracy=new["acc"], baseline_test_accuracy=old["acc"],
+               objective_rel_diff=rel_obj, cpu_seconds=new["cpu"],
+               note="baseline: L-BFGS on the features (solver='features', the previous default), "
+                    "same run; ratio = speed-up; limit: this fit's flops (Gram, Cholesky, "
+                    "evaluations, weights) at the fp32 2048^3 peak of this run")
+    res.figure("svm.grid_seconds", grid_new, "s", baseline=new["s"], ratio=grid_new / new["s"],
+               target=TARGET_GRID_RATIO, met=grid_new / new["s"] <= TARGET_GRID_RATIO,
+               evaluations=sum(p["evaluations"] for p in g_new.curve), chosen_C=g_new.C,
+               old_solver_seconds=grid_old, old_solver_chosen_C=g_old.C,
+               note="the C grid of --C auto (fit_svm, one Gram, warm starts); baseline: one fit "
+                    "at C = 100 on the same features, same run; ratio = grid / one fit")
+    res.figure("svm.grid_refit_seconds", stage["auto"]["s"], "s", baseline=stage["features"]["s"],
+               ratio=stage["features"]["s"] / stage["auto"]["s"],
+               refit_seconds=g_new.seconds["refit"], test_accuracy=stage["auto"]["acc"],
+               baseline_test_accuracy=stage["features"]["acc"],
+               note="fit_svm(C='auto'): grid on val + refit on train + val, as in a2 kmeans eval; "
+                    "baseline: the same with solver='features', same run; ratio = speed-up")
     if not with_sklearn:
         return
     from sklearn.svm import LinearSVC
@@ -315,8 +360,8 @@ def bench_svm(scale, res, peaks, with_sklearn=False):
     t_sk = time.perf_counter() - t
     acc_sk = float((sk.predict(xts.numpy()) == yte.numpy()).mean())
     print(f"  LinearSVC        {t_sk:7.2f} s, test accuracy {100 * acc_sk:.2f} %; "
-          f"ours {t_sk / t_one:.2f}x faster")
-    res.figure("svm.linearsvc_seconds", t_sk, "s", ratio=t_sk / t_one, test_accuracy=acc_sk,
+          f"ours {t_sk / new['s']:.2f}x faster")
+    res.figure("svm.linearsvc_seconds", t_sk, "s", ratio=t_sk / new["s"], test_accuracy=acc_sk,
                note="ratio: LinearSVC / ours at C = 100")
 
 

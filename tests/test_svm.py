@@ -400,3 +400,47 @@ def test_select_c_in_the_span_equals_cold_fits_on_the_features():
                                  solver="features")
     assert [p["val_accuracy"] for p in curve] == [p["val_accuracy"] for p in curve_f]
     assert torch.equal(clf.predict(xval), clf_f.predict(xval))
+
+
+def test_row_span_extend_is_the_span_of_all_rows():
+    from luatorch_port.kmeans.svm import RowSpan
+    xtr, _, xval, _ = _wide_data(6)
+    st = Standardizer().fit(xtr)
+    a, b = st.transform(xtr), st.transform(xval)
+    grown, whole = RowSpan(a).extend(b), RowSpan(torch.cat([a, b]))
+    assert torch.equal(grown.x, whole.x)
+    assert torch.allclose(grown.factor, whole.factor, rtol=1e-6, atol=1e-6)
+
+
+def test_refit_grows_the_grid_span_and_reaches_the_optimum():
+    # the refit on train + val keeps the training standardiser (the grid's Gram grows by
+    # the val rows) and lands on the optimum of that problem
+    from luatorch_port.kmeans.svm import fit_svm
+    xtr, ytr, xval, yval = _wide_data(7)
+    fit = fit_svm(xtr, ytr, xval, yval, C="auto", grid=(0.3, 3.0, 30.0), solver="span")
+    st = Standardizer().fit(xtr)
+    assert torch.equal(fit.classifier.standardizer.mean_, st.mean_)
+    assert fit.classifier.svm.solver_ == "span" and fit.refit
+    x, y = st.transform(torch.cat([xtr, xval])), torch.cat([ytr, yval])
+    cold = L2SVM(C=fit.C, tol=1e-9, solver="features").fit(x, y)
+    assert _primal_objective(fit.classifier.svm, x, y, fit.C) == pytest.approx(
+        _primal_objective(cold, x, y, fit.C), rel=1e-4)
+    assert torch.equal(fit.classifier.svm.predict(x), cold.predict(x))
+
+
+@pytest.mark.parametrize("evaluations, expect", [(10, False), (60, False), (150, True), (400, True)])
+def test_refit_in_span_rule(evaluations, expect):
+    # 4,000 + 1,000 rows, 6,400 features, 10 classes: the border pays after ~100 evaluations
+    from luatorch_port.kmeans.svm import refit_in_span
+    assert refit_in_span(4000, 1000, 6400, 10, evaluations) is expect
+    assert refit_in_span(6000, 1000, 6400, 10, evaluations) is False     # 7,000 rows > features
+
+
+def test_cheap_refit_runs_on_the_features():
+    from luatorch_port.kmeans.svm import fit_svm
+    xtr, ytr, xval, yval = _wide_data(8)
+    from luatorch_port.kmeans.svm import refit_in_span
+    fit = fit_svm(xtr, ytr, xval, yval, C="auto", grid=(0.1,))      # a few evaluations
+    assert fit.curve[0]["evaluations"] > 0
+    assert not refit_in_span(150, 90, 300, 4, fit.curve[0]["evaluations"])
+    assert fit.classifier.svm.solver_ == "features"

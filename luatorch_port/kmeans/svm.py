@@ -20,8 +20,11 @@ used: its first call imports TorchDynamo, seconds of start-up. The bias is kept 
 the weights instead of appending a column of ones to ``X`` (same objective, no copy of the
 feature matrix). On CPU each evaluation reads ``X`` once, in row blocks that compute the
 scores and ``Xᵀ·G`` together (:class:`_FusedObjective`), with float32 GEMMs and float64
-sums. Features are standardised by :class:`Standardizer` (``kmeans_demo.m``:
-``sqrt(var + 0.01)``).
+sums. When the rows do not outnumber the features (:func:`use_span`), L-BFGS runs in the
+span of the rows instead (:class:`RowSpan`: the Cholesky factor of the Gram ``XXᵀ + 1``
+stands in for the features; the same problem and iterates, cheaper evaluations, one Gram
+for a whole C grid). Features are standardised by :class:`Standardizer`
+(``kmeans_demo.m``: ``sqrt(var + 0.01)``).
 """
 
 from __future__ import annotations
@@ -207,6 +210,14 @@ class _FusedObjective:
 SPAN_MAX_ROWS = 12_000       # the row-span solver's Gram: M² float64 (1.15 GB at this size)
 
 
+def _cholesky(gram: torch.Tensor, rows: int) -> torch.Tensor:
+    """Lower Cholesky factor of a float64 Gram; :class:`A2Error` when it is not definite."""
+    factor, info = torch.linalg.cholesky_ex(gram)
+    if int(info) != 0:
+        raise A2Error(f"the Gram of the {rows} rows is singular (rows linearly dependent)")
+    return factor
+
+
 class RowSpan:
     """The training rows' span: the Cholesky factor ``L`` of the Gram ``X̃X̃ᵀ = XXᵀ + 1 = LLᵀ``
     of the features with Coates' column of ones, ``X̃ = [X, 1]``.
@@ -230,14 +241,28 @@ class RowSpan:
     dependent, e.g. repeated images); :class:`L2SVM` then solves on the features instead.
     """
 
-    def __init__(self, x: torch.Tensor):
+    def __init__(self, x: torch.Tensor, *, _factor: torch.Tensor | None = None):
         self.x = x.float().contiguous()
-        gram = _matmul(self.x, self.x.t()).double().add_(1.0)
-        factor, info = torch.linalg.cholesky_ex(gram)
-        if int(info) != 0:
-            raise A2Error(f"the Gram of the {x.shape[0]} rows is singular (rows linearly dependent)")
-        self.factor = factor                       # float64 (M, M), lower triangular
-        self.l = factor.float().contiguous()       # the features of the reduced problem
+        if _factor is None:
+            gram = _matmul(self.x, self.x.t()).double().add_(1.0)
+            _factor = _cholesky(gram, x.shape[0])
+        self.factor = _factor                      # float64 (M, M), lower triangular
+        self.l = _factor.float().contiguous()      # the features of the reduced problem
+
+    def extend(self, x_new: torch.Tensor) -> "RowSpan":
+        """The span of these rows and ``x_new`` (V, d) below them: the Gram grows by a border
+        (``2VMd + 2V²d`` flops instead of ``2(M+V)²d``) and the factor by block Cholesky,
+        ``L₂₁ = G₂₁L₁₁⁻ᵀ``, ``L₂₂ = chol(G₂₂ − L₂₁L₂₁ᵀ)``."""
+        xn = x_new.float().contiguous().to(self.x.device)
+        m, v = self.x.shape[0], xn.shape[0]
+        g21 = _matmul(xn, self.x.t()).double().add_(1.0)                     # (V, M)
+        l21 = torch.linalg.solve_triangular(self.factor, g21.t(), upper=False).t()
+        g22 = _matmul(xn, xn.t()).double().add_(1.0)
+        factor = torch.zeros(m + v, m + v, dtype=torch.float64, device=self.factor.device)
+        factor[:m, :m] = self.factor
+        factor[m:, :m] = l21
+        factor[m:, m:] = _cholesky(g22 - l21 @ l21.t(), m + v)
+        return RowSpan(torch.cat([self.x, xn]), _factor=factor)
 
     def coords(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """θ = (weight (d, K), bias (K,)) -> span coordinates ``L⁻¹X̃θ`` (M, K) float64 (exact
@@ -345,6 +370,19 @@ def use_span(m: int, d: int) -> bool:
     (an evaluation then costs ``2M²K`` flops on L, no more than ``4MdK`` on X, and the Gram
     is shared by a whole C grid) and the M × M Gram stays small (``SPAN_MAX_ROWS``)."""
     return m <= d + 1 and m <= SPAN_MAX_ROWS
+
+
+def refit_in_span(m: int, v: int, d: int, k: int, evaluations: int) -> bool:
+    """Whether the refit on m train + v val rows (d features, k classes) is cheaper in the
+    grid's span grown by the val rows than on the features, if it takes ``evaluations``
+    (the grid's count at the chosen C, also warm-started): the border (its Gram rows and the
+    triangular solve, ``2vmd + 2v²d + m²v`` flops) plus ``2(m+v)²k`` per evaluation against
+    ``4(m+v)(d+1)k``. Small Cs converge in a few evaluations, and then the features win."""
+    n = m + v
+    if not use_span(n, d):
+        return False
+    border = 2 * v * m * d + 2 * v * v * d + m * m * v
+    return border + evaluations * 2 * n * n * k < evaluations * 4 * n * (d + 1) * k
 
 
 def row_span(x: torch.Tensor, solver: str = "auto") -> RowSpan | None:
@@ -580,6 +618,14 @@ def select_C(train_features: torch.Tensor, train_labels: torch.Tensor,
     val_accuracy, objective, evaluations, seconds}`` in increasing C; ``classifier`` is
     the :class:`Classifier` (training-split standardiser, SVM) fit at ``best_C``.
     """
+    return _select_C(train_features, train_labels, val_features, val_labels, grid,
+                     n_classes=n_classes, on_fit=on_fit, **svm_options)[:3]
+
+
+def _select_C(train_features, train_labels, val_features, val_labels, grid, *, n_classes=None,
+              on_fit=None, **svm_options):
+    """:func:`select_C`, returning also what a refit reuses: ``(best_C, curve, classifier,
+    standardised train features, standardised val features, RowSpan or None)``."""
     import time
 
     grid = sorted(float(c) for c in grid)
@@ -610,7 +656,26 @@ def select_C(train_features: torch.Tensor, train_labels: torch.Tensor,
         if on_fit is not None:
             on_fit(point)
     best = max(curve, key=lambda p: (p["val_accuracy"], p["C"]))["C"]
-    return best, curve, Classifier(st, svms[best])
+    return best, curve, Classifier(st, svms[best]), xtr, xval, span
+
+
+def _refit(svm: L2SVM, xtr, train_y, xval, val_y, span: RowSpan | None, evaluations: int,
+           n_classes, solver: str) -> L2SVM:
+    """``svm``'s C refit on standardised train + val rows, warm-started from ``svm``: in the
+    grid's ``span`` grown by the val rows where :func:`refit_in_span` says it pays (or the
+    solver is ``"span"``), else on the features."""
+    if span is not None and (solver == "span" or refit_in_span(
+            xtr.shape[0], xval.shape[0], xtr.shape[1], svm.coef_.shape[1], evaluations)):
+        try:
+            span = span.extend(xval)
+        except A2Error:      # a val row repeats a train row: factorise afresh or not at all
+            span = None
+    else:
+        span = None
+    refit_solver = "features" if span is None and solver == "auto" else solver
+    return L2SVM(C=svm.C, solver=refit_solver).fit(torch.cat([xtr, xval]),
+                                                   torch.cat([train_y, val_y]),
+                                                   n_classes=n_classes, init=svm, span=span)
 
 
 @dataclass
@@ -640,7 +705,9 @@ def fit_svm(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | 
         chosen on the val split by :func:`select_C` over ``grid``, and without a val split
         Coates' fixed C = 100 (``c_source`` then says ``"fixed"``).
     refit : with a C chosen on val, refit it on train + val for the final classifier
-        (warm-started from the train-only fit); ignored for a fixed C.
+        (warm-started from the train-only fit, on features standardised with the training
+        split's statistics, so the grid's Gram can grow by the val rows: done where
+        :func:`refit_in_span` predicts it pays); ignored for a fixed C.
     solver : :class:`L2SVM`'s (``"auto"``: in the rows' span when rows <= features).
     """
     import time
@@ -656,14 +723,16 @@ def fit_svm(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | 
         auto = False
     seconds, t = {}, time.perf_counter()
     if auto:
-        C, curve, clf = select_C(train_x, train_y, val_x, val_y, grid, n_classes=n_classes,
-                                 on_fit=on_fit, solver=solver)
+        C, curve, clf, xtr, xval, span = _select_C(train_x, train_y, val_x, val_y, grid,
+                                                   n_classes=n_classes, on_fit=on_fit,
+                                                   solver=solver)
         val_acc = next(p["val_accuracy"] for p in curve if p["C"] == C)
         seconds["grid"] = time.perf_counter() - t
         if refit:
             t = time.perf_counter()
-            clf = fit_classifier(torch.cat([train_x, val_x]), torch.cat([train_y, val_y]), C=C,
-                                 n_classes=n_classes, init=clf.svm, solver=solver)
+            evals = next(p["evaluations"] for p in curve if p["C"] == C)
+            svm = _refit(clf.svm, xtr, train_y, xval, val_y, span, evals, n_classes, solver)
+            clf = Classifier(clf.standardizer, svm)
             seconds["refit"] = time.perf_counter() - t
         return SVMFit(clf, float(C), "val", curve, val_acc, bool(refit), seconds)
     clf = fit_classifier(train_x, train_y, C=C, n_classes=n_classes, solver=solver)
