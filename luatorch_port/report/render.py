@@ -383,12 +383,13 @@ def _discussion(w, states):
             lines.append(f"**{c['label']}**: {c['reference']} did not run, so there is nothing to compare it with.")
             continue
         dt, dv, noise = c["test_delta"], c["val_delta"], c["noise"]
-        verdict = "beat" if dt > 0 else "did not beat"
+        within = noise is not None and abs(dt) < 2 * noise
+        # a lead smaller than two standard errors is not called a win
+        verdict = "did not beat" if dt <= 0 else "scored above, but did not clearly beat," if within else "beat"
         line = (f"**{c['label']}** {verdict} {c['reference']}: {_pct(c['test_acc'])} % against "
                 f"{_pct(c['reference_test_acc'])} % on test ({_signed(dt)} points"
                 + (f"; val {_signed(dv)}" if dv is not None else "") + ").")
         if noise is not None:
-            within = abs(dt) < 2 * noise
             line += (f" One standard error of such a difference on {c['n_test']} test images is about {noise:.1f} "
                      "points" + (", so this one is within the noise." if within else "."))
         if dv is not None and (dv > 0) != (dt > 0):
