@@ -242,7 +242,7 @@ def test_discussion_compares_each_method_with_its_reference():
     assert "within the noise" in disc.split("k-means + pseudo")[1].split("\n")[0]
     # +0.50 points is under two standard errors: above, but not called a win
     assert ("**surrogate classes (Exemplar-CNN)** scored above, but did not clearly beat, the same network "
-            "untrained: 41.00 % against 40.50 %") in disc
+            "untrained (random-init control): 41.00 % against 40.50 %") in disc
     assert "The best method on val is **k-means centroids" in disc
     assert "| ↳ control: the same network untrained |" in text and "+0.50 vs. the same network untrained" in text
 
