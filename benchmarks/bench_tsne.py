@@ -154,7 +154,7 @@ def main():
         from luatorch_port.data import load_split
         from sklearn.manifold import TSNE
         x = features.raw_channel_features(load_split(path).images[:N], channel=1).to(torch.float64)
-        base, base_cpu = [], []
+        base, base_cpu, base_trusts = [], [], []
         for r in range(args.rounds):
             c0, t0 = time.process_time(), time.perf_counter()
             coords = TSNE(n_components=2, perplexity=tsne.PERPLEXITY, angle=tsne.THETA, max_iter=tsne.N_ITER,
@@ -162,10 +162,22 @@ def main():
                           random_state=r).fit_transform(x.numpy())
             base.append(time.perf_counter() - t0)
             base_cpu.append(time.process_time() - c0)
-        base_trust = trustworthiness(x, coords, n_neighbors=tsne.TRUST_NEIGHBORS)
+            base_trusts.append(trustworthiness(x, coords, n_neighbors=tsne.TRUST_NEIGHBORS))
+        base_trust = median(base_trusts)
         print(f"scikit-learn Barnes-Hut on the same {x.shape[1]}-d input: median {median(base):.2f} s "
               f"(fit only) of {[round(b, 2) for b in base]}, {median(base_cpu):.2f} s CPU; "
-              f"trustworthiness {base_trust:.4f}")
+              f"trustworthiness {[round(t, 4) for t in base_trusts]} (random_state 0..{args.rounds - 1})")
+        # The exact method is deterministic, but its map moves with the last bits of its input (t-SNE
+        # is chaotic): its maps from float64 and from float32 distances show how far trustworthiness
+        # moves for reasons that are not the method's.
+        exact_trusts = {}
+        torch.set_num_threads(1)
+        for name, dtype in (("float32", torch.float32), ("float64", torch.float64)):
+            d2 = sq_distances(x, dtype=dtype)
+            coords = tsne_exact.tsne_exact(None, perplexity=tsne.PERPLEXITY, n_iter=tsne.N_ITER, sq_dists=d2).coords
+            exact_trusts[name] = trustworthiness(None, coords.double(), n_neighbors=tsne.TRUST_NEIGHBORS, sq_dists=d2)
+        print(f"exact t-SNE in-process, trustworthiness from float32 / float64 distances: "
+              f"{exact_trusts['float32']:.4f} / {exact_trusts['float64']:.4f}")
         dist = distance_precision(x, args.rounds)
         flops = 2.0 * x.shape[0] ** 2 * x.shape[1]
         for name, (m, _) in dist["times"].items():
@@ -181,6 +193,7 @@ def main():
                baseline=median(base), ratio=median(base) / t_def, limit=lim, fraction_of_limit=lim / t_def,
                steps=steps, startup=round(t_def - steps["total"], 4),
                trustworthiness=d["results"][-1]["trustworthiness"], baseline_trustworthiness=base_trust,
+               baseline_trustworthiness_rounds=base_trusts,
                method=d["results"][-1]["method"], threads=1,
                note="a2 tsne FILE (defaults), fresh process, end to end, median of rounds; baseline: scikit-learn "
                     "Barnes-Hut fit only, in-process; limit: `python -c 'import torch'` in the same rounds; "
@@ -201,7 +214,11 @@ def main():
                    note=f"a2 tsne FILE {label}, same rounds as the default")
     res.figure("import_torch_wall", lim, "s", rounds=floor, note="python -c 'import torch', fresh process")
     res.figure("sklearn_barnes_hut_fit", median(base), "s", rounds=base, cpu_s=median(base_cpu),
-               trustworthiness=base_trust, input_dims=int(x.shape[1]))
+               trustworthiness=base_trust, trustworthiness_rounds=base_trusts, input_dims=int(x.shape[1]),
+               note="trustworthiness: median over random_state 0..rounds-1, each round's in trustworthiness_rounds")
+    res.figure("exact_trustworthiness_by_distance_dtype", exact_trusts["float32"], "1", float64=exact_trusts["float64"],
+               note="in-process exact t-SNE (the default's algorithm) from float32 (value) and float64 distances: "
+                    "the spread of trustworthiness under rounding alone")
     for name, (m, times) in dist["times"].items():
         res.figure(f"distance_gemm_{name}", m, "s", rounds=times, gflops=flops / m / 1e9,
                    note="the one N×N distance GEMM of the default (centred features), alone, 1 thread")

@@ -85,6 +85,18 @@ def test_embed_rejects_bad_input(shape, match):
         tsne.embed(torch.zeros(shape))
 
 
+@pytest.mark.parametrize("bad,match", [(float("nan"), "NaN or infinite"), (float("inf"), "NaN or infinite"),
+                                       (-float("inf"), "NaN or infinite"), (None, "same features")])
+def test_embed_rejects_unusable_features(bad, match):
+    x = torch.randn(50, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    if bad is None:
+        x[:] = x[0]
+    else:
+        x[17, 4] = bad
+    with pytest.raises(A2Error, match=match):
+        tsne.embed(x, perplexity=5.0)
+
+
 def test_raw_channel_features():
     imgs = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).reshape(2, 3, 4, 4)
     f = features.raw_channel_features(imgs, channel=2)

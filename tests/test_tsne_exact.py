@@ -143,6 +143,9 @@ def test_from_sq_distances_is_the_same_computation():
     direct = ((x64[:, None] - x64[None]) ** 2).sum(-1)
     torch.testing.assert_close(sq, direct, rtol=1e-10, atol=1e-8)
     fast = sq_distances(x64)                                   # the default, float32 GEMM
+    x32 = x64.float()
+    sq_distances(x32, dtype=torch.float32)
+    torch.testing.assert_close(x32, x64.float(), rtol=0, atol=0)   # the input is left as it was
     assert fast.dtype == torch.float64 and bool((fast.diagonal() == 0).all())
     torch.testing.assert_close(fast, direct, rtol=1e-5, atol=1e-5 * float(direct.max()))
     want_nn = tsne_exact.nearest_from_sq_distances(direct, 20)[1]

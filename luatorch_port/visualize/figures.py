@@ -275,17 +275,15 @@ def draw_image_map(coords: torch.Tensor, images: torch.Tensor, map_size: int = 5
 
 def to_uint8_hwc(image: torch.Tensor) -> np.ndarray:
     """C×H×W (or H×W) float in [0, 1] -> H×W×3 (or H×W) uint8, rounded."""
-    x = image.detach().to(torch.float64).clamp(0, 1)
-    if x.dim() == 3:
-        if x.shape[0] == 1:
-            x = x[0]
-        elif x.shape[0] == 3:
-            x = x.permute(1, 2, 0)
-        else:
-            raise A2Error(f"to_uint8_hwc: expected 1 or 3 channels, got shape {tuple(image.shape)}")
-    elif x.dim() != 2:
+    if image.dim() == 3 and image.shape[0] not in (1, 3):
+        raise A2Error(f"to_uint8_hwc: expected 1 or 3 channels, got shape {tuple(image.shape)}")
+    if image.dim() not in (2, 3):
         raise A2Error(f"to_uint8_hwc: expected C×H×W or H×W, got shape {tuple(image.shape)}")
-    return (x * 255).round().to(torch.uint8).numpy()
+    # one float copy, scaled in place, then channels last on the 8-bit result
+    x = image.detach().to(torch.float64).clamp(0, 1).mul_(255).round_().to(torch.uint8)
+    if x.dim() == 3:
+        x = x[0] if x.shape[0] == 1 else x.permute(1, 2, 0).contiguous()
+    return x.numpy()
 
 
 def save_image(path, image: torch.Tensor, zoom: int = 1) -> tuple[int, int]:

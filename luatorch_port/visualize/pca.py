@@ -22,11 +22,11 @@ DISTANCE_DTYPE = torch.float32
 def sq_distances(x: torch.Tensor, dtype: torch.dtype = DISTANCE_DTYPE) -> torch.Tensor:
     """Squared euclidean distances between the rows of ``x`` (N×D): float64 N×N, one GEMM in ``dtype``.
 
-    Columns are centred first, in float64 (distances do not change; the products lose less to
-    rounding). The diagonal is exactly 0.
+    Columns are centred first (distances do not change; the products lose less to rounding),
+    by their float64 means. The diagonal is exactly 0.
     """
-    x = x.to(torch.float64)
-    x = (x - x.mean(dim=0, keepdim=True)).to(dtype)
+    mean = x.mean(dim=0, keepdim=True, dtype=torch.float64)
+    x = x.to(dtype, copy=True).sub_(mean.to(dtype))
     sq = (x * x).sum(1)
     d2 = torch.addmm(sq[:, None] + sq[None, :], x, x.T, beta=1.0, alpha=-2.0).clamp_(min=0)
     d2.fill_diagonal_(0.0)

@@ -111,7 +111,7 @@ def draw_scatter(coords: np.ndarray, labels=None, class_names=None, title: str =
     draw.rectangle((left * s, top * s, right * s, bottom * s), outline="black", width=s)
 
     if labels is not None:
-        classes = [int(c) for c in np.unique(labels)]
+        classes = sorted(set(labels.tolist()))         # (np.unique would import numpy.ma)
         names = [class_names[c] if class_names is not None and c < len(class_names) else str(c + 1)
                  for c in classes]
         font = ImageFont.load_default(size=LEGEND_SIZE * s)

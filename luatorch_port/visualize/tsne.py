@@ -86,9 +86,10 @@ def embed(features, *, pca_dims: int = PCA_DIMS, perplexity: float = PERPLEXITY,
                       f"lower --perplexity)")
     if n <= trust_neighbors * 2 + 1:
         raise A2Error(f"t-SNE: {n} points is too few for trustworthiness with {trust_neighbors} neighbours")
-    if not bool(torch.isfinite(x).all()):
+    lo, hi = torch.aminmax(x, dim=0)        # one pass: NaN and ±inf reach the column extremes
+    if not bool(torch.isfinite(lo).all() and torch.isfinite(hi).all()):
         raise A2Error("t-SNE: the features contain NaN or infinite values (a diverged model?)")
-    if bool((x == x[:1]).all()):
+    if bool((lo == hi).all()):
         raise A2Error("t-SNE: every image has the same features; there is nothing to map")
     if method not in METHODS:
         raise A2Error(f"t-SNE method must be one of {', '.join(METHODS)}, got {method!r}")
