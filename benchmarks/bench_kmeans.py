@@ -243,6 +243,7 @@ def bench_encode(scale, res, peaks):
           f"fp32 vs numpy max relative difference {err:.2e}, bf16 vs fp32 {err16:.2e} (relative "
           f"Frobenius); C passes {'built' if fused else 'unavailable (no C compiler)'}")
     res.figure("encode.fp32_rate", rate["fp32"], "img/s", baseline=rate["numpy"],
+               cpu_ms_per_image=1e3 * best["fp32"][1],
                ratio=rate["fp32"] / rate["numpy"], limit=peaks["fp32"] / dist_gflop,
                fraction_of_limit=rate["fp32"] * dist_gflop / peaks["fp32"],
                note="baseline: numpy im2col transcription; limit: the distance GEMM alone at the "
@@ -252,6 +253,8 @@ def bench_encode(scale, res, peaks):
                target_fraction=TARGET_ENCODE_PEAK, bf16_peak=peak16,
                met=bool(ratio >= TARGET_ENCODE_RATIO and frac >= TARGET_ENCODE_PEAK),
                bf16_relative_error=err16, fused=fused,
+               cpu_ms_per_image=1e3 * best["bf16"][1], baseline_cpu_ms_per_image=1e3 * best["fp32"][1],
+               cpu_ratio=best["fp32"][1] / best["bf16"][1],
                note="baseline: fp32 encoding, same run; limit: the distance GEMM alone "
                     "(2 x 729 x 108 x 1600 FLOP per image) at the bf16 2048^3 peak of this run "
                     "(the higher of before and after the rounds)")
