@@ -278,13 +278,19 @@ def _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused, enco
     """
     patches_fn, pool_fn, hard_fn = fused
     k, d = centroids.shape
-    c = centroids.double()
-    pm = torch.eye(d, dtype=torch.float64) if p is None else p.double()
-    bias = torch.zeros(d, dtype=torch.float64) if p is None else -(mean.double() @ pm)
+    c = centroids.float()
     width = -(-(k + d) // GEMM_COLUMN_STEP) * GEMM_COLUMN_STEP
     right = torch.zeros(d, width, dtype=torch.bfloat16)                # [−2·P·Cᵀ | P | 0]
-    right[:, :k] = -2.0 * pm @ c.t()
-    right[:, k:k + d] = pm
+    if p is None:
+        bias = torch.zeros(d, dtype=torch.float64)
+        right[:, :k] = -2.0 * c.t()
+        right[:, k:k + d] = torch.eye(d)
+    else:
+        pm = p.float()
+        bias = -(mean.double() @ p.double())
+        right[:, :k] = torch.mm(pm, c.t()).mul_(-2.0)   # float32: rounded to bf16 anyway
+        right[:, k:k + d] = pm
+    c = c.double()
     cc = ((c * c).sum(1) - 2.0 * (c @ bias)).float().numpy()
     bias32 = bias.float().numpy()
     out_np = out.numpy()
