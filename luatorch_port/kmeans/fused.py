@@ -88,7 +88,7 @@ def kernels():
         return None
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     patches.argtypes = [p, i64, i64, i64, i64, i64, i64, ctypes.c_float, p, p]
-    pool.argtypes = [p, i64, p, p, i64, i64, i64, i64, i64, i64, i64, p, p]
-    hard.argtypes = [p, i64, p, i64, i64, i64, i64, i64, i64, p]
+    pool.argtypes = [p, i64, p, p, i64, i64, i64, i64, i64, i64, i64, i64, p, p]
+    hard.argtypes = [p, i64, p, i64, i64, i64, i64, i64, i64, i64, p]
     patches.restype = pool.restype = hard.restype = None
     return patches, pool, hard
