@@ -296,7 +296,7 @@ def _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused, enco
     c = c.double()
     cc = ((c * c).sum(1) - 2.0 * (c @ bias)).float().numpy()
     bias32 = bias.float().numpy()
-    block = max(1, GEMM_BLOCK_BYTES // (2 * width))          # rows per GEMM + C pass
+    block = max(1, min(rows, GEMM_BLOCK_BYTES // (2 * width)))   # rows per GEMM + C pass
     out_np = out.numpy()
     local = threading.local()
 
