@@ -480,6 +480,14 @@ def test_fused_blocks_of_rows_across_images_give_the_whole_chunk_result(encoder,
         assert torch.equal(blocks.view(5, 4, 20).sum(2), whole.view(5, 4, 20).sum(2))
 
 
+def test_loading_the_c_passes_keeps_the_process_denormals():
+    """A shared object built with -ffast-math would switch the whole process to flush-to-zero."""
+    _kernels_or_skip()
+    tiny = np.array([1e-39], np.float32)
+    assert (tiny * np.float32(1.0))[0] != 0.0
+    assert float(torch.tensor([1e-39]).mul(1.0)[0]) != 0.0
+
+
 def test_bf16_without_the_c_passes_falls_back_to_torch(monkeypatch):
     import luatorch_port.kmeans.encoder as encoder_module
     _kernels_or_skip()

@@ -8,7 +8,8 @@
  *   xx = |x.P + bias|^2, z = sqrt(max(xx + cc + x.B, 0)), the triangle f = max(mean(z) - z, 0)
  *   and adds f into the patch's quadrant: the GEMM block is read once, instead of once per
  *   torch pass (add, sqrt, mean, subtract, clamp, sum).
- * Compiled with -O3 -ffast-math so that the row sums vectorise.
+ * Compiled with -O3 and reassociation allowed (fused.py's CFLAGS) so that the row sums
+ * vectorise.
  */
 #include <stdint.h>
 #include <string.h>
