@@ -527,6 +527,9 @@ def test_fused_kernels_build_once_into_the_cache_and_need_a_compiler(tmp_path, m
         assert fused.kernels() is None
         assert list((tmp_path / "empty").iterdir()) == []     # nothing half-written
         monkeypatch.delenv("CC")
+        monkeypatch.setattr(fused, "SOURCE", tmp_path / "missing.c")   # installed without it
+        fused.kernels.cache_clear()
+        assert fused.kernels() is None
         monkeypatch.setenv("A2_NO_FUSED", "1")
         fused.kernels.cache_clear()
         assert fused.kernels() is None
