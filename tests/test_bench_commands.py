@@ -37,3 +37,28 @@ def test_tsne_benchmark_reads_the_commands_record(sample_data, tmp_path):
     _bench("bench_tsne.py", tmp_path, "--data", data / "val.t7b", "--rounds", 1)
     out = json.loads((tmp_path / "bench-out" / "tsne.json").read_text())
     assert out["figures"], out
+
+
+@pytest.mark.slow
+def test_encode_accuracy_benchmark_compares_the_two_precisions(sample_data, tmp_path):
+    import torch
+
+    from luatorch_port.kmeans import run_fit
+
+    data = sample_data(image_size=32, per_class=18)
+    centroids = tmp_path / "centroids.t7"
+    run_fit(data / "extra.t7b", centroids, k=16, n_patches=2000, iterations=2,
+            generator=torch.Generator().manual_seed(1))
+    _bench("encode_accuracy.py", tmp_path, "--centroids", centroids, "--data", data)
+    figures = json.loads((tmp_path / "bench-out" / "encode_accuracy.json").read_text())["figures"]
+    change = figures["encode_accuracy.bf16_minus_fp32.test"]
+    assert change["value"] == pytest.approx(figures["encode_accuracy.bf16.test"]["value"]
+                                            - figures["encode_accuracy.fp32.test"]["value"], abs=0.011)
+    assert change["met"] == (change["value"] >= -0.2)
+
+
+def test_encode_accuracy_benchmark_skips_without_the_data(tmp_path):
+    proc = _bench("encode_accuracy.py", tmp_path, "--centroids", tmp_path / "none.t7",
+                  "--data", tmp_path)
+    assert "skipped" in proc.stdout
+    assert not (tmp_path / "bench-out" / "encode_accuracy.json").exists()

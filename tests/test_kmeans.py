@@ -479,6 +479,23 @@ def test_fused_bf16_triangle_matches_extract_features_transcription(whiten, size
     assert float((got - expect).norm() / expect.norm()) < 1e-2     # k = 1600 on photographs: ~1e-3
 
 
+@pytest.mark.parametrize("encoder", ["triangle", "hard"])
+def test_fused_blocks_of_rows_across_images_give_the_whole_chunk_result(encoder, monkeypatch):
+    import luatorch_port.kmeans.encoder as encoder_module
+    _kernels_or_skip()
+    g = _gen(34)
+    images = torch.randint(0, 256, (5, 3, 11, 11), generator=g).float()      # 64 rows each
+    cents = torch.randn(20, 48, generator=g)
+    m, p = torch.randn(48, generator=g) * 0.1, torch.eye(48) + 0.05 * torch.randn(48, 48, generator=g)
+    whole = encode(images, cents, 4, m, p, encoder=encoder, precision="bf16")
+    width = 80                                   # k + d = 68, padded to a multiple of 16
+    monkeypatch.setattr(encoder_module, "GEMM_BLOCK_BYTES", 2 * width * 7)   # 7-row blocks
+    blocks = encode(images, cents, 4, m, p, encoder=encoder, precision="bf16")
+    assert torch.allclose(blocks, whole, rtol=1e-5, atol=1e-5)
+    if encoder == "hard":
+        assert torch.equal(blocks.view(5, 4, 20).sum(2), whole.view(5, 4, 20).sum(2))
+
+
 def test_bf16_without_the_c_passes_falls_back_to_torch(monkeypatch):
     import luatorch_port.kmeans.encoder as encoder_module
     _kernels_or_skip()
@@ -518,6 +535,9 @@ def test_fused_kernels_build_once_into_the_cache_and_need_a_compiler(tmp_path, m
         assert fused.kernels() is None
         assert list((tmp_path / "empty").iterdir()) == []     # nothing half-written
         monkeypatch.delenv("CC")
+        monkeypatch.setattr(fused, "SOURCE", tmp_path / "missing.c")   # installed without it
+        fused.kernels.cache_clear()
+        assert fused.kernels() is None
         monkeypatch.setenv("A2_NO_FUSED", "1")
         fused.kernels.cache_clear()
         assert fused.kernels() is None

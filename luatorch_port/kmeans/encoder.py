@@ -40,6 +40,8 @@ PRECISIONS = ("fp32", "bf16")  # the distance GEMM's input precision (bf16 accum
 DEFAULT_PRECISION = "bf16"           # the encoder's default; docs/kmeans.md has the accuracy check
 CHUNK_ELEMENTS = 1536 * 1600   # distance entries per chunk and worker (9.8 MB: two workers' blocks
                                # stay in a 32 MB L3; 2 images at 32x32, k = 1600)
+GEMM_BLOCK_BYTES = 832 * 1024  # the bf16 path's GEMM output per block: its C pass reads it
+                               # while it is still in a 1 MB L2 (248 rows at k = 1600)
 GEMM_COLUMN_STEP = 16          # the bf16 path pads its GEMM's width to a multiple of this
                                # (a ragged last column block slows oneDNN down)
 
@@ -269,7 +271,8 @@ def _encode_cpu(images, centroids, rf, mean, p, encoder, rows, bounds, out, prog
 
 
 def _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused, encoder):
-    """The bf16 encoder as one C pass, one bf16 GEMM and one C pass per chunk.
+    """The bf16 encoder: per chunk, one C pass that cuts and normalises the patches, then per
+    block of rows (``GEMM_BLOCK_BYTES`` of output) one bf16 GEMM and one C pass.
 
     The ZCA matrix P is folded into the right operand, ``[−2·P·Cᵀ | P]`` (d × (k + d)), so
     the GEMM of the contrast-normalised patches gives both the cross term of the distance
@@ -278,40 +281,52 @@ def _fused_worker(images, centroids, rf, mean, p, rows, out, stride, fused, enco
     """
     patches_fn, pool_fn, hard_fn = fused
     k, d = centroids.shape
-    c = centroids.double()
-    pm = torch.eye(d, dtype=torch.float64) if p is None else p.double()
-    bias = torch.zeros(d, dtype=torch.float64) if p is None else -(mean.double() @ pm)
+    c = centroids.float()
     width = -(-(k + d) // GEMM_COLUMN_STEP) * GEMM_COLUMN_STEP
     right = torch.zeros(d, width, dtype=torch.bfloat16)                # [−2·P·Cᵀ | P | 0]
-    right[:, :k] = -2.0 * pm @ c.t()
-    right[:, k:k + d] = pm
+    if p is None:
+        bias = torch.zeros(d, dtype=torch.float64)
+        right[:, :k] = -2.0 * c.t()
+        right[:, k:k + d] = torch.eye(d)
+    else:
+        pm = p.float()
+        bias = -(mean.double() @ p.double())
+        right[:, :k] = torch.mm(pm, c.t()).mul_(-2.0)   # float32: rounded to bf16 anyway
+        right[:, k:k + d] = pm
+    c = c.double()
     cc = ((c * c).sum(1) - 2.0 * (c @ bias)).float().numpy()
     bias32 = bias.float().numpy()
+    block = max(1, min(rows, GEMM_BLOCK_BYTES // (2 * width)))   # rows per GEMM + C pass
     out_np = out.numpy()
     local = threading.local()
 
     def work(lo, hi):
         if not hasattr(local, "y"):
             local.x = torch.empty(rows, d, dtype=torch.bfloat16)
-            local.y = torch.empty(rows, width, dtype=torch.bfloat16)
+            local.y = torch.empty(block, width, dtype=torch.bfloat16)
             local.scratch = np.empty(max(k, d), np.float32)
         imgs = np.ascontiguousarray(images[lo:hi].to(torch.float32).numpy())
         b, ch, hgt, wid = imgs.shape
         pr, pc = (hgt - rf) // stride + 1, (wid - rf) // stride + 1
+        hr, hc = quadrant_half(pr), quadrant_half(pc)
         if ch * rf * rf != d:
             raise A2Error(f"patches have {ch * rf * rf} values (C·rf·rf) but the centroids have {d}")
         m = b * pr * pc
-        x, y = local.x[:m], local.y[:m]
+        x = local.x[:m]
         patches_fn(imgs.ctypes.data, b, ch, hgt, wid, rf, stride, CONTRAST_VAR_REG,
                    x.data_ptr(), local.scratch.ctypes.data)
-        torch.matmul(x, right, out=y)                       # fp32 accumulation, bf16 out
-        if encoder == "hard":
-            hard_fn(y.data_ptr(), width, cc.ctypes.data, b, pr, pc, quadrant_half(pr),
-                    quadrant_half(pc), k, out_np[lo:hi].ctypes.data)
-            return hi - lo
-        pool_fn(y.data_ptr(), width, bias32.ctypes.data, cc.ctypes.data, b, pr, pc,
-                quadrant_half(pr), quadrant_half(pc), k, d, out_np[lo:hi].ctypes.data,
-                local.scratch.ctypes.data)
+        res = out_np[lo:hi]
+        res[...] = 0.0
+        for r0 in range(0, m, block):
+            r1 = min(r0 + block, m)
+            y = local.y[: r1 - r0]
+            torch.matmul(x[r0:r1], right, out=y)             # fp32 accumulation, bf16 out
+            if encoder == "hard":
+                hard_fn(y.data_ptr(), width, cc.ctypes.data, r0, r1, pr, pc, hr, hc, k,
+                        res.ctypes.data)
+            else:
+                pool_fn(y.data_ptr(), width, bias32.ctypes.data, cc.ctypes.data, r0, r1, pr, pc,
+                        hr, hc, k, d, res.ctypes.data, local.scratch.ctypes.data)
         return hi - lo
 
     return work

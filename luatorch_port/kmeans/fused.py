@@ -21,12 +21,11 @@ import tempfile
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("triangle.c")
-# The few parts of -ffast-math that let the row sums and sqrt vectorise. Not -ffast-math itself:
-# linking with it pulls in crtfastmath.o, whose constructor sets flush-to-zero and
-# denormals-are-zero for the whole process when the library is loaded (torch and numpy would
-# then flush every subnormal to 0).
-CFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fno-signed-zeros",
-          "-fassociative-math", "-fPIC", "-shared")
+# Not -ffast-math: a shared object linked with it sets the CPU's flush-to-zero and
+# denormals-are-zero flags for the whole process when it is loaded. These flags are the parts
+# of it that let the row sums (reassociation) and sqrt vectorise.
+CFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
+          "-fno-signed-zeros", "-fPIC", "-shared")
 
 
 def cache_dir() -> Path:
@@ -47,7 +46,10 @@ def _cpu_tag() -> str:
 
 
 def _build(compiler: str) -> Path | None:
-    src = SOURCE.read_bytes()
+    try:
+        src = SOURCE.read_bytes()
+    except OSError:                   # an install without the C source
+        return None
     key = hashlib.sha256(src + " ".join((compiler,) + CFLAGS).encode()
                          + _cpu_tag().encode()).hexdigest()[:16]
     lib = cache_dir() / f"triangle-{key}.so"
@@ -93,7 +95,7 @@ def kernels():
         return None
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     patches.argtypes = [p, i64, i64, i64, i64, i64, i64, ctypes.c_float, p, p]
-    pool.argtypes = [p, i64, p, p, i64, i64, i64, i64, i64, i64, i64, p, p]
-    hard.argtypes = [p, i64, p, i64, i64, i64, i64, i64, i64, p]
+    pool.argtypes = [p, i64, p, p, i64, i64, i64, i64, i64, i64, i64, i64, p, p]
+    hard.argtypes = [p, i64, p, i64, i64, i64, i64, i64, i64, i64, p]
     patches.restype = pool.restype = hard.restype = None
     return patches, pool, hard

@@ -8,8 +8,8 @@
  *   xx = |x.P + bias|^2, z = sqrt(max(xx + cc + x.B, 0)), the triangle f = max(mean(z) - z, 0)
  *   and adds f into the patch's quadrant: the GEMM block is read once, instead of once per
  *   torch pass (add, sqrt, mean, subtract, clamp, sum).
- * Compiled with -O3 -fassociative-math (and the flags it needs) so that the row sums
- * vectorise; not -ffast-math, which would set flush-to-zero for the whole process (fused.py).
+ * Compiled with -O3 and reassociation allowed (fused.py's CFLAGS) so that the row sums
+ * vectorise.
  */
 #include <stdint.h>
 #include <string.h>
@@ -64,40 +64,37 @@ void contrast_patches_bf16(const float *img, int64_t n, int64_t ch, int64_t h, i
             }
 }
 
-/* y: (n * pr * pc, ld) bf16 bits, [x.B | x.P | padding] per row (ld >= k + d); bias: (d);
- * cc: (k), |c|^2 - 2 bias.c;
- * out: (n, 4, k), overwritten, quadrants [top-left, bottom-left, top-right, bottom-right]
- * split at hr, hc; z: k floats scratch. */
+/* Rows r0 <= r < r1 of a chunk of whole images, each image's rows in (patch row, patch
+ * column) order: y holds rows r0..r1-1, (r1 - r0, ld) bf16 bits, [x.B | x.P | padding] per
+ * row (ld >= k + d); bias: (d); cc: (k), |c|^2 - 2 bias.c; out: the chunk's (n, 4, k)
+ * features, added to (the caller zeroes them), quadrants [top-left, bottom-left, top-right,
+ * bottom-right] split at hr, hc; z: k floats scratch. */
 void triangle_pool_bf16(const uint16_t *y, int64_t ld, const float *bias, const float *cc,
-                        int64_t n, int64_t pr, int64_t pc, int64_t hr, int64_t hc,
+                        int64_t r0, int64_t r1, int64_t pr, int64_t pc, int64_t hr, int64_t hc,
                         int64_t k, int64_t d, float *out, float *z)
 {
     const float inv_k = 1.0f / (float)k;
-    for (int64_t b = 0; b < n; b++) {
-        float *img = out + b * 4 * k;
-        memset(img, 0, (size_t)(4 * k) * sizeof(float));
-        for (int64_t i = 0; i < pr; i++)
-            for (int64_t j = 0; j < pc; j++) {
-                const uint16_t *row = y + ((b * pr + i) * pc + j) * ld;
-                float *acc = img + ((j >= hc) * 2 + (i >= hr)) * k;
-                float x2 = 0.0f;
-                for (int64_t t = 0; t < d; t++) {
-                    const float v = bf16_to_float(row[k + t]) + bias[t];
-                    x2 += v * v;
-                }
-                float s = 0.0f;
-                for (int64_t t = 0; t < k; t++) {
-                    float v = x2 + cc[t] + bf16_to_float(row[t]);
-                    v = sqrtf(v > 0.0f ? v : 0.0f);
-                    z[t] = v;
-                    s += v;
-                }
-                const float mu = s * inv_k;
-                for (int64_t t = 0; t < k; t++) {
-                    const float a = mu - z[t];
-                    acc[t] += a > 0.0f ? a : 0.0f;
-                }
-            }
+    for (int64_t r = r0; r < r1; r++) {
+        const int64_t b = r / (pr * pc), i = (r / pc) % pr, j = r % pc;
+        const uint16_t *row = y + (r - r0) * ld;
+        float *acc = out + (b * 4 + (j >= hc) * 2 + (i >= hr)) * k;
+        float x2 = 0.0f;
+        for (int64_t t = 0; t < d; t++) {
+            const float v = bf16_to_float(row[k + t]) + bias[t];
+            x2 += v * v;
+        }
+        float s = 0.0f;
+        for (int64_t t = 0; t < k; t++) {
+            float v = x2 + cc[t] + bf16_to_float(row[t]);
+            v = sqrtf(v > 0.0f ? v : 0.0f);
+            z[t] = v;
+            s += v;
+        }
+        const float mu = s * inv_k;
+        for (int64_t t = 0; t < k; t++) {
+            const float a = mu - z[t];
+            acc[t] += a > 0.0f ? a : 0.0f;
+        }
     }
 }
 
@@ -105,25 +102,21 @@ void triangle_pool_bf16(const uint16_t *y, int64_t ld, const float *bias, const 
  * quadrant. The nearest minimises cc + x.B (|x|^2 is the same for the whole row); ties go to
  * the first, as torch's argmin. Arguments as triangle_pool_bf16's. */
 void hard_pool_bf16(const uint16_t *y, int64_t ld, const float *cc,
-                    int64_t n, int64_t pr, int64_t pc, int64_t hr, int64_t hc,
+                    int64_t r0, int64_t r1, int64_t pr, int64_t pc, int64_t hr, int64_t hc,
                     int64_t k, float *out)
 {
-    for (int64_t b = 0; b < n; b++) {
-        float *img = out + b * 4 * k;
-        memset(img, 0, (size_t)(4 * k) * sizeof(float));
-        for (int64_t i = 0; i < pr; i++)
-            for (int64_t j = 0; j < pc; j++) {
-                const uint16_t *row = y + ((b * pr + i) * pc + j) * ld;
-                int64_t best = 0;
-                float low = cc[0] + bf16_to_float(row[0]);
-                for (int64_t t = 1; t < k; t++) {
-                    const float v = cc[t] + bf16_to_float(row[t]);
-                    if (v < low) {
-                        low = v;
-                        best = t;
-                    }
-                }
-                img[((j >= hc) * 2 + (i >= hr)) * k + best] += 1.0f;
+    for (int64_t r = r0; r < r1; r++) {
+        const int64_t b = r / (pr * pc), i = (r / pc) % pr, j = r % pc;
+        const uint16_t *row = y + (r - r0) * ld;
+        int64_t best = 0;
+        float low = cc[0] + bf16_to_float(row[0]);
+        for (int64_t t = 1; t < k; t++) {
+            const float v = cc[t] + bf16_to_float(row[t]);
+            if (v < low) {
+                low = v;
+                best = t;
             }
+        }
+        out[(b * 4 + (j >= hc) * 2 + (i >= hr)) * k + best] += 1.0f;
     }
 }
