@@ -49,7 +49,8 @@ def test_fit_writes_centroids_and_record(fitted):
     from luatorch_port.kmeans.coates import FIT_PRECISION
     assert rec["config"]["precision"] == FIT_PRECISION
     stages = rec["results"]["stage_seconds"]
-    assert list(stages) == ["load", "patches", "normalize", "whiten", "iterations", "final", "write"]
+    assert list(stages) == ["load", "patches", "normalize", "whiten", "setup", "iterations", "final",
+                           "write"]
     assert all(v >= 0 for v in stages.values()) and sum(stages.values()) <= rec["results"]["seconds"]
 
 

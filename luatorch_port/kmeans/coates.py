@@ -72,8 +72,8 @@ class CoatesKMeans:
     Attributes after :meth:`fit` (or :meth:`load`): ``centroids_`` (k, d), ``zca_mean_``
     (d,) and ``zca_matrix_`` (d, d) or None, ``objective_`` (list of float),
     ``channels_``; after :meth:`fit` also ``inertia_``, ``reseeded_``, ``rescored_`` and
-    ``seconds_`` (wall seconds of each stage: ``patches``, ``normalize``, ``whiten``,
-    ``iterations``, ``final``).
+    ``seconds_`` (wall seconds of each stage: ``patches``, ``normalize``, ``whiten``, and
+    k-means' ``setup``, ``iterations``, ``final``).
     """
 
     def __init__(self, k: int = COATES_K, rf: int = COATES_RF, n_patches: int = COATES_PATCHES,

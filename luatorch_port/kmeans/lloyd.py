@@ -56,7 +56,8 @@ class KMeansResult:
     inertia : float, the inertia of the final centroids (one more assignment pass).
     counts : int64 (k,) tensor, patches per centroid in that final assignment.
     reseeded : list of int, empty clusters re-seeded in each iteration.
-    seconds : dict, wall seconds of the ``iterations`` and of the ``final`` assignment pass.
+    seconds : dict, wall seconds of the ``setup`` (the start and the stored copies of the
+        patches), the ``iterations`` and the ``final`` assignment pass.
     rescored : list of int, rows of each bf16 assignment (iterations, then the final pass)
         with no positive bf16 score, scored again in fp32; empty in fp32.
     """
@@ -272,6 +273,7 @@ def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
         raise A2Error(f"n_patches={n} should be >= k={k} (and k >= 1)")
     if iterations < 0:
         raise A2Error(f"iterations={iterations} should be >= 0")
+    t = time.perf_counter()
     x = patches.float().contiguous()
     if isinstance(init, torch.Tensor):
         if tuple(init.shape) != (k, d):
@@ -282,7 +284,7 @@ def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
     assigner = _Assigner(x, batch_size, precision)
     result = KMeansResult(centroids=centroids)
     sums = torch.empty(k, d + 1, dtype=torch.float32, device=x.device)
-    t = time.perf_counter()
+    result.seconds["setup"], t = time.perf_counter() - t, time.perf_counter()
     for it in range(iterations):
         objective = assigner.assign(centroids, sums)
         if assigner.bf16:
