@@ -167,7 +167,7 @@ def bench_kmeans(scale, res, peaks, data=None, inertia_seeds=1):
     iterations from Coates' start (randn * 0.1), fp32 against bf16, per seed."""
     from sklearn.cluster import KMeans
 
-    from luatorch_port.kmeans.lloyd import BF16_CHUNK, DEFAULT_CHUNK
+    from luatorch_port.kmeans.lloyd import DEFAULT_CHUNK
     n, k = int(PATCHES * scale), max(16, int(K * scale))
     x = dev_patches(data, n)
     source = f"{data}/extra.t7b (Coates' patches, contrast normalised, ZCA)"
@@ -183,12 +183,11 @@ def bench_kmeans(scale, res, peaks, data=None, inertia_seeds=1):
     ca = np.concatenate([init.numpy(), np.zeros((k, 1), np.float32)], axis=1).T.copy()
     blocks = [(lo, min(lo + DEFAULT_CHUNK, n)) for lo in range(0, n, DEFAULT_CHUNK)]
     xb, cb = torch.from_numpy(xa).to(torch.bfloat16), torch.from_numpy(ca).to(torch.bfloat16)
-    blocks16 = [(lo, min(lo + BF16_CHUNK, n)) for lo in range(0, n, BF16_CHUNK)]
     runs = {"gemm": [], "gemm_bf16": [], "ours": [], "bf16": [], "sklearn": []}   # (wall, CPU) s/iteration
     per_pass = (ITERATIONS + 1) / ITERATIONS
     for _ in range(ROUNDS):                              # alternating rounds; best of each
         runs["gemm"].append(tuple(t * per_pass for t in _gemm_seconds([(xa, ca)], blocks)))
-        runs["gemm_bf16"].append((_bf16_gemm_seconds(xb, cb, blocks16) * per_pass, float("nan")))
+        runs["gemm_bf16"].append((_bf16_gemm_seconds(xb, cb, blocks) * per_pass, float("nan")))
         ours, t, c = _timed_kmeans(x, k, ITERATIONS, init=init)
         runs["ours"].append((t, c))
         ours16, t, c = _timed_kmeans(x, k, ITERATIONS, init=init, precision="bf16")
