@@ -203,21 +203,14 @@ class _Assigner:
         if sums is not None:
             acc = sums.numpy()
             acc.fill(0.0)
-        with threadpool_limits(1, user_api="blas"):
-            if workers == 1:
-                results = map(work, tasks)
-                pool = None
-            else:
-                pool = ThreadPoolExecutor(workers, initializer=single_threaded_openmp)
-                results = pool.map(work, tasks)
-            try:
-                for inertia, part in results:     # in task order: a fixed summation order
-                    total += inertia
-                    if part is not None:
-                        np.add(acc, part, out=acc)
-            finally:
-                if pool is not None:
-                    pool.shutdown()
+        # a pool even for one worker: torch's bf16 GEMM on the calling thread would start an
+        # OpenMP team, whose barriers wait for descheduled threads on a busy machine
+        with threadpool_limits(1, user_api="blas"), \
+                ThreadPoolExecutor(workers, initializer=single_threaded_openmp) as pool:
+            for inertia, part in pool.map(work, tasks):     # in task order: a fixed summation order
+                total += inertia
+                if part is not None:
+                    np.add(acc, part, out=acc)
         self.rescored = sum(rescored)
         if bf16:
             best = np.einsum("ij,ji->", acc, cat, dtype=np.float64)    # Σ_rows x·c − ½‖c‖²
