@@ -175,10 +175,11 @@ class _Assigner:
             lo, hi = task
             buf = getattr(local, "buf", None)
             if buf is None:
-                buf = local.buf = np.empty((chunk, k), np.float32)
                 if bf16:     # the bf16 scores and their bits as int16, one buffer
                     buf = local.buf = torch.empty(chunk, k, dtype=torch.bfloat16)
                     local.keys = buf.view(torch.int16).numpy()
+                else:
+                    buf = local.buf = np.empty((chunk, k), np.float32)
             for s in range(lo, hi, chunk):
                 e = min(s + chunk, hi)
                 if bf16:
@@ -250,9 +251,9 @@ def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
     generator : torch.Generator for the initialisation and re-seeding (CPU generator).
     batch_size : rows per distance GEMM (speed only).
     precision : ``"fp32"`` (default) or ``"bf16"``: on CPU, each patch goes to the argmax of
-        its bf16 scores (fp32 accumulation), at twice the fp32 GEMM's rate; a near tie may go
-        to the second nearest centroid (see the note above :class:`KMeansResult`); the
-        objective and inertia are still exact sums. Other devices use fp32.
+        its bf16 scores (fp32 accumulation); a near tie may go to the second nearest
+        centroid (see the note above :class:`KMeansResult`); the objective and inertia are
+        those of the labels chosen, from the fp32 cluster sums. Other devices use fp32.
     callback : called as ``callback(iteration, objective)`` after each iteration.
 
     Returns
