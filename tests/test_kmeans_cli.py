@@ -46,6 +46,27 @@ def test_fit_writes_centroids_and_record(fitted):
     rec = json.loads(out.with_name("centroids.run.json").read_text())
     assert rec["command"] == "kmeans fit" and rec["seed"] == 3
     assert rec["config"]["k"] == 40 and len(rec["results"]["objective"]) == 5
+    from luatorch_port.kmeans.coates import FIT_PRECISION
+    assert rec["config"]["precision"] == FIT_PRECISION
+    stages = rec["results"]["stage_seconds"]
+    assert list(stages) == ["load", "patches", "normalize", "whiten", "setup", "iterations", "final",
+                           "write"]
+    assert all(v >= 0 for v in stages.values()) and sum(stages.values()) <= rec["results"]["seconds"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fit_precision_option(sample, tmp_path, precision):
+    out = tmp_path / "c.t7"
+    res = CliRunner().invoke(cli, ["kmeans", "fit", "--extra", str(sample / "extra.t7b"),
+                                   "--out", str(out), "--k", "8", "--patches", "1000",
+                                   "--iterations", "2", "--precision", precision, "--quiet"])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(out.with_name("c.run.json").read_text())
+    assert rec["config"]["precision"] == precision
+    assert len(rec["results"]["rescored"]) == (3 if precision == "bf16" else 0)
+    bad = CliRunner().invoke(cli, ["kmeans", "fit", "--extra", str(sample / "extra.t7b"),
+                                   "--out", str(out), "--precision", "fp16"])
+    assert bad.exit_code == 2 and "fp16" in bad.stderr
 
 
 def _eval(sample, centroids, *args):

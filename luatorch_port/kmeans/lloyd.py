@@ -13,7 +13,9 @@ in blocks of ``batch_size`` patches (Coates: 1000); the block size changes only 
 the float rounding of the centroid sums, and on CPU the worker threads' partial sums are
 folded in a fixed order, so a seed gives the same centroids whatever the thread count.
 Neither change can make the objective increase: an empty centroid
-plays no part in the objective of the assignment it was empty in.
+plays no part in the objective of the assignment it was empty in. ``precision="bf16"``
+scores the assignment in bfloat16 (not in Coates): near ties may be broken the other way,
+which moves the path of Lloyd's iterations as little as reordering fp32 sums does.
 """
 
 from __future__ import annotations
@@ -34,16 +36,15 @@ INIT_SCALE = 0.1        # run_kmeans.m: centroids = randn(k, d) * 0.1
 COATES_BATCH = 1000     # run_kmeans.m: BATCH_SIZE = 1000 (the assignment chunk)
 DEFAULT_CHUNK = 512     # rows per GEMM block: a 512 x 1600 score block (3.3 MB) per worker stays in
                         # the L3 for the argmax (speed only)
-BF16_CHUNK = 512
 TASK_ROWS = 8192        # rows per task handed to a worker (one index_add and partial sum each)
 PRECISIONS = ("fp32", "bf16")
-# bf16 assignment: the error of a bf16 score x·c − ½‖c‖² (inputs rounded to 8 significant
-# bits, products summed in fp32, the output rounded to bf16) is at most 2^-8·(‖xa‖·‖ca‖ +
-# |score|) (Cauchy-Schwarz). That worst case rescored 93 % of the rows of whitened 1/f-noise
-# patches; the largest error seen there was 0.34 of it, so a row is rescored exactly in fp32
-# when its top two scores are closer than BF16_SAFETY = 0.5 of the sum of their two bounds.
-BF16_UNIT = 2.0 ** -8
-BF16_SAFETY = 0.5
+# The bf16 assignment takes the argmax of bf16 scores x·c − ½‖c‖² (inputs rounded to 8
+# significant bits, products summed in fp32 by the GEMM, the output rounded to bf16): a patch
+# whose two nearest centroids score within that rounding of each other may go to the second,
+# which costs the objective at most that difference. It moves Lloyd's path by about as much as
+# changing the order of fp32 sums does, and the final inertia stays within 0.01 % of fp32's
+# (docs/kmeans.md, bench-out/kmeans.json). Scoring such near ties again in fp32 keeps fp32's
+# labels but needs the runner-up of every row, which costs as much as the gain.
 
 
 @dataclass
@@ -55,9 +56,10 @@ class KMeansResult:
     inertia : float, the inertia of the final centroids (one more assignment pass).
     counts : int64 (k,) tensor, patches per centroid in that final assignment.
     reseeded : list of int, empty clusters re-seeded in each iteration.
-    seconds : dict, wall seconds of the ``iterations`` and of the ``final`` assignment pass.
-    rescored : list of int, rows rescored in fp32 by each bf16 assignment (iterations, then
-        the final pass); empty in fp32.
+    seconds : dict, wall seconds of the ``setup`` (the start and the stored copies of the
+        patches), the ``iterations`` and the ``final`` assignment pass.
+    rescored : list of int, rows of each bf16 assignment (iterations, then the final pass)
+        with no positive bf16 score, scored again in fp32; empty in fp32.
     """
 
     centroids: torch.Tensor
@@ -99,7 +101,7 @@ class _Assigner:
             raise A2Error(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.precision = precision
         self.bf16 = precision == "bf16" and patches.device.type == "cpu"
-        self.rescored = 0           # rows rescored in fp32 by the last bf16 pass
+        self.rescored = 0           # rows scored again in fp32 by the last bf16 pass
         n, d = patches.shape
         self.n, self.d = n, d
         self.device = patches.device
@@ -110,10 +112,8 @@ class _Assigner:
             torch.from_numpy(np.einsum("ij,ij->i", patches.numpy(), patches.numpy(),
                                        dtype=np.float64))
         self.chunk = max(1, min(chunk, n))
-        self.safety = BF16_SAFETY
         if self.bf16:
             self.xb = self.xa.to(torch.bfloat16)
-            self.xnorm = np.sqrt(self.x2.numpy() + 1.0).astype(np.float32)     # ‖[x, 1]‖
         self.labels = torch.empty(n, dtype=torch.int64, device=self.device)
         self.best = torch.empty(n, dtype=torch.float32, device=self.device)
         self._buf = None
@@ -159,12 +159,9 @@ class _Assigner:
         """
         k = cat.shape[1]
         xa, labels, best, x2 = self.xa.numpy(), self.labels.numpy(), self.best.numpy(), self.x2.numpy()
-        bf16 = self.bf16
-        chunk = min(self.chunk, BF16_CHUNK) if bf16 else self.chunk
+        bf16, chunk = self.bf16, self.chunk
         if bf16:
             cat_b = torch.from_numpy(cat).to(torch.bfloat16)
-            ca = np.ascontiguousarray(cat.T)
-            ca_norm = np.sqrt(np.einsum("ij,ij->i", ca, ca)).astype(np.float32)
             if sums is None:
                 sums = torch.empty(k, self.d + 1, dtype=torch.float32)
         step = max(chunk, TASK_ROWS)
@@ -178,13 +175,16 @@ class _Assigner:
             lo, hi = task
             buf = getattr(local, "buf", None)
             if buf is None:
-                buf = local.buf = (torch.empty(chunk, k, dtype=torch.bfloat16) if bf16
-                                   else np.empty((chunk, k), np.float32))
+                if bf16:     # the bf16 scores and their bits as int16, one buffer
+                    buf = local.buf = torch.empty(chunk, k, dtype=torch.bfloat16)
+                    local.keys = buf.view(torch.int16).numpy()
+                else:
+                    buf = local.buf = np.empty((chunk, k), np.float32)
             for s in range(lo, hi, chunk):
                 e = min(s + chunk, hi)
                 if bf16:
-                    rescored[lo // step] += self._block_bf16(xa, ca, cat, cat_b, ca_norm, s, e,
-                                                             buf[: e - s], rows[: e - s])
+                    rescored[lo // step] += self._block_bf16(cat_b, cat, s, e, buf[: e - s],
+                                                             local.keys[: e - s], rows[: e - s])
                     continue
                 b = buf[: e - s]
                 np.matmul(xa[s:e], cat, out=b)
@@ -204,87 +204,36 @@ class _Assigner:
         if sums is not None:
             acc = sums.numpy()
             acc.fill(0.0)
-        with threadpool_limits(1, user_api="blas"):
-            if workers == 1:
-                results = map(work, tasks)
-                pool = None
-            else:
-                pool = ThreadPoolExecutor(workers, initializer=single_threaded_openmp)
-                results = pool.map(work, tasks)
-            try:
-                for inertia, part in results:     # in task order: a fixed summation order
-                    total += inertia
-                    if part is not None:
-                        np.add(acc, part, out=acc)
-            finally:
-                if pool is not None:
-                    pool.shutdown()
+        # a pool even for one worker: torch's bf16 GEMM on the calling thread would start an
+        # OpenMP team, whose barriers wait for descheduled threads on a busy machine
+        with threadpool_limits(1, user_api="blas"), \
+                ThreadPoolExecutor(workers, initializer=single_threaded_openmp) as pool:
+            for inertia, part in pool.map(work, tasks):     # in task order: a fixed summation order
+                total += inertia
+                if part is not None:
+                    np.add(acc, part, out=acc)
         self.rescored = sum(rescored)
         if bf16:
-            total = max(float(x2.sum()) - 2.0 * float(np.einsum("ij,ij->", acc, ca, dtype=np.float64)), 0.0)
+            best = np.einsum("ij,ji->", acc, cat, dtype=np.float64)    # Σ_rows x·c − ½‖c‖²
+            total = max(float(x2.sum()) - 2.0 * float(best), 0.0)
         return total
 
-    def _block_bf16(self, xa, ca, cat, cat_b, ca_norm, s, e, scores, rows) -> int:
-        """Labels of rows s..e from bf16 scores read as int16 keys; with a safety factor, the
-        rows whose top two are within it times the error bound get the best exact fp32 score
-        among their candidates. Returns the rows rescored.
+    def _block_bf16(self, cat_b, cat, s, e, scores, keys, rows) -> int:
+        """Labels of rows s..e: the argmax of their bf16 scores, read as int16 keys; a row with
+        no positive score is scored again in fp32. Returns the number of such rows.
 
         A positive bf16 number's bits, read as an int16, order like the number, and every
         negative one reads as a negative int16, so numpy's vectorised int16 argmax finds the
-        largest positive score without converting the block to fp32 (torch's max over bf16
-        costs as much as the GEMM). A row whose best key is not positive (every score <= 0)
-        is rescored in full; a second key that is not positive bounds the second score by 0.
+        largest positive score without converting the block (torch's max over bf16 costs as
+        much as the GEMM).
         """
         torch.matmul(self.xb[s:e], cat_b, out=scores)
-        keys = scores.view(torch.int16).numpy()
         lab = self.labels.numpy()[s:e]
         np.argmax(keys, axis=1, out=lab)
-        k1 = keys[rows, lab]
-        if self.safety is None:
-            close = np.flatnonzero(k1 <= 0)
-            if close.size:
-                lab[close] = np.argmax(xa[s + close] @ cat, axis=1)
-            return int(close.size)
-        keys[rows, lab] = np.int16(-32768)
-        i2 = np.argmax(keys, axis=1)
-        k2 = keys[rows, i2]
-        keys[rows, lab] = k1
-        v1, v2 = _bf16_value(k1), _bf16_value(np.maximum(k2, 0))
-        # how far below the best bf16 score the runner-up may score and still be the nearest:
-        # the sum of the two scores' error bounds, times the safety factor
-        slack = self.safety * BF16_UNIT * (self.xnorm[s:e] * (ca_norm[lab] + ca_norm[i2])
-                                           + 2.0 * np.abs(v1))
-        close = np.flatnonzero((v1 - v2 <= slack) | (k1 <= 0))
-        if close.size:
-            self._rescore(xa, ca, cat, keys, s, close, v1[close] - slack[close], lab)
-        return int(close.size)
-
-    @staticmethod
-    def _rescore(xa, ca, cat, keys, s, close, floor, lab):
-        """``lab[close]``: the best exact fp32 score among the centroids whose bf16 score is at
-        least ``floor`` (every centroid where ``floor`` is not positive), the lowest index
-        among equals (as argmax)."""
-        full = floor <= 0
-        if full.any():
-            rows = close[full]
-            lab[rows] = np.argmax(xa[s + rows] @ cat, axis=1)
-            close, floor = close[~full], floor[~full]
-            if not close.size:
-                return
-        # a positive float's bits truncated to bf16: a key at or below the floor
-        fkey = (floor.astype(np.float32).view(np.int32) >> 16).astype(np.int16)
-        r, j = np.nonzero(keys[close] >= fkey[:, None])
-        exact = np.einsum("ij,ij->i", xa[s + close[r]], ca[j])
-        starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-        top = np.maximum.reduceat(exact, starts)
-        first = np.flatnonzero(exact == np.repeat(top, np.diff(np.r_[starts, r.size])))
-        rows, at = np.unique(r[first], return_index=True)
-        lab[close[rows]] = j[first[at]]
-
-
-def _bf16_value(keys: np.ndarray) -> np.ndarray:
-    """float32 values of bf16 numbers given as their int16 bits."""
-    return (keys.astype(np.int32) << 16).view(np.float32)
+        redo = np.flatnonzero(keys[rows, lab] <= 0)
+        if redo.size:
+            lab[redo] = np.argmax(self.xa.numpy()[s + redo] @ cat, axis=1)
+        return int(redo.size)
 
 
 def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
@@ -301,9 +250,10 @@ def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
     init : ``"randn"`` (Coates), ``"patches"`` or a (k, d) tensor of starting centroids.
     generator : torch.Generator for the initialisation and re-seeding (CPU generator).
     batch_size : rows per distance GEMM (speed only).
-    precision : ``"fp32"`` (default) or ``"bf16"``: on CPU, the assignment scores in bf16 with
-        an exact fp32 rescoring of the rows whose top two scores are within the bf16 error
-        bound (:data:`BF16_UNIT`), so the labels match fp32's; other devices use fp32.
+    precision : ``"fp32"`` (default) or ``"bf16"``: on CPU, each patch goes to the argmax of
+        its bf16 scores (fp32 accumulation); a near tie may go to the second nearest
+        centroid (see the note above :class:`KMeansResult`); the objective and inertia are
+        those of the labels chosen, from the fp32 cluster sums. Other devices use fp32.
     callback : called as ``callback(iteration, objective)`` after each iteration.
 
     Returns
@@ -317,6 +267,7 @@ def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
         raise A2Error(f"n_patches={n} should be >= k={k} (and k >= 1)")
     if iterations < 0:
         raise A2Error(f"iterations={iterations} should be >= 0")
+    t = time.perf_counter()
     x = patches.float().contiguous()
     if isinstance(init, torch.Tensor):
         if tuple(init.shape) != (k, d):
@@ -327,7 +278,7 @@ def run_kmeans(patches: torch.Tensor, k: int, iterations: int = 50, *,
     assigner = _Assigner(x, batch_size, precision)
     result = KMeansResult(centroids=centroids)
     sums = torch.empty(k, d + 1, dtype=torch.float32, device=x.device)
-    t = time.perf_counter()
+    result.seconds["setup"], t = time.perf_counter() - t, time.perf_counter()
     for it in range(iterations):
         objective = assigner.assign(centroids, sums)
         if assigner.bf16:
