@@ -61,8 +61,8 @@ def _preset_help(text, key):
               help=_preset_help("Use N images of --extra drawn at random (seeded).", "limit"))
 @click.option("--precision", type=click.Choice(FIT_PRECISIONS), default=FIT_PRECISION,
               show_default=True,
-              help="k-means assignment scores: bf16 GEMM (fp32 accumulation; exact fp32 "
-                   "rescoring of near ties) or fp32 throughout (see docs/kmeans.md).")
+              help="k-means assignment scores: fp32, or a bf16 GEMM with fp32 accumulation "
+                   "(faster; near ties may go to the other centroid: see docs/kmeans.md).")
 @seed_option()
 @device_option()
 @quiet_option()

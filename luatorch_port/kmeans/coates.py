@@ -35,7 +35,7 @@ COATES_RF = 6            # kmeans_demo.m: rfSize = 6
 COATES_PATCHES = 400000  # kmeans_demo.m: numPatches = 400000
 COATES_ITERATIONS = 50   # kmeans_demo.m: run_kmeans(patches, numCentroids, 50)
 SAMPLINGS = ("random", "grid")
-FIT_PRECISION = "bf16"   # the k-means assignment's scores (see lloyd.run_kmeans and docs/kmeans.md)
+FIT_PRECISION = "fp32"   # the k-means assignment's scores (see lloyd.run_kmeans and docs/kmeans.md)
 
 # The two settings `a2 kmeans fit --preset` names. "coates": kmeans_demo.m with Coates et al.'s
 # STL-10 downsampling; every image of the file, patch i from image i mod N at a random place.
@@ -66,7 +66,7 @@ class CoatesKMeans:
         or ``"hard"``. stride : step between encoded patches (1, Coates). sampling : training
         patches at ``"random"`` places (Coates) or every patch of the stride ``"grid"``
         (the report), of which ``n_patches`` are kept at random. precision : the k-means
-        assignment's scores, ``"bf16"`` (default, :data:`FIT_PRECISION`) or ``"fp32"``
+        assignment's scores, ``"fp32"`` (default, :data:`FIT_PRECISION`) or ``"bf16"``
         (see :func:`~luatorch_port.kmeans.lloyd.run_kmeans`).
 
     Attributes after :meth:`fit` (or :meth:`load`): ``centroids_`` (k, d), ``zca_mean_``

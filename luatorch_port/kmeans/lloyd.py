@@ -15,7 +15,7 @@ folded in a fixed order, so a seed gives the same centroids whatever the thread 
 Neither change can make the objective increase: an empty centroid
 plays no part in the objective of the assignment it was empty in. ``precision="bf16"``
 scores the assignment in bfloat16 (not in Coates): near ties may be broken the other way,
-which moves the path of Lloyd's iterations as little as reordering fp32 sums does.
+which moves the path of Lloyd's iterations.
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ PRECISIONS = ("fp32", "bf16")
 # The bf16 assignment takes the argmax of bf16 scores x·c − ½‖c‖² (inputs rounded to 8
 # significant bits, products summed in fp32 by the GEMM, the output rounded to bf16): a patch
 # whose two nearest centroids score within that rounding of each other may go to the second,
-# which costs the objective at most that difference. It moves Lloyd's path by about as much as
-# changing the order of fp32 sums does, and the final inertia stays within 0.01 % of fp32's
-# (docs/kmeans.md, bench-out/kmeans.json). Scoring such near ties again in fp32 keeps fp32's
-# labels but needs the runner-up of every row, which costs as much as the gain.
+# which costs the objective at most that difference, but moves Lloyd's path: the final
+# inertia is not fp32's, only close to it (docs/kmeans.md, bench-out/kmeans.json). Scoring
+# such near ties again in fp32 keeps fp32's labels but needs the runner-up of every row,
+# which costs as much as the gain.
 
 
 @dataclass
