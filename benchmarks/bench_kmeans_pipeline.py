@@ -10,7 +10,7 @@ encoding GEMMs at the fp32 GEMM peak measured in the same run. ``--sklearn`` add
 scikit-learn transcription of the classification on the same features (StandardScaler +
 LinearSVC over the same C grid, C chosen on val), which takes many minutes.
 
-    python benchmarks/bench_kmeans_pipeline.py [--data DIR] [--sklearn]
+    python benchmarks/bench_kmeans_pipeline.py [--data DIR] [--sklearn] [--fit-precision bf16]
 
 Results: bench-out/kmeans_pipeline.json.
 """
@@ -74,6 +74,8 @@ def main(argv=None):
     ap.add_argument("--selftrain", action="store_true",
                     help="also 2.4: a2 pseudolabel train --learner kmeans on the same centroids "
                          "(3 rounds of 10 %% of extra, C on val) against k-means alone")
+    ap.add_argument("--fit-precision", choices=("fp32", "bf16"), default=None,
+                    help="a2 kmeans fit --precision (default: the command's own default)")
     args = ap.parse_args(argv)
     res = Result("kmeans_pipeline")
     d = args.data
@@ -91,7 +93,9 @@ def main(argv=None):
     cents = work / "centroids.t7"
     splits = ["--train", d / "train.t7b", "--test", d / "test.t7b"]
     smoke = ["--k", 16, "--patches", 2000, "--iterations", 2] if args.smoke else []
-    t_fit = a2("kmeans", "fit", "--extra", d / "extra.t7b", "--out", cents, "--quiet", *smoke)
+    precision = ["--precision", args.fit_precision] if args.fit_precision else []
+    t_fit = a2("kmeans", "fit", "--extra", d / "extra.t7b", "--out", cents, "--quiet", *smoke,
+               *precision)
     t_eval = a2("kmeans", "eval", "--centroids", cents, *splits, "--val", d / "val.t7b",
                 "--svm-out", work / "auto.svm.t7", "--quiet")
     auto = json.loads((work / "auto.svm.run.json").read_text())["results"]

@@ -26,9 +26,11 @@ def _bench(script, tmp_path, *args):
 @pytest.mark.slow
 def test_kmeans_pipeline_benchmark_reads_the_commands_records(sample_data, tmp_path):
     data = sample_data(image_size=32, per_class=18)
-    _bench("bench_kmeans_pipeline.py", tmp_path, "--smoke", "--selftrain", "--data", data)
+    _bench("bench_kmeans_pipeline.py", tmp_path, "--smoke", "--selftrain", "--data", data,
+           "--fit-precision", "bf16")
     out = json.loads((tmp_path / "bench-out" / "kmeans_pipeline.json").read_text())
     assert "auto.test_accuracy" in out["figures"] and "selftrain.test_accuracy" in out["figures"]
+    assert out["figures"]["fit_seconds"]["precision"] == "bf16"
 
 
 @pytest.mark.slow
