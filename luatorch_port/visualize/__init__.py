@@ -2,5 +2,5 @@
 
 Modules, one way down: :mod:`figures` (Lua image.toDisplayTensor and friends, PNG writers),
 :mod:`pca`, :mod:`tsne_exact` (exact-gradient t-SNE), :mod:`tsne` (the embedding),
-:mod:`features` (what is embedded), :mod:`run` (``a2 tsne``).
+:mod:`features` (what is embedded), :mod:`scatter` (the t-SNE scatter, Pillow), :mod:`run` (``a2 tsne``).
 """

@@ -1,7 +1,7 @@
 """The t-SNE scatter (report 3.2): 2-D points coloured by class, drawn with Pillow.
 
 Drawn without matplotlib on purpose: importing matplotlib costs more than the whole drawing
-(docs/visualize.md measures both), and ``a2 tsne`` draws one figure. The look follows
+(docs/visualize.md), and ``a2 tsne`` draws one figure. The look follows
 matplotlib's scatter of the same points: ``tab10`` colours, axes autoscaled with a 5 %
 margin on each side (independently per axis), no ticks, a framed legend of class names in the
 corner of the axes that covers the fewest points (matplotlib's ``loc="best"`` criterion,
