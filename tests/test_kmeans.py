@@ -25,6 +25,16 @@ def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
+def _image_case(g, n_images, size, rf, n_sample, whiten=True):
+    """Random 3-channel images and the contrast-normalised patch sample (and its ZCA, when
+    ``whiten``) that the encoder tests share: ``(images, sample, mean, p)``."""
+    images = torch.randint(0, 256, (n_images, 3, size, size), generator=g).float()
+    sample = random_patches(images, n_sample, rf, generator=g)
+    contrast_normalize(sample, out=sample)
+    m, p = fit_zca(sample) if whiten else (None, None)
+    return images, sample, m, p
+
+
 def _patches(n=500, d=27, seed=0):
     return torch.rand(n, d, generator=_gen(seed), dtype=torch.float64).float() * 255
 
@@ -243,12 +253,9 @@ def np_extract_features(images, centroids, rf, m, p, encoder="triangle", stride=
     ("hard", False, 13, 30, 4),         # 0, 4, 8: 3x3
 ])
 def test_encode_matches_extract_features_transcription(encoder, whiten, size, chunk_rows, stride):
-    g = _gen(7)
-    images = torch.randint(0, 256, (3, 3, size, size), generator=g).float()
     rf, k = 4, 6
-    sample = random_patches(images, 400, rf, generator=g)
-    contrast_normalize(sample, out=sample)
-    m, p = fit_zca(sample) if whiten else (None, None)
+    g = _gen(7)
+    images, sample, m, p = _image_case(g, 3, size, rf, 400, whiten)
     cents = torch.randn(k, 3 * rf * rf, generator=g)
     got = encode(images, cents, rf, m, p, encoder=encoder, chunk_rows=chunk_rows, stride=stride,
                  precision="fp32")
@@ -277,12 +284,9 @@ def test_encode_rounding_negative_distances_give_zero_not_nan():
     # Centroids equal to some of the images' own whitened patches (computed as the encoder
     # does, in float32): their distance² rounds to tiny values of either sign, and the rows
     # holding a negative one take the encoder's recomputation path.
-    g = _gen(5)
-    images = torch.randint(0, 256, (4, 3, 8, 8), generator=g).float()
     rf = 4
-    sample = random_patches(images, 400, rf, generator=g)
-    contrast_normalize(sample, out=sample)
-    m, p = fit_zca(sample)
+    g = _gen(5)
+    images, sample, m, p = _image_case(g, 4, 8, rf, 400)
     win = np.lib.stride_tricks.sliding_window_view(images.numpy(), (rf, rf), axis=(2, 3))
     x = win.transpose(0, 2, 3, 1, 4, 5).reshape(-1, 48)
     x = x - x.mean(1, keepdims=True)
@@ -463,12 +467,9 @@ def test_fused_contrast_patches_are_the_torch_patches_in_bf16(size, rf, stride):
     (True, 12, 4096, 1), (False, 11, 40, 1), (True, 14, 4096, 3), (True, 9, 16, 2)])
 def test_fused_bf16_triangle_matches_extract_features_transcription(whiten, size, chunk_rows, stride):
     _kernels_or_skip()
-    g = _gen(32)
-    images = torch.randint(0, 256, (4, 3, size, size), generator=g).float()
     rf, k = 4, 24
-    sample = random_patches(images, 600, rf, generator=g)
-    contrast_normalize(sample, out=sample)
-    m, p = fit_zca(sample) if whiten else (None, None)
+    g = _gen(32)
+    images, sample, m, p = _image_case(g, 4, size, rf, 600, whiten)
     cents = sample[torch.randperm(600, generator=g)[:k]].clone()
     got = encode(images, cents, rf, m, p, chunk_rows=chunk_rows, stride=stride, precision="bf16")
     expect = torch.from_numpy(np_extract_features(
