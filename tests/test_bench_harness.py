@@ -70,3 +70,16 @@ def test_gemm_peak_record():
     peak = harness.gemm_peak_gflops(n=64, rounds=3)
     assert peak["n"] == 64 and peak["rounds"] == 3 and peak["threads"] == torch.get_num_threads()
     assert math.isfinite(peak["gflops"]) and peak["gflops"] >= peak["median_gflops"] > 0
+
+
+def test_make_bench_runs_every_bench_script_without_arguments():
+    """`make bench` runs each benchmarks/bench_*.py with no arguments (but the two long
+    accuracy runs it skips): none of them may require one."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    makefile = (root / "Makefile").read_text()
+    for script in sorted((root / "benchmarks").glob("bench_*.py")):
+        if f"*{script.name}" in makefile:   # skipped by the make bench loop
+            continue
+        assert "required=True" not in script.read_text(), f"{script.name} needs an argument"

@@ -7,7 +7,7 @@ by ``a2 kmeans fit`` (once; the features are cached beside the result), then run
 ``fit_svm(C="auto")`` (the C grid on val, the refit on train + val, as ``a2 kmeans eval``)
 and one fit at Coates' C = 100 with each solver. Result: bench-out/svm_real.json.
 
-    python benchmarks/bench_svm_real.py --data DIR --centroids centroids.t7
+    python benchmarks/svm_accuracy.py --data DIR --centroids centroids.t7
 """
 
 from __future__ import annotations
