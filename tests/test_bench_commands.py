@@ -34,11 +34,26 @@ def test_kmeans_pipeline_benchmark_reads_the_commands_records(sample_data, tmp_p
 
 
 @pytest.mark.slow
+def test_kmeans_benchmark_writes_every_figure_and_one_inertia_pair_per_seed(sample_data, tmp_path):
+    data = sample_data(image_size=32, per_class=None)
+    _bench("bench_kmeans.py", tmp_path, "--scale", 0.02, "--data", data, "--inertia-seeds", 2)
+    figures = json.loads((tmp_path / "bench-out" / "kmeans.json").read_text())["figures"]
+    for name in ("kmeans.bf16_seconds_per_iteration", "encode.bf16_rate", "svm.one_fit_seconds",
+                 "svm.grid_seconds"):
+        assert "value" in figures[name], name
+    assert {f"kmeans.inertia_50.seed{s}.{p}" for s in (0, 1) for p in ("fp32", "bf16")} <= set(figures)
+    assert len(figures["kmeans.bf16_seconds_per_iteration"]["inertia_rel_diff_50"]) == 2
+    assert f"patches: {data / 'extra.t7b'}" in figures["kmeans.bf16_seconds_per_iteration"]["note"]
+
+
+@pytest.mark.slow
 def test_tsne_benchmark_reads_the_commands_record(sample_data, tmp_path):
     data = sample_data(image_size=32, per_class=None)  # 100 val images: enough for perplexity 30
-    _bench("bench_tsne.py", tmp_path, "--data", data / "val.t7b", "--rounds", 1)
+    _bench("bench_tsne.py", tmp_path, "--data", data / "val.t7b", "--rounds", 1, "--compare", ROOT)
     out = json.loads((tmp_path / "bench-out" / "tsne.json").read_text())
     assert out["figures"], out
+    # --compare: the other checkout's command timed in the same rounds (here this checkout again)
+    assert out["context"]["compare"] == str(ROOT) and "value" in out["figures"]["a2_tsne_compare_wall"]
 
 
 @pytest.mark.slow
