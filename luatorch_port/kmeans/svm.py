@@ -385,10 +385,17 @@ def refit_in_span(m: int, v: int, d: int, k: int, evaluations: int) -> bool:
     return border + evaluations * 2 * n * n * k < evaluations * 4 * n * (d + 1) * k
 
 
+def check_solver(solver: str) -> None:
+    """:class:`A2Error` unless ``solver`` is one of :data:`SOLVERS`."""
+    if solver not in SOLVERS:
+        raise A2Error(f"solver should be one of {', '.join(SOLVERS)}, got {solver!r}")
+
+
 def row_span(x: torch.Tensor, solver: str = "auto") -> RowSpan | None:
     """The :class:`RowSpan` of standardised features x for ``solver`` (see :class:`L2SVM`),
     or None to solve on the features (``"features"``, or ``"auto"`` where :func:`use_span`
     says no or the rows are linearly dependent)."""
+    check_solver(solver)
     if solver == "features" or (solver == "auto" and not use_span(*x.shape)):
         return None
     try:
@@ -428,8 +435,7 @@ class L2SVM:
                  history: int = LBFGS_HISTORY, solver: str = "auto"):
         if C <= 0:
             raise A2Error(f"C={C} should be > 0")
-        if solver not in SOLVERS:
-            raise A2Error(f"solver should be one of {', '.join(SOLVERS)}, got {solver!r}")
+        check_solver(solver)
         self.C = C
         self.max_iter = max_iter
         self.tol = tol
@@ -639,8 +645,6 @@ def _select_C(train_features, train_labels, val_features, val_labels, grid, *, n
         n_classes = int(max(int(train_labels.max()), int(val_labels.max()))) + 1
     st = Standardizer().fit(train_features)
     xtr, xval = st.transform(train_features), st.transform(val_features)
-    if svm_options.get("solver", "auto") not in SOLVERS:
-        raise A2Error(f"solver should be one of {', '.join(SOLVERS)}, got {svm_options['solver']!r}")
     span = row_span(xtr, svm_options.get("solver", "auto"))
     curve, svms, prev = [], {}, None
     for c in grid:
